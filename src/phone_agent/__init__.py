@@ -1,0 +1,3 @@
+"""phone-agent: an open-source AI phone receptionist."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The admin page (/admin), its login, and the /admin-status snapshot."""

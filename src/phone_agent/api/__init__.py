@@ -1,0 +1,1 @@
+"""Thin HTTP and websocket edges, one router per resource."""

@@ -1,0 +1,79 @@
+"""``create_app(settings, role)``: the FastAPI app of one role. The lifespan owns stores and clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from loguru import logger
+
+from phone_agent import __version__
+from phone_agent.admin import status as admin_status
+from phone_agent.api import health
+from phone_agent.config import Role, Settings
+from phone_agent.errors import PhoneAgentError
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import is_sqlite
+from phone_agent.storage.migrate import upgrade
+
+
+def routers_for(role: Role) -> list[APIRouter]:
+    """The HTTP/websocket routes one role serves ('all' serves every role's)."""
+    common = [health.router]
+    orchestrator = [admin_status.router]
+    voice_bridge: list[APIRouter] = []
+    memory: list[APIRouter] = []
+    by_role = {
+        "orchestrator": orchestrator,
+        "voice-bridge": voice_bridge,
+        "memory": memory,
+        "all": orchestrator + voice_bridge + memory,
+    }
+    return common + by_role[role]
+
+
+def create_app(
+    settings: Settings,
+    role: Role = "all",
+    *,
+    migrate: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """Build the app for ``role``.
+
+    Args:
+        settings: the one Settings object, passed down to everything.
+        role: all | orchestrator | voice-bridge | memory.
+        migrate: apply migrations on start; default: only for the embedded SQLite database.
+        env: the environment the settings came from (for child components that need it).
+    """
+    runtime = Runtime.create(settings, role, env)
+    should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if should_migrate:
+            await upgrade(runtime.engine)
+        await runtime.apply_overrides()
+        logger.info(
+            "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
+        )
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title="phone-agent", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(PhoneAgentError)
+    async def phone_agent_error(_request: Request, exc: PhoneAgentError) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=exc.status_code
+        )
+
+    for router in routers_for(role):
+        app.include_router(router)
+    return app

@@ -1,0 +1,161 @@
+"""The ``phone-agent`` command line: serve, config, db (more commands join as features land)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from phone_agent import __version__
+from phone_agent.config import ROLES, Role, Settings, load_settings
+from phone_agent.errors import ConfigError, PhoneAgentError
+
+app = typer.Typer(
+    help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+config_app = typer.Typer(help="Show the configuration and where each value comes from.")
+db_app = typer.Typer(help="Database migrations.")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-paragraph error (no traceback) and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    """Load Settings from config.json + env; a bad config exits 2 with a clear message."""
+    try:
+        return load_settings(os.environ)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+async def _settings_with_overrides(settings: Settings) -> Settings:
+    """Settings plus the admin overrides stored in the database (if it exists and is migrated)."""
+    from phone_agent.runtime import Runtime
+
+    runtime = Runtime.create(settings, "all")
+    try:
+        return await runtime.apply_overrides()
+    except Exception:  # no database yet: show what config.json + env give
+        return settings
+    finally:
+        await runtime.close()
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"phone-agent {__version__}")
+
+
+@app.command()
+def serve(
+    role: Annotated[str, typer.Option(help="all | orchestrator | voice-bridge | memory")] = "all",
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the role's port).")] = None,
+    migrate: Annotated[bool | None, typer.Option(help="Apply migrations on start.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (uvicorn).")] = 1,
+) -> None:
+    """Run the agent. With no configuration: everything in one process on the embedded database."""
+    import uvicorn
+
+    from phone_agent.app import create_app
+    from phone_agent.ops.logging import setup_logging
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}.")
+    settings = settings_or_exit()
+    setup_logging(settings)
+    chosen: Role = role  # type: ignore[assignment]
+    bind_port = port or settings.port_for(chosen)
+    started = time.perf_counter()
+    try:
+        application = create_app(settings, chosen, migrate=migrate, env=os.environ)
+    except PhoneAgentError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"phone-agent {__version__}: role={role} on http://{host or settings.host}:{bind_port} "
+        f"(app built in {1000 * (time.perf_counter() - started):.0f} ms)",
+        highlight=False,
+    )
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=bind_port,
+        log_config=None,
+        ws_per_message_deflate=False,
+        workers=workers if workers == 1 else None,
+    )
+
+
+@config_app.command("show")
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print every setting with its value and source (secrets masked)."""
+    settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
+    rows = settings.public_view()
+    if as_json:
+        console.print_json(json.dumps({"config_file": settings.config_file, "settings": rows}))
+        return
+    table = Table(title=f"phone-agent settings (config file: {settings.config_file or 'none'})")
+    for column in ("setting", "value", "source", "env"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], _shown(row["value"]), row["source"], row["env"])
+    console.print(table)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (SQLite or PostgreSQL from DATABASE_URL)."""
+    from phone_agent.storage.db import create_engine
+    from phone_agent.storage.migrate import current_revision, upgrade
+
+    settings = settings_or_exit()
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine, revision)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        now = asyncio.run(run())
+    except PhoneAgentError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"database_url: cannot reach the database ({exc}).", 1) from None
+    console.print(f"database at revision {now}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

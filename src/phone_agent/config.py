@@ -1,0 +1,395 @@
+"""One Settings object, layered: defaults < config.json < environment < admin overrides.
+
+Every value remembers where it came from (``Settings.sources``), so the CLI, the admin page and
+``/admin-status`` can show an operator exactly why a value is what it is. Secrets are ``SecretStr``
+and are only ever shown masked (``mask_secret``).
+
+The loader takes its environment as an argument (Starlette's habit): tests pass their own, and no
+module reads ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from phone_agent.errors import ConfigError
+
+Source = Literal["default", "config.json", "env", "admin"]
+Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
+ROLES: tuple[Role, ...] = ("all", "orchestrator", "voice-bridge", "memory")
+
+CONFIG_PATH_ENV = "PHONE_AGENT_CONFIG"
+ENV_PREFIX = "PHONE_AGENT_"
+
+# Fields that are also read from their well-known, unprefixed provider variable.
+WELL_KNOWN_ENV = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "elevenlabs_api_key": "ELEVENLABS_API_KEY",
+    "elevenlabs_voice_id": "ELEVENLABS_VOICE_ID",
+    "deepgram_api_key": "DEEPGRAM_API_KEY",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_phone_number": "TWILIO_PHONE_NUMBER",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "public_url": "PUBLIC_URL",
+    "admin_password": "ADMIN_PASSWORD",
+}
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a friendly, efficient receptionist answering the phone. Keep answers short (one or two "
+    "sentences), speak naturally, never use lists or markdown. Answer from the business facts and "
+    "knowledge you are given; if you do not know, offer to take a message or book a call-back. "
+    "Ask for the caller's name if you do not know it."
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of phone-agent. Build with ``load_settings``; never at import time."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    # --- LLM -------------------------------------------------------------------------------
+    llm_provider: Literal["openai", "openai-compatible"] = Field(
+        "openai", description="LLM provider: openai, or any OpenAI-compatible server."
+    )
+    llm_base_url: str = Field(
+        "https://api.openai.com/v1", description="Base URL of the chat completions API."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Chat model used by the brain.")
+    llm_temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature (0-2).")
+    llm_secondary_base_url: str | None = Field(
+        None, description="Secondary OpenAI-compatible endpoint used when the primary fails."
+    )
+    llm_secondary_model: str | None = Field(None, description="Model name on the secondary endpoint.")
+    llm_secondary_api_key: SecretStr | None = Field(None, description="API key of the secondary endpoint.")
+    llm_first_token_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for the first token before failing over."
+    )
+    llm_mode: Literal["pipeline", "realtime"] = Field(
+        "pipeline", description="pipeline = STT+LLM+TTS; realtime = OpenAI speech-to-speech."
+    )
+    realtime_model: str = Field("gpt-realtime", description="Model used in realtime mode.")
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key (chat, STT, embeddings).")
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="Base URL for OpenAI STT, embeddings and realtime."
+    )
+
+    # --- STT -------------------------------------------------------------------------------
+    stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
+    stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
+    deepgram_api_key: SecretStr | None = Field(None, description="Deepgram API key.")
+    deepgram_base_url: str = Field("wss://api.deepgram.com", description="Deepgram streaming base URL.")
+
+    # --- TTS -------------------------------------------------------------------------------
+    elevenlabs_api_key: SecretStr | None = Field(None, description="ElevenLabs API key.")
+    elevenlabs_voice_id: str = Field("21m00Tcm4TlvDq8ikWAM", description="ElevenLabs voice id.")
+    elevenlabs_base_url: str = Field("https://api.elevenlabs.io", description="ElevenLabs API base URL.")
+    tts_model: str = Field("eleven_flash_v2_5", description="ElevenLabs model id.")
+    tts_stability: float = Field(0.5, ge=0.0, le=1.0, description="ElevenLabs voice stability (0-1).")
+    tts_similarity: float = Field(
+        0.75, ge=0.0, le=1.0, description="ElevenLabs similarity boost / clarity (0-1)."
+    )
+    tts_style: float = Field(0.0, ge=0.0, le=1.0, description="ElevenLabs style exaggeration (0-1).")
+    tts_speed: float = Field(1.0, ge=0.7, le=1.2, description="Speaking speed (0.7-1.2).")
+    tts_fallback_provider: Literal["openai", "none"] = Field(
+        "openai", description="Voice used when ElevenLabs fails: openai TTS, or none."
+    )
+    tts_fallback_voice: str = Field("alloy", description="Voice name of the fallback TTS.")
+
+    # --- Persona ---------------------------------------------------------------------------
+    agent_name: str = Field("Ava", min_length=1, description="The agent's name, spoken to callers.")
+    business_name: str = Field("our office", min_length=1, description="The business's name.")
+    instructions: str = Field(DEFAULT_INSTRUCTIONS, description="Personality and instructions for the LLM.")
+    greeting: str = Field(
+        "Hello, thanks for calling {business_name}. This is {agent_name}. How can I help you today?",
+        description="First sentence spoken to a new caller ({business_name}, {agent_name}).",
+    )
+    returning_greeting: str = Field(
+        "Hi {caller_name}, welcome back to {business_name}. This is {agent_name}. How can I help?",
+        description="Greeting for a caller known by name ({caller_name} also available).",
+    )
+    business_facts: str = Field("", description="Business facts the agent may always quote.")
+    business_hours: str = Field(
+        "Mon-Fri 09:00-17:00", description="Opening hours, e.g. 'Mon-Fri 09:00-17:00; Sat 10:00-12:00'."
+    )
+    timezone: str = Field("America/New_York", description="IANA time zone of the business.")
+    handoff_number: str | None = Field(None, description="Human to transfer calls to (E.164).")
+    owner_sms_number: str | None = Field(None, description="Number that receives messages by SMS (E.164).")
+
+    # --- Memory ----------------------------------------------------------------------------
+    memory_backend: Literal["local", "http"] = Field(
+        "local", description="local = in-process store; http = the memory service at memory_url."
+    )
+    memory_url: str = Field("http://127.0.0.1:8100", description="URL of the memory service (http mode).")
+    memory_service_token: SecretStr | None = Field(None, description="Bearer token of the memory service.")
+    memory_retention_days: int = Field(
+        365, ge=0, description="Delete caller data older than this many days (0 = keep)."
+    )
+    embeddings_model: str = Field("text-embedding-3-small", description="OpenAI embeddings model.")
+    embeddings_enabled: bool = Field(
+        True, description="Use embeddings for hybrid search when an OpenAI key is set."
+    )
+
+    # --- Telephony -------------------------------------------------------------------------
+    public_url: str | None = Field(
+        None, description="Public https URL Twilio reaches, e.g. https://agent.example.com."
+    )
+    twilio_account_sid: str | None = Field(None, description="Twilio Account SID (AC...).")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (signs webhooks).")
+    twilio_phone_number: str | None = Field(None, description="The Twilio number callers dial (E.164).")
+    twilio_api_base_url: str = Field("https://api.twilio.com", description="Twilio REST API base URL.")
+    voice_bridge_url: str | None = Field(
+        None, description="Public wss URL of the media stream; default PUBLIC_URL/media-stream."
+    )
+    stream_token_ttl_seconds: int = Field(300, gt=0, description="Lifetime of the signed media-stream token.")
+
+    # --- Storage and services --------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/phone-agent.db",
+        description="SQLAlchemy URL: embedded SQLite by default, postgresql+asyncpg://... in production.",
+    )
+    data_dir: str = Field("./data", description="Directory for the embedded database and local files.")
+    redis_url: str | None = Field(None, description="Redis URL for cross-process call control.")
+
+    # --- Admin and API ---------------------------------------------------------------------
+    admin_password: SecretStr | None = Field(None, description="Password of the admin page.")
+    admin_status_token: SecretStr | None = Field(None, description="Token that may read /admin-status.")
+    api_key: SecretStr | None = Field(None, description="Bearer key for /v1/chat/completions.")
+    session_secret: SecretStr | None = Field(
+        None, description="Key that signs admin sessions and stream tokens (generated if unset)."
+    )
+    max_upload_mb: int = Field(20, gt=0, description="Largest accepted upload in MB.")
+
+    # --- Processes -------------------------------------------------------------------------
+    host: str = Field("0.0.0.0", description="Interface the server binds.")
+    orchestrator_port: int = Field(5000, ge=1, le=65535, description="Port of the orchestrator (and 'all').")
+    backend_port: int = Field(8001, ge=1, le=65535, description="Port reserved for the brain API backend.")
+    memory_port: int = Field(8100, ge=1, le=65535, description="Port of the memory service.")
+    voice_bridge_port: int = Field(9100, ge=1, le=65535, description="Port of the voice bridge.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    # Where every value came from; filled in by load_settings.
+    sources: dict[str, Source] = Field(default_factory=dict, exclude=True, description="Value sources.")
+    config_file: str | None = Field(None, exclude=True, description="The config.json that was read.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only explicit values: layering is done by ``load_settings`` so every source is tracked."""
+        return (init_settings,)
+
+    @field_validator("public_url", "voice_bridge_url", "memory_url", "llm_base_url", "openai_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.strip().rstrip("/")
+            if "://" not in value or value.split("://", 1)[0] not in ("http", "https", "ws", "wss"):
+                raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
+        return value
+
+    # --- Helpers ---------------------------------------------------------------------------
+    def port_for(self, role: Role) -> int:
+        """Default port of a role."""
+        return {
+            "all": self.orchestrator_port,
+            "orchestrator": self.orchestrator_port,
+            "memory": self.memory_port,
+            "voice-bridge": self.voice_bridge_port,
+        }[role]
+
+    def secret(self, name: str) -> str | None:
+        """Plain value of a secret setting (for clients only; never log it)."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def source_of(self, name: str) -> Source:
+        """Where a setting's value came from."""
+        return self.sources.get(name, "default")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A new Settings with admin overrides applied on top (validated by the same rules)."""
+        values = {name: getattr(self, name) for name in setting_names() if name in self.model_fields_set}
+        values.update(overrides)
+        sources = dict(self.sources)
+        sources.update({name: "admin" for name in overrides})
+        return _validate(values, sources, self.config_file, origin="admin override")
+
+    def public_view(self) -> list[dict[str, Any]]:
+        """Every setting as {name, value, source, secret} with secrets masked."""
+        rows = []
+        for name in setting_names():
+            value = getattr(self, name)
+            secret = is_secret(name)
+            rows.append(
+                {
+                    "name": name,
+                    "value": mask_secret(value.get_secret_value() if value else None) if secret else value,
+                    "source": self.source_of(name),
+                    "secret": secret,
+                    "env": env_names(name)[0],
+                    "description": Settings.model_fields[name].description,
+                }
+            )
+        return rows
+
+    def secret_values(self) -> list[str]:
+        """All configured secret values (used to redact logs)."""
+        values = []
+        for name in setting_names():
+            if is_secret(name) and getattr(self, name) is not None:
+                values.append(getattr(self, name).get_secret_value())
+        return [v for v in values if v]
+
+
+INTERNAL_FIELDS = {"sources", "config_file"}
+
+
+def setting_names() -> list[str]:
+    """Names of all user-facing settings, in declaration order."""
+    return [name for name in Settings.model_fields if name not in INTERNAL_FIELDS]
+
+
+def is_secret(name: str) -> bool:
+    """True when the setting holds a secret."""
+    annotation = Settings.model_fields[name].annotation
+    return "SecretStr" in str(annotation)
+
+
+def env_names(name: str) -> list[str]:
+    """Environment variables that set a field, strongest last."""
+    names = [ENV_PREFIX + name.upper()]
+    if name in WELL_KNOWN_ENV:
+        names.insert(0, WELL_KNOWN_ENV[name])
+    return names
+
+
+def mask_secret(value: str | None) -> str | None:
+    """Show a secret as ``sk-…abcd``: enough to recognise it, never enough to use it."""
+    if not value:
+        return None
+    if len(value) < 12:
+        return "…" + "*" * 4
+    return f"{value[:3]}…{value[-4:]}"
+
+
+def _flatten(data: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Accept flat keys or one level of sections: {"llm": {"model": x}} → {"llm_model": x}."""
+    names = set(setting_names())
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key.startswith("_"):  # comments like "_comment"
+            continue
+        if isinstance(value, dict) and key not in names:
+            for sub, subvalue in value.items():
+                if sub.startswith("_"):
+                    continue
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    unknown = sorted(set(flat) - names)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting {unknown[0]!r}. Known settings are listed by "
+            "`phone-agent config show`; check the spelling."
+        )
+    return flat
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read config.json; a clear ConfigError (file, line, what's expected) on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}).") from exc
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}. "
+            'The file must be one JSON object such as {"llm_model": "gpt-4o-mini"}.'
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must contain one JSON object of settings, not {type(data).__name__}.")
+    return _flatten(data, str(path))
+
+
+def _validate(
+    values: dict[str, Any], sources: dict[str, Source], config_file: str | None, *, origin: str
+) -> Settings:
+    try:
+        return Settings(**values, sources=sources, config_file=config_file)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        where = {
+            "config.json": config_file or "config.json",
+            "env": "environment variable " + "/".join(env_names(key))
+            if key in Settings.model_fields
+            else "env",
+            "admin": "admin override",
+        }.get(sources.get(key, "default"), origin)
+        raise ConfigError(
+            f"{where}: bad value for {key!r}: {err['msg']} (got {err.get('input')!r}). "
+            f"Expected: {Settings.model_fields[key].description if key in Settings.model_fields else ''}"
+        ) from exc
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from defaults < config.json < env < overrides, tracking each value's source.
+
+    Args:
+        env: the environment (defaults to ``os.environ``).
+        config_path: config file; else ``$PHONE_AGENT_CONFIG``, else ``./config.json`` if present.
+        overrides: admin overrides from the database.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+
+    path: Path | None
+    if config_path is not None:
+        path = Path(config_path)
+    elif env.get(CONFIG_PATH_ENV):
+        path = Path(env[CONFIG_PATH_ENV])
+    else:
+        path = Path("config.json") if Path("config.json").exists() else None
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found (set {CONFIG_PATH_ENV} to an existing file).")
+        for key, value in read_config_file(path).items():
+            values[key] = value
+            sources[key] = "config.json"
+
+    for name in setting_names():
+        for var in env_names(name):
+            if env.get(var) not in (None, ""):
+                values[name] = env[var]
+                sources[name] = "env"
+
+    for key, value in (overrides or {}).items():
+        if key not in Settings.model_fields or key in INTERNAL_FIELDS:
+            continue  # an override for a setting that no longer exists is ignored
+        values[key] = value
+        sources[key] = "admin"
+
+    return _validate(values, sources, str(path) if path else None, origin="settings")

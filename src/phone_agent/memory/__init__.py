@@ -1,0 +1,1 @@
+"""AI-Memory: caller memory and the knowledge base."""

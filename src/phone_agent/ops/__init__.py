@@ -1,0 +1,1 @@
+"""Operations: doctor checks, metrics, logging setup."""

@@ -1,0 +1,78 @@
+"""Logging, set up once: loguru (Pipecat's logger) with the call SID on every line, secrets redacted.
+
+Standard-library loggers (uvicorn, sqlalchemy, httpx) are routed into loguru so every line shares
+one format. Inside a call, ``with bind_call(call_sid):`` tags all lines of that task.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from loguru import logger
+
+from phone_agent.config import Settings
+
+TEXT_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
+    "<cyan>{extra[call_sid]}</cyan> | {name}:{line} - {message}"
+)
+
+
+class _Redactor:
+    """Replaces configured secret values in a log message with a mask."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        record["extra"].setdefault("call_sid", "-")
+        message = record["message"]
+        for secret in self.secrets:
+            if secret in message:
+                message = message.replace(secret, "[redacted]")
+        record["message"] = message
+        return True
+
+
+class _InterceptHandler(logging.Handler):
+    """Send standard-library log records to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def setup_logging(settings: Settings, *, sink: Any = None) -> None:
+    """Configure logging for the process from Settings (idempotent)."""
+    logger.remove()
+    redact = _Redactor(settings.secret_values())
+    target = sink if sink is not None else sys.stderr
+    if settings.log_format == "json":
+        logger.add(target, level=settings.log_level, serialize=True, filter=redact)
+    else:
+        logger.add(
+            target,
+            level=settings.log_level,
+            format=TEXT_FORMAT,
+            filter=redact,
+            colorize=False if sink is not None else None,
+        )
+    logger.configure(extra={"call_sid": "-"})
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = [_InterceptHandler()]
+        logging.getLogger(name).propagate = False
+
+
+@contextmanager
+def bind_call(call_sid: str) -> Iterator[None]:
+    """Tag every log line written inside this block (and tasks it starts) with the call SID."""
+    with logger.contextualize(call_sid=call_sid):
+        yield

@@ -1,0 +1,228 @@
+"""Database tables (SQLAlchemy 2 ORM). Every schema change is an Alembic migration beside this file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all tables."""
+
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Caller(Base):
+    """A person who called, known by phone number (personal data: deletable per caller)."""
+
+    __tablename__ = "callers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_call_at: Mapped[datetime | None]
+
+    calls: Mapped[list[Call]] = relationship(back_populates="caller", cascade="all, delete-orphan")
+
+
+class Call(Base):
+    """One phone call (inbound or outbound)."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    stream_sid: Mapped[str | None] = mapped_column(String(64))
+    caller_id: Mapped[int | None] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"), index=True)
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    to_number: Mapped[str | None] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    status: Mapped[str] = mapped_column(String(32), default="ringing")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str | None] = mapped_column(Text)
+
+    caller: Mapped[Caller | None] = relationship(back_populates="calls")
+    turns: Mapped[list[CallTurn]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", order_by="CallTurn.seq"
+    )
+
+
+class CallTurn(Base):
+    """One turn of a call: what was said, by whom, and when each stage happened.
+
+    ``marks`` holds timing marks in ms since the call started: caller_stopped, stt_final,
+    llm_first_token, tts_first_audio, first_audio_sent. ``text`` for an agent turn is what the
+    caller actually heard (cut at barge-in); ``planned_text`` what the LLM produced.
+    """
+
+    __tablename__ = "call_turns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # caller | agent | tool
+    text: Mapped[str] = mapped_column(Text, default="")
+    planned_text: Mapped[str | None] = mapped_column(Text)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)
+    marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="turns")
+
+
+class Memory(Base):
+    """A dated fact about a caller, from the call it came from."""
+
+    __tablename__ = "memories"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_id: Mapped[int] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32), default="fact")
+    key: Mapped[str | None] = mapped_column(String(100))  # facts with a key merge: newer wins
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class KnowledgeDocument(Base):
+    """A document of the business's knowledge base."""
+
+    __tablename__ = "knowledge_documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    source_name: Mapped[str | None] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(100), default="text/plain")
+    content: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    chunks: Mapped[list[KnowledgeChunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="KnowledgeChunk.seq"
+    )
+
+
+class KnowledgeChunk(Base):
+    """A retrievable piece of a knowledge document."""
+
+    __tablename__ = "knowledge_chunks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+    document: Mapped[KnowledgeDocument] = relationship(back_populates="chunks")
+
+
+class Appointment(Base):
+    """A booked call-back or appointment."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_starts_status", "starts_at", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_id: Mapped[int | None] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """A message taken for the business, or an SMS sent."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_id: Mapped[int | None] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16), default="message")  # message | sms
+    phone: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sms_sid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConfigOverride(Base):
+    """A setting changed on the admin page; strongest layer of the config."""
+
+    __tablename__ = "config_overrides"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="admin")
+
+
+class AuditEntry(Base):
+    """Who changed what, when (secrets masked)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(200))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+
+
+__all__ = [
+    "Appointment",
+    "AuditEntry",
+    "Base",
+    "Call",
+    "CallTurn",
+    "Caller",
+    "ConfigOverride",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
+    "Memory",
+    "Message",
+    "utcnow",
+]

@@ -1,0 +1,1 @@
+"""Twilio: signature check, TwiML, call control (transfer, hang up, SMS, dial out)."""
