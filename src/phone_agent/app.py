@@ -56,7 +56,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if should_migrate:
             await upgrade(runtime.engine)
-        await runtime.apply_overrides()
+        try:
+            await runtime.apply_overrides()
+        except Exception as exc:  # the app still starts; /health reports the database as down
+            logger.warning("database not ready, admin overrides not loaded: {}", type(exc).__name__)
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )

@@ -11,7 +11,7 @@ from phone_agent.api.deps import RuntimeDep
 
 router = APIRouter(tags=["admin"])
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK = {"127.0.0.1", "::1"}
 
 
 def status_allowed(request: Request, token: str | None) -> bool:

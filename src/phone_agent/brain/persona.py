@@ -15,8 +15,9 @@ class _Blank(dict[str, str]):
 def greeting_for(settings: Settings, caller_name: str | None = None) -> str:
     """The first sentence of a call: personalised when the caller is known by name."""
     template = settings.returning_greeting if caller_name else settings.greeting
-    values = _Blank(business_name=settings.business_name, agent_name=settings.agent_name,
-                    caller_name=caller_name or "")
+    values = _Blank(
+        business_name=settings.business_name, agent_name=settings.agent_name, caller_name=caller_name or ""
+    )
     return " ".join(template.format_map(values).split())
 
 

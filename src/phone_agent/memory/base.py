@@ -62,7 +62,11 @@ class MemoryStore(Protocol):
         ...
 
     async def store_memories(
-        self, phone: str, items: list[MemoryItem], *, name: str | None = None,
+        self,
+        phone: str,
+        items: list[MemoryItem],
+        *,
+        name: str | None = None,
         profile: dict[str, Any] | None = None,
     ) -> None:
         """Merge facts into a caller's memory (no duplicates; newer wins on the same key)."""

@@ -28,7 +28,7 @@ class _Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
-    def __call__(self, record: dict[str, Any]) -> bool:
+    def __call__(self, record: Any) -> bool:
         record["extra"].setdefault("call_sid", "-")
         message = record["message"]
         for secret in self.secrets:
