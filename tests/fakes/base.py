@@ -317,20 +317,34 @@ class FakeServer:
         if fault is None:
             await self._app(scope, receive, send)
             return
-        sent = 0
+        # drop: let the first server message through, then close with 1011 mid-stream; later
+        # sends are discarded and the app's next receive sees the disconnect.
+        sent, dropped = 0, asyncio.Event()
 
         async def dropping_send(message: Message) -> None:
             nonlocal sent
-            if message["type"] == "websocket.send":
-                if sent >= 1:
-                    raise _Dropped()
-                sent += 1
+            if dropped.is_set():
+                return
             await send(message)
+            if message["type"] == "websocket.send":
+                sent += 1
+                if sent >= 1:
+                    dropped.set()
+                    await send({"type": "websocket.close", "code": 1011, "reason": "injected drop"})
 
-        try:
-            await self._app(scope, receive, dropping_send)
-        except _Dropped:
-            await send({"type": "websocket.close", "code": 1011, "reason": "injected drop"})
+        async def dropping_receive() -> Message:
+            if dropped.is_set():
+                return {"type": "websocket.disconnect", "code": 1011}
+            get = asyncio.ensure_future(receive())
+            stop = asyncio.ensure_future(dropped.wait())
+            done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                stop.cancel()
+                return get.result()
+            get.cancel()
+            return {"type": "websocket.disconnect", "code": 1011}
+
+        await self._app(scope, dropping_receive, dropping_send)
 
     async def _reject_websocket(
         self, receive: Receive, send: Send, status: int, body: dict[str, Any]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import FakeTwilioREST
 
@@ -21,4 +22,11 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def fake_twilio() -> Iterator[FakeTwilioREST]:
     """A running `FakeTwilioREST` (`fake_twilio.client()` is an official SDK client pointed at it)."""
     with FakeTwilioREST() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_elevenlabs() -> Iterator[FakeElevenLabs]:
+    """A running `FakeElevenLabs` (websocket base `fake_elevenlabs.ws_url`, HTTP base `.url`)."""
+    with FakeElevenLabs() as fake:
         yield fake
