@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import FakeTwilioREST
@@ -29,4 +30,11 @@ def fake_twilio() -> Iterator[FakeTwilioREST]:
 def fake_elevenlabs() -> Iterator[FakeElevenLabs]:
     """A running `FakeElevenLabs` (websocket base `fake_elevenlabs.ws_url`, HTTP base `.url`)."""
     with FakeElevenLabs() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_deepgram() -> Iterator[FakeDeepgram]:
+    """A running `FakeDeepgram` (pass `base_url=fake_deepgram.url` to `DeepgramSTTService`)."""
+    with FakeDeepgram() as fake:
         yield fake
