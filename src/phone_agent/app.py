@@ -17,12 +17,13 @@ from phone_agent.errors import PhoneAgentError
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
+from phone_agent.telephony import webhooks as telephony_webhooks
 
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
     common = [health.router]
-    orchestrator = [admin_status.router]
+    orchestrator = [admin_status.router, telephony_webhooks.router]
     voice_bridge: list[APIRouter] = []
     memory: list[APIRouter] = []
     by_role = {
