@@ -18,13 +18,14 @@ from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
 from phone_agent.telephony import webhooks as telephony_webhooks
+from phone_agent.voice import media_stream
 
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
     common = [health.router]
     orchestrator = [admin_status.router, telephony_webhooks.router]
-    voice_bridge: list[APIRouter] = []
+    voice_bridge: list[APIRouter] = [media_stream.router]
     memory: list[APIRouter] = []
     by_role = {
         "orchestrator": orchestrator,
