@@ -171,7 +171,7 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     async def on_agent_turn(_aggregator: object, message: AssistantTurnStoppedMessage) -> None:
         if message.interrupted:
             heard = tracker.reply_text(heard_only=True)
-            planned = tracker.reply_text(heard_only=False) or message.content
+            planned = message.content or tracker.reply_text(heard_only=False)
             keep_only_heard(context, message.content, heard)
             recorder.agent_turn(heard, planned=planned, interrupted=True)
         elif message.content:
