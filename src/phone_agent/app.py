@@ -14,6 +14,7 @@ from phone_agent.admin import status as admin_status
 from phone_agent.api import health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
+from phone_agent.memory import service as memory_service
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
@@ -26,7 +27,7 @@ def routers_for(role: Role) -> list[APIRouter]:
     common = [health.router]
     orchestrator = [admin_status.router, telephony_webhooks.router]
     voice_bridge: list[APIRouter] = [media_stream.router]
-    memory: list[APIRouter] = []
+    memory: list[APIRouter] = [memory_service.router]
     by_role = {
         "orchestrator": orchestrator,
         "voice-bridge": voice_bridge,

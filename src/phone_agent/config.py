@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     memory_retention_days: int = Field(
         365, ge=0, description="Delete caller data older than this many days (0 = keep)."
     )
+    memory_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of one request to the memory service (http mode)."
+    )
     embeddings_model: str = Field("text-embedding-3-small", description="OpenAI embeddings model.")
     embeddings_enabled: bool = Field(
         True, description="Use embeddings for hybrid search when an OpenAI key is set."
