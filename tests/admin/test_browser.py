@@ -73,6 +73,12 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             assert eleven.http_requests[-1]["json"]["voice_settings"]["stability"] == 0.8
             assert runtime.settings.elevenlabs_voice_id == "21m00Tcm4TlvDq8ikWAM"  # played, not saved
             screenshot(voice, "1-voice")
+            eleven.fail_next(status=503)
+            page.click("#play-sample")
+            page.wait_for_function("document.getElementById('voice-status').className.includes('error')")
+            message = page.locator("#voice-status").inner_text()
+            assert message.startswith("No sample: elevenlabs: HTTP 503")
+            screenshot(voice.locator(".sample"), "1-voice-elevenlabs-down")
 
             # 2. personality: the greeting the next call will speak
             personality = page.locator("#personality")

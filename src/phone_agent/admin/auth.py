@@ -233,12 +233,23 @@ def wants_html(request: Request) -> bool:
     return request.method in SAFE_METHODS and "text/html" in request.headers.get("accept", "")
 
 
-async def _submitted_csrf(request: Request) -> str:
+def refuse_oversize(request: Request, max_upload_mb: int) -> None:
+    """413 before a body larger than ``max_upload_mb`` is read (checked on Content-Length)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_upload_mb * 1024 * 1024:
+        raise HTTPException(
+            status_code=413,
+            detail=f"The upload is larger than the limit of {max_upload_mb} MB (setting max_upload_mb).",
+        )
+
+
+async def _submitted_csrf(request: Request, max_upload_mb: int) -> str:
     token = request.headers.get("x-csrf-token")
     if token:
         return token
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        refuse_oversize(request, max_upload_mb)  # never parse an oversize form to find its token
         form = await request.form()  # cached on the request; the route reads it again for free
         value = form.get("csrf_token")
         return value if isinstance(value, str) else ""
@@ -254,7 +265,7 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> Admin:
             raise HTTPException(status_code=303, headers={"Location": f"/admin/login?next={target}"})
         raise HTTPException(status_code=401, detail="Log in on /admin/login first.")
     if request.method not in SAFE_METHODS:
-        given = await _submitted_csrf(request)
+        given = await _submitted_csrf(request, runtime.settings.max_upload_mb)
         if not given or not hmac.compare_digest(given.encode(), admin.csrf_token.encode()):
             raise HTTPException(status_code=403, detail="Missing or wrong CSRF token; reload the page.")
     return admin
