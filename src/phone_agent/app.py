@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from phone_agent import __version__
+from phone_agent.admin import api as admin_api
+from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.api import health
 from phone_agent.config import Role, Settings
@@ -25,9 +27,20 @@ from phone_agent.voice import media_stream
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
     common = [health.router]
-    orchestrator = [admin_status.router, telephony_webhooks.router]
-    voice_bridge: list[APIRouter] = [media_stream.router]
-    memory: list[APIRouter] = [memory_service.router]
+    # One router per line: several features add theirs here.
+    orchestrator = [
+        admin_status.router,
+        admin_pages.public,
+        admin_pages.router,
+        admin_api.router,
+        telephony_webhooks.router,
+    ]
+    voice_bridge: list[APIRouter] = [
+        media_stream.router,
+    ]
+    memory: list[APIRouter] = [
+        memory_service.router,
+    ]
     by_role = {
         "orchestrator": orchestrator,
         "voice-bridge": voice_bridge,
