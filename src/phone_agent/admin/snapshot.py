@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from phone_agent import __version__
+from phone_agent.ops.doctor import report_for_status
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import ping
 from phone_agent.storage.migrate import current_revision, head_revision
@@ -92,4 +93,5 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
         "config_file": s.config_file,
     }
     snapshot["counts"] = await counts(runtime) if db["ok"] else None
+    snapshot["doctor"] = await report_for_status(runtime)  # cached 5 min; see ops/doctor/runner.py
     return snapshot
