@@ -18,8 +18,8 @@ NUMBER = "+15005550001"
 PUBLIC = "https://agent.example.com"
 
 
-async def checks(settings: Settings, *names: str, timeout: float = 5.0) -> dict[str, Check]:
-    report = await run_doctor(settings, check_timeout=timeout, only=list(names))
+async def checks(settings: Settings, *names: str, wait: float = 5.0) -> dict[str, Check]:
+    report = await run_doctor(settings, check_timeout=wait, only=list(names))
     return {c.name: c for c in report.checks}
 
 
@@ -43,7 +43,7 @@ async def test_twilio_account_good_bad_and_timeout(tmp_path: Path, fake_twilio: 
     assert "401" in bad["twilio.account"].detail and bad["twilio.account"].fix
     assert "wrong-token" not in bad["twilio.account"].detail
     fake_twilio.hang_next()
-    slow = await checks(twilio_settings(tmp_path, fake_twilio), "twilio.account", timeout=1.0)
+    slow = await checks(twilio_settings(tmp_path, fake_twilio), "twilio.account", wait=1.0)
     assert slow["twilio.account"].status == "fail"
     assert slow["twilio.account"].detail == "no answer within 1 s"
 
@@ -99,7 +99,7 @@ async def test_openai_key_good_bad_and_timeout(tmp_path: Path, fake_openai: Fake
     bad = await checks(openai_settings(tmp_path, fake_openai, key="sk-wrong-key-123456"), "openai.key")
     assert bad["openai.key"].status == "fail" and "401" in bad["openai.key"].detail
     fake_openai.hang_next()
-    slow = await checks(openai_settings(tmp_path, fake_openai), "openai.key", timeout=1.0)
+    slow = await checks(openai_settings(tmp_path, fake_openai), "openai.key", wait=1.0)
     assert slow["openai.key"].status == "fail" and "no answer" in slow["openai.key"].detail
 
 
@@ -131,7 +131,7 @@ async def test_elevenlabs_key_and_voice(tmp_path: Path, fake_elevenlabs: FakeEle
     assert bad["elevenlabs.voice"].status == "fail"
 
     fake_elevenlabs.hang_next()
-    slow = await checks(eleven_settings(tmp_path, fake_elevenlabs), "elevenlabs.key", timeout=1.0)
+    slow = await checks(eleven_settings(tmp_path, fake_elevenlabs), "elevenlabs.key", wait=1.0)
     assert slow["elevenlabs.key"].status == "fail" and "no answer" in slow["elevenlabs.key"].detail
 
 
@@ -147,7 +147,5 @@ async def test_elevenlabs_unknown_voice_fails(tmp_path: Path, fake_elevenlabs: F
 async def test_elevenlabs_missing_key_warns_with_openai_fallback(tmp_path: Path) -> None:
     result = await checks(make_settings(tmp_path, OPENAI_API_KEY="sk-x-123456789"), "elevenlabs.key")
     assert result["elevenlabs.key"].status == "warn"
-    alone = await checks(
-        make_settings(tmp_path, PHONE_AGENT_TTS_FALLBACK_PROVIDER="none"), "elevenlabs.key"
-    )
+    alone = await checks(make_settings(tmp_path, PHONE_AGENT_TTS_FALLBACK_PROVIDER="none"), "elevenlabs.key")
     assert alone["elevenlabs.key"].status == "fail"
