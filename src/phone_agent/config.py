@@ -187,6 +187,12 @@ class Settings(BaseSettings):
     voice_bridge_port: int = Field(9100, ge=1, le=65535, description="Port of the voice bridge.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_file: str | None = Field(
+        None, description="Also write log lines to this file (rotated at 50 MB); doctor counts its errors."
+    )
+    doctor_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds each `phone-agent doctor` check may take before it fails."
+    )
 
     # Where every value came from; filled in by load_settings.
     sources: dict[str, Source] = Field(default_factory=dict, exclude=True, description="Value sources.")
