@@ -54,5 +54,6 @@ async def test_caller_speech_clears_and_only_heard_text_is_kept(agent_factory: A
     assert interrupted[0].text == heard and interrupted[0].planned_text == REPLY
     assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
     print(
-        f"\nbarge-in: heard {heard!r} ({len(heard) * MS_PER_CHAR} ms of tone), phone played {played_reply_ms:.0f} ms"
+        f"\nbarge-in: heard {heard!r} ({len(heard) * MS_PER_CHAR} ms of tone), "
+        f"phone played {played_reply_ms:.0f} ms"
     )
