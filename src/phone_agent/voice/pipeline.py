@@ -18,6 +18,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -38,6 +39,7 @@ from phone_agent.voice.playout import PlayoutTracker
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_llm, build_primary_tts, build_stt
+from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2
@@ -104,14 +106,17 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     )
     stt = build_stt(settings)
     llm = build_llm(settings, system_instruction=persona_prompt(settings))
-    tts: FrameProcessor = build_primary_tts(settings)
-    tts_services = [tts]
+    primary_tts = build_primary_tts(settings)
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    tts_stage: list[FrameProcessor] = [primary_tts]
+    tts_services: list[FrameProcessor] = [primary_tts]
     fallback = build_fallback_tts(settings)
     if fallback is not None:
-        from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
-
         tts_services.append(fallback)
-        tts = ServiceSwitcher(services=tts_services, strategy_type=ServiceSwitcherStrategyFailover)
+        tts_stage = [
+            TTSFailover(primary=primary_tts, fallback=fallback, tracker=tracker),
+            ServiceSwitcher(services=tts_services),
+        ]
 
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(
@@ -120,14 +125,13 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
         ),
     )
-    tracker = PlayoutTracker(stream_sid=start.stream_sid)
     pipeline = Pipeline(
         [
             transport.input(),
             stt,
             aggregators.user(),
             llm,
-            tts,
+            *tts_stage,
             tracker,
             transport.output(),
             aggregators.assistant(),
