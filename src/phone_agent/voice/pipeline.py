@@ -35,6 +35,7 @@ from phone_agent.brain.persona import greeting_for, persona_prompt
 from phone_agent.config import Settings
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import caller_name, finish_call, open_call
+from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import PlayoutTracker
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
@@ -123,6 +124,7 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
     pipeline = Pipeline(
@@ -165,6 +167,25 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     async def on_disconnected(_transport: object, _ws: object) -> None:
         logger.info("media stream closed by the caller")
         await task.cancel()
+
+    async def speak(text: str) -> None:
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    idle = IdleCaller(
+        prompt=settings.idle_prompt,
+        goodbye=settings.idle_goodbye,
+        tracker=tracker,
+        speak=speak,
+        hang_up=lambda reason: hang_up(session, reason),
+    )
+
+    @aggregators.user().event_handler("on_user_turn_started")
+    async def on_caller_speaking(_aggregator: object, _strategy: object) -> None:
+        idle.caller_spoke()
+
+    @aggregators.user().event_handler("on_user_turn_idle")
+    async def on_caller_silent(_aggregator: object) -> None:
+        await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_stopped")
     async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
