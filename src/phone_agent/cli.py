@@ -17,6 +17,7 @@ from phone_agent import __version__
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
 from phone_agent.ops import cli as ops_cli
+from phone_agent.voice import call_cli as voice_cli
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -27,6 +28,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.command("call")(voice_cli.call)
 
 console = Console()
 err_console = Console(stderr=True)
