@@ -11,7 +11,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import status as admin_status
-from phone_agent.api import health
+from phone_agent.api import chat, health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
 from phone_agent.runtime import Runtime
@@ -22,7 +22,7 @@ from phone_agent.storage.migrate import upgrade
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
     common = [health.router]
-    orchestrator = [admin_status.router]
+    orchestrator = [admin_status.router, chat.router]
     voice_bridge: list[APIRouter] = []
     memory: list[APIRouter] = []
     by_role = {
