@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     memory_retention_days: int = Field(
         365, ge=0, description="Delete caller data older than this many days (0 = keep)."
     )
+    memory_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of one request to the memory service (http mode)."
+    )
     embeddings_model: str = Field("text-embedding-3-small", description="OpenAI embeddings model.")
     embeddings_enabled: bool = Field(
         True, description="Use embeddings for hybrid search when an OpenAI key is set."
@@ -184,6 +187,12 @@ class Settings(BaseSettings):
     voice_bridge_port: int = Field(9100, ge=1, le=65535, description="Port of the voice bridge.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_file: str | None = Field(
+        None, description="Also write log lines to this file (rotated at 50 MB); doctor counts its errors."
+    )
+    doctor_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds each `phone-agent doctor` check may take before it fails."
+    )
 
     # Where every value came from; filled in by load_settings.
     sources: dict[str, Source] = Field(default_factory=dict, exclude=True, description="Value sources.")
