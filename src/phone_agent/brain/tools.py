@@ -104,6 +104,7 @@ class ToolContext:
     call_id: int | None = None  # calls.id of this conversation, when stored
     channel: Literal["phone", "chat"] = "chat"
     clock: Callable[[], datetime] = utcnow
+    on_hang_up: Callable[[], Awaitable[None]] | None = None  # the voice pipeline's own hang-up, if any
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)

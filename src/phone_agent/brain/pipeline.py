@@ -1,0 +1,145 @@
+"""The brain inside the call's Pipecat pipeline: the LLM chain as a Pipecat LLM service, plus tools.
+
+``build_pipeline_llm(settings, system_instruction=...)`` returns ``ChainedLLMService``: Pipecat's
+own ``OpenAILLMService`` (its context handling, streaming, metrics, function calling, interruption
+handling) whose completions are opened through ``LLMChain`` - so a phone call gets the same
+failover as ``/v1/chat``: the secondary on a 5xx, a connection error or no first token in
+``llm_first_token_timeout``, and the canned "can I take a message?" reply when both are down.
+
+Why not Pipecat's ``ServiceSwitcher`` with ``ServiceSwitcherStrategyFailover`` here (it is used for
+TTS): it switches only after a service has reported itself unusable, it does not replay the
+request that failed (the caller would hear nothing for that turn), and it has no first-token
+timeout. Failing over inside one ``get_chat_completions`` keeps the turn alive.
+
+``register_tools(llm, registry, ctx)`` maps the tool registry onto Pipecat function calling
+(``llm.register_function``) and returns the ``ToolsSchema`` to put in the ``LLMContext``. The
+per-turn limit applies: past ``llm_max_tool_calls`` a call gets an error result, and a model that
+still insists is cut off with the canned reply. The voice pipeline must call
+``ctx.speech_finished()`` when the agent's audio has finished playing (``end_call`` and
+``transfer_call`` wait for it), and store ``ctx.take_records()`` with the agent turn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.utils.types import assert_given
+
+from phone_agent.brain.agent import CUT_OFF_REPLY
+from phone_agent.brain.llm import ChainStream, LLMChain
+from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, limit_error
+from phone_agent.config import Settings
+
+EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
+
+
+class ChainedLLMService(OpenAILLMService):
+    """Pipecat's OpenAI LLM service, with completions opened through the provider chain."""
+
+    def __init__(
+        self, *, chain: LLMChain, settings: Settings, system_instruction: str, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            api_key=settings.secret("openai_api_key") or "not-set",
+            base_url=settings.llm_base_url,
+            settings=OpenAILLMService.Settings(
+                model=chain.model, temperature=settings.llm_temperature, system_instruction=system_instruction
+            ),
+            **kwargs,
+        )
+        self.chain = chain
+        self.last_stream: ChainStream | None = None
+
+    async def get_chat_completions(self, context: LLMContext) -> Any:
+        """Build the request as Pipecat does, then let the chain pick the endpoint that answers."""
+        adapter = self.get_llm_adapter()
+        params_from_context = await adapter.get_llm_invocation_params(
+            context,
+            system_instruction=assert_given(self._settings.system_instruction),
+            convert_developer_to_user=not self.supports_developer_role,
+        )
+        params = self.build_chat_completion_params(params_from_context)
+        self.last_stream = await self.chain.stream(**params)
+        return self.last_stream
+
+
+def build_pipeline_llm(
+    settings: Settings, *, system_instruction: str, chain: LLMChain | None = None
+) -> ChainedLLMService:
+    """The call pipeline's LLM processor (a drop-in for ``OpenAILLMService``)."""
+    return ChainedLLMService(
+        chain=chain or LLMChain.from_settings(settings),
+        settings=settings,
+        system_instruction=system_instruction,
+    )
+
+
+def tools_schema(registry: ToolRegistry) -> ToolsSchema:
+    """The registry as Pipecat's ToolsSchema (for ``LLMContext(tools=...)``)."""
+    functions = []
+    for name in registry.names:
+        tool = registry.get(name)
+        assert tool is not None
+        parameters = tool.parameters()
+        functions.append(
+            FunctionSchema(
+                name=tool.name,
+                description=tool.description,
+                properties=parameters.get("properties", {}),
+                required=parameters.get("required", []),
+            )
+        )
+    return ToolsSchema(standard_tools=functions)
+
+
+class _TurnCounter:
+    """Tool calls in the current caller turn (a new user message in the context starts a turn)."""
+
+    def __init__(self) -> None:
+        self.user_messages = -1
+        self.calls = 0
+
+    def count(self, context: LLMContext) -> int:
+        users = sum(1 for m in context.get_messages() if isinstance(m, dict) and m.get("role") == "user")
+        if users != self.user_messages:
+            self.user_messages, self.calls = users, 0
+        self.calls += 1
+        return self.calls
+
+
+def register_tools(llm: LLMService, registry: ToolRegistry, ctx: ToolContext) -> ToolsSchema:
+    """Register every tool's handler on ``llm``; returns the schema to advertise in the context."""
+    counter = _TurnCounter()
+    limit = ctx.settings.llm_max_tool_calls
+
+    def handler_for(tool: Tool) -> Any:
+        async def handle(params: FunctionCallParams) -> None:
+            calls = counter.count(params.context)
+            if calls > limit + EXTRA_CALLS_BEFORE_CUT_OFF:
+                # The model keeps calling tools: stop asking it, say the canned line instead.
+                await params.result_callback(
+                    {"ok": False, "error": limit_error(ctx.settings)},
+                    properties=FunctionCallResultProperties(run_llm=False),
+                )
+                await params.llm.push_frame(TTSSpeakFrame(CUT_OFF_REPLY))
+                return
+            if calls > limit:
+                await params.result_callback({"ok": False, "error": limit_error(ctx.settings)})
+                return
+            result = await registry.run(tool.name, dict(params.arguments), ctx, call_id=params.tool_call_id)
+            await params.result_callback(json.loads(result.content()))
+
+        return handle
+
+    for name in registry.names:
+        tool = registry.get(name)
+        assert tool is not None
+        llm.register_function(tool.name, handler_for(tool))
+    return tools_schema(registry)
