@@ -22,6 +22,7 @@ from phone_agent.ops.control import start_control_bus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
+from phone_agent.telephony import transfer as telephony_transfer
 from phone_agent.telephony import webhooks as telephony_webhooks
 from phone_agent.voice import media_stream
 
@@ -37,6 +38,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_api.router,
         telephony_webhooks.router,
         chat.router,
+        telephony_transfer.router,
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,
