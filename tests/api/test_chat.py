@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from phone_agent.app import create_app
 from phone_agent.brain.hours import spoken_time
+from phone_agent.memory import memory_store_for
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryItem
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
@@ -54,7 +55,6 @@ class Served:
     url: str
     runtime: Runtime
     client: openai.AsyncOpenAI
-    memory: FakeMemory
 
 
 @pytest.fixture
@@ -69,10 +69,10 @@ async def served(
         PHONE_AGENT_API_KEY=API_KEY,
         PHONE_AGENT_OWNER_SMS_NUMBER="+15550001111",
         PHONE_AGENT_BUSINESS_NAME="Bright Dental",
+        PHONE_AGENT_OPENAI_BASE_URL=fake_openai.url + "/v1",
+        PHONE_AGENT_EMBEDDINGS_ENABLED="false",
     )
     app = create_app(settings, "all")
-    memory = FakeMemory()
-    app.state.runtime.extras["memory_store"] = memory
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -84,13 +84,10 @@ async def served(
     assert server.started, "the app did not start"
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
-    yield Served(url, app.state.runtime, client, memory)
+    yield Served(url, app.state.runtime, client)
     await client.close()
     server.should_exit = True
     await asyncio.wait_for(task, 10)
-    for extra in app.state.runtime.extras.values():  # chain and call control (Runtime.close may not yet)
-        if hasattr(extra, "aclose"):
-            await extra.aclose()
 
 
 def next_weekday_at(hour: int, days_ahead: int = 2) -> datetime:
@@ -104,6 +101,8 @@ def next_weekday_at(hour: int, days_ahead: int = 2) -> datetime:
 async def test_non_streamed_completion_with_persona_memory_and_usage(
     served: Served, fake_openai: FakeOpenAI
 ) -> None:
+    memory = FakeMemory()
+    served.runtime.extras["memory_store"] = memory  # the memory store the agent asks
     fake_openai.script("A cleaning is ninety dollars.")
     response = await served.client.chat.completions.create(
         model="phone-agent",
@@ -129,7 +128,7 @@ async def test_non_streamed_completion_with_persona_memory_and_usage(
     assert sent["messages"][2]["content"].endswith("[Prices] A cleaning costs $90.")
     assert sent["messages"][3:] == [{"role": "user", "content": "How much is a cleaning?"}]
     assert [t["function"]["name"] for t in sent["tools"]][:2] == ["book_appointment", "take_message"]
-    assert served.memory.queries == ["How much is a cleaning?"]
+    assert memory.queries == ["How much is a cleaning?"]
 
 
 async def test_streamed_completion_with_usage(served: Served, fake_openai: FakeOpenAI) -> None:
@@ -274,14 +273,18 @@ async def test_tool_loop_is_cut_off_after_five_calls(served: Served, fake_openai
     assert fake_openai.chat_requests[-1]["tool_choice"] == "none"
 
 
-async def test_v1_chat_keeps_the_conversation_and_stores_tool_calls(
+async def test_v1_chat_keeps_the_conversation_stores_tool_calls_and_learns(
     served: Served, fake_openai: FakeOpenAI, fake_twilio: FakeTwilioREST
 ) -> None:
+    store = memory_store_for(served.runtime.settings, served.runtime)  # the real local store
+    await store.store_memories(CALLER, [MemoryItem(content="Prefers mornings", key="time")], name="Dana")
+    learned = {"name": "Dana", "facts": [{"key": "billing", "content": "Wants a call back about the bill"}]}
     fake_openai.script(
-        Reply(tool_calls=[ToolCall("take_message", {"message": "Call me about my bill", "name": "Dana"})]),
+        Reply(tool_calls=[ToolCall("take_message", {"message": "Call me about my bill"})]),
         "I've passed that on.",
         Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})]),
         "Goodbye!",
+        json.dumps(learned),  # the memory's fact extraction after the conversation ended
     )
     async with httpx.AsyncClient(base_url=served.url, headers={"authorization": f"Bearer {API_KEY}"}) as http:
         first = (await http.post("/v1/chat", json={"caller": CALLER, "message": "Take a message"})).json()
@@ -305,16 +308,18 @@ async def test_v1_chat_keeps_the_conversation_and_stores_tool_calls(
         )
     assert after.status_code == 409 and after.json()["error"]["code"] == "conversation_ended"
     assert unknown.status_code == 404
-    # the second turn's prompt replayed the first turn's tool call and result
-    replay = fake_openai.chat_requests[2]["messages"]
-    assert [m["role"] for m in replay[-5:]] == ["user", "assistant", "tool", "assistant", "user"]
-    assert replay[-4]["tool_calls"][0]["function"]["name"] == "take_message"
+    # the caller's memory was in the prompt, and the name reached the tool
+    assert "Name: Dana.\n- Prefers mornings" in fake_openai.chat_requests[0]["messages"][1]["content"]
     (sms,) = fake_twilio.requests
     assert sms.form == {
         "To": "+15550001111",
         "From": "+15005550006",
         "Body": f"Message for Bright Dental from Dana ({CALLER}): Call me about my bill",
     }
+    # the second turn's prompt replayed the first turn's tool call and result
+    replay = fake_openai.chat_requests[2]["messages"]
+    assert [m["role"] for m in replay[-5:]] == ["user", "assistant", "tool", "assistant", "user"]
+    assert replay[-4]["tool_calls"][0]["function"]["name"] == "take_message"
     async with transaction(served.runtime.sessions) as session:
         call = await session.scalar(select(Call).where(Call.call_sid == conversation))
         assert call is not None
@@ -336,3 +341,11 @@ async def test_v1_chat_keeps_the_conversation_and_stores_tool_calls(
     assert [r["name"] for r in turns[1].tool_calls or []] == ["take_message"]
     assert turns[1].tool_calls[0]["result"]["forwarded_by_sms"] is True  # type: ignore[index]
     assert [r["name"] for r in turns[3].tool_calls or []] == ["end_call"]
+    # after the end, the memory learned from the conversation (in the background)
+    async with asyncio.timeout(15):
+        while True:
+            context = await store.caller_context(CALLER)
+            if any(m.content == "Wants a call back about the bill" for m in context.memories):
+                break
+            await asyncio.sleep(0.05)
+    assert "Caller: That's all" in fake_openai.chat_requests[-1]["messages"][1]["content"]

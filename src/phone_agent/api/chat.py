@@ -34,6 +34,7 @@ from phone_agent.brain.agent import TurnResult
 from phone_agent.brain.builtins._common import caller_id
 from phone_agent.brain.components import agent_for, tool_context_for
 from phone_agent.config import mask_secret
+from phone_agent.memory.calls import schedule_after_call
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Call, CallTurn, utcnow
@@ -276,6 +277,8 @@ async def chat(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
     result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
     await _store_turn(runtime, call.id, seq, body.message, result)
+    if result.ended:  # learn from the conversation, as after a phone call
+        schedule_after_call(runtime, call.call_sid)
     return {
         "conversation_id": call.call_sid,
         "reply": result.text,

@@ -9,6 +9,7 @@ stops and hands them back, as the OpenAI API does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from phone_agent.brain.tools import ToolContext, ToolRegistry, limit_error, tool
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryStore
 
 TextSink = Callable[[str], Awaitable[None]]
+MEMORY_TIMEOUT = 1.0  # seconds; a slow memory store must not hold up the reply
 CUT_OFF_REPLY = "Sorry, I couldn't finish that. Can I take a message so someone can call you back?"
 
 
@@ -57,9 +59,9 @@ class Agent:
         hits: list[KnowledgeHit] = []
         try:
             if phone:
-                caller = await self.memory.caller_context(phone)
+                caller = await asyncio.wait_for(self.memory.caller_context(phone), MEMORY_TIMEOUT)
             if query.strip():
-                hits = await self.memory.search_knowledge(query)
+                hits = await asyncio.wait_for(self.memory.search_knowledge(query), MEMORY_TIMEOUT)
         except Exception as exc:  # memory is helpful, never required to answer
             logger.warning("memory unavailable for this turn: {}", type(exc).__name__)
         return caller, hits

@@ -14,13 +14,13 @@ from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.llm import LLMChain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
+from phone_agent.memory import memory_store_for
 from phone_agent.memory.base import MemoryStore
 from phone_agent.runtime import Runtime
 from phone_agent.telephony.control import CallControl
 
 CHAIN_KEY = "brain_llm_chain"
 CONTROL_KEY = "call_control"
-MEMORY_KEY = "memory_store"
 
 
 def _cached(runtime: Runtime, key: str, settings: Settings, build: Any) -> Any:
@@ -52,9 +52,9 @@ def call_control_for(runtime: Runtime) -> CallControl:
     return _cached(runtime, CONTROL_KEY, runtime.settings, CallControl)
 
 
-def memory_for(runtime: Runtime) -> MemoryStore | None:
-    """The memory store the memory component left on the runtime, if any."""
-    return runtime.extras.get(MEMORY_KEY)
+def memory_for(runtime: Runtime) -> MemoryStore:
+    """The memory store for the settings (local or the memory service), shared on the runtime."""
+    return memory_store_for(runtime.settings, runtime)
 
 
 def agent_for(runtime: Runtime) -> Agent:
