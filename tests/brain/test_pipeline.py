@@ -29,10 +29,12 @@ from sqlalchemy import select
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.hours import spoken_time
 from phone_agent.brain.llm import canned_reply
+from phone_agent.brain.packer import messages_tokens
 from phone_agent.brain.persona import persona_prompt
 from phone_agent.brain.pipeline import build_pipeline_llm, register_tools
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
+from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryItem
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.migrate import upgrade
@@ -77,11 +79,21 @@ class Collector(FrameProcessor):
 class Call:
     """One call's brain: context aggregators, the chained LLM and the tools, in a running pipeline."""
 
-    def __init__(self, settings: Settings, ctx: ToolContext | None = None) -> None:
-        self.llm = build_pipeline_llm(settings, system_instruction=persona_prompt(settings))
-        context = LLMContext()
+    def __init__(
+        self,
+        settings: Settings,
+        ctx: ToolContext | None = None,
+        *,
+        caller: CallerContext | None = None,
+        memory: object = None,
+        history: list[dict] | None = None,
+    ) -> None:
+        self.llm = build_pipeline_llm(settings, caller=caller, memory=memory)  # type: ignore[arg-type]
+        context = LLMContext(messages=list(history or []))
         if ctx is not None:
-            context = LLMContext(tools=register_tools(self.llm, default_registry(), ctx))
+            context = LLMContext(
+                messages=history or [], tools=register_tools(self.llm, default_registry(), ctx)
+            )
         self.context = context
         aggregators = LLMContextAggregatorPair(context)
         self.collector = Collector()
@@ -128,8 +140,40 @@ async def test_chain_failover_inside_pipecat(tmp_path: Path, fake_openai: FakeOp
         assert call.llm.last_stream is not None and call.llm.last_stream.failures == ["primary: HTTP 500"]
         sent = secondary.chat_requests[0]
         assert sent["model"] == "llama-3.1-8b"
-        assert sent["messages"][0] == {"role": "system", "content": persona_prompt(settings)}
-        assert sent["messages"][-1] == {"role": "user", "content": "Hello?"}
+        assert sent["messages"][0]["content"].startswith(persona_prompt(settings) + "\nNow it is ")
+        assert sent["messages"][1:] == [{"role": "user", "content": "Hello?"}]
+
+
+class Knowledge:
+    """A knowledge base that always finds the parking note."""
+
+    async def search_knowledge(self, query: str, *, limit: int = 4) -> list[KnowledgeHit]:
+        return [
+            KnowledgeHit(document_id=1, title="Parking", text=f"Free parking behind the building ({query}).")
+        ]
+
+
+async def test_pipeline_prompt_is_packed_with_memory_knowledge_and_budget(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    settings = chain_settings(tmp_path, fake_openai.url + "/v1", None, PHONE_AGENT_LLM_CONTEXT_TOKENS="600")
+    caller = CallerContext(phone=CALLER, name="Dana", known=True, memories=[MemoryItem(content="Has a dog")])
+    old_turns = []
+    for i in range(40):
+        old_turns += [
+            {"role": "user", "content": f"Old question number {i} about something long ago."},
+            {"role": "assistant", "content": f"Old answer number {i}, nothing important."},
+        ]
+    async with Call(settings, caller=caller, memory=Knowledge(), history=old_turns) as call:
+        await call.say("Where can I park?")
+        await call.collector.wait_responses(1)
+    sent = fake_openai.chat_requests[0]["messages"]
+    assert sent[1]["content"] == f"About the caller ({CALLER}), from earlier calls:\nName: Dana.\n- Has a dog"
+    assert sent[2]["content"].endswith("[Parking] Free parking behind the building (Where can I park?).")
+    assert sent[3]["content"].startswith("Summary of the earlier conversation (older turns left out)")
+    assert sent[-1] == {"role": "user", "content": "Where can I park?"}
+    assert sent[-3] == old_turns[-2] and len(sent) < len(old_turns)  # newest old turns kept, oldest dropped
+    assert messages_tokens(sent) <= 600
 
 
 async def test_both_down_speaks_the_canned_reply_in_the_pipeline(

@@ -77,7 +77,7 @@ class Agent:
     ) -> TurnResult:
         """Answer the last user message of ``history`` (OpenAI-form messages, oldest first)."""
         settings = ctx.settings
-        caller, knowledge = await self.recall(ctx.caller_phone, _last_user_text(history))
+        caller, knowledge = await self.recall(ctx.caller_phone, last_user_text(history))
         if caller is not None and caller.name and not ctx.caller_name:
             ctx.caller_name = caller.name
         external_names = {t.get("function", {}).get("name") for t in external_tools}
@@ -170,7 +170,8 @@ class Agent:
         return text, [calls[i] for i in sorted(calls)]
 
 
-def _last_user_text(history: Sequence[Message]) -> str:
+def last_user_text(history: Sequence[Message]) -> str:
+    """Text of the caller's latest message."""
     for message in reversed(history):
         if message.get("role") == "user":
             content = message.get("content")

@@ -1,10 +1,16 @@
 """The brain inside the call's Pipecat pipeline: the LLM chain as a Pipecat LLM service, plus tools.
 
-``build_pipeline_llm(settings, system_instruction=...)`` returns ``ChainedLLMService``: Pipecat's
+``build_pipeline_llm(settings, caller=..., memory=...)`` returns ``ChainedLLMService``: Pipecat's
 own ``OpenAILLMService`` (its context handling, streaming, metrics, function calling, interruption
-handling) whose completions are opened through ``LLMChain`` - so a phone call gets the same
-failover as ``/v1/chat``: the secondary on a 5xx, a connection error or no first token in
-``llm_first_token_timeout``, and the canned "can I take a message?" reply when both are down.
+handling) with two things of the brain's in ``get_chat_completions``:
+
+- the prompt is packed like ``/v1/chat``'s (``packer.pack_prompt``): persona and clock, the caller's
+  memory, knowledge found for this turn, and the conversation inside ``llm_context_tokens``. So do
+  not give the LLMContext a persona system message: the packer adds it (any system messages in the
+  context are appended to it as extra instructions).
+- the completion is opened through ``LLMChain``: the secondary on a 5xx, a connection error or no
+  first token in ``llm_first_token_timeout``, and the canned "can I take a message?" reply when both
+  are down.
 
 Why not Pipecat's ``ServiceSwitcher`` with ``ServiceSwitcherStrategyFailover`` here (it is used for
 TTS): it switches only after a service has reported itself unusable, it does not replay the
@@ -21,9 +27,11 @@ still insists is cut off with the canned reply. The voice pipeline must call
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
@@ -32,33 +40,44 @@ from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.types import assert_given
 
-from phone_agent.brain.agent import CUT_OFF_REPLY
+from phone_agent.brain.agent import CUT_OFF_REPLY, last_user_text
 from phone_agent.brain.llm import ChainStream, LLMChain
+from phone_agent.brain.packer import pack_prompt
 from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, limit_error
 from phone_agent.config import Settings
+from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryStore
+from phone_agent.storage.tables import utcnow
 
+KNOWLEDGE_TIMEOUT = 0.3  # seconds the knowledge search may add to a turn on the phone
 EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
 
 
 class ChainedLLMService(OpenAILLMService):
-    """Pipecat's OpenAI LLM service, with completions opened through the provider chain."""
+    """Pipecat's OpenAI LLM service; prompts packed by the brain, completions opened through the chain."""
 
     def __init__(
-        self, *, chain: LLMChain, settings: Settings, system_instruction: str, **kwargs: Any
+        self,
+        *,
+        chain: LLMChain,
+        settings: Settings,
+        caller: CallerContext | None = None,
+        memory: MemoryStore | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             api_key=settings.secret("openai_api_key") or "not-set",
             base_url=settings.llm_base_url,
-            settings=OpenAILLMService.Settings(
-                model=chain.model, temperature=settings.llm_temperature, system_instruction=system_instruction
-            ),
+            settings=OpenAILLMService.Settings(model=chain.model, temperature=settings.llm_temperature),
             **kwargs,
         )
         self.chain = chain
+        self.app_settings = settings
+        self.caller = caller
+        self.memory = memory
         self.last_stream: ChainStream | None = None
 
     async def get_chat_completions(self, context: LLMContext) -> Any:
-        """Build the request as Pipecat does, then let the chain pick the endpoint that answers."""
+        """Build the request as Pipecat does, pack it, then let the chain pick the endpoint."""
         adapter = self.get_llm_adapter()
         params_from_context = await adapter.get_llm_invocation_params(
             context,
@@ -66,18 +85,49 @@ class ChainedLLMService(OpenAILLMService):
             convert_developer_to_user=not self.supports_developer_role,
         )
         params = self.build_chat_completion_params(params_from_context)
+        params["messages"] = await self.pack_messages(list(params["messages"]))
         self.last_stream = await self.chain.stream(**params)
         return self.last_stream
 
+    async def pack_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """Persona, caller memory, knowledge for this turn and the conversation, inside the budget."""
+        system = [m for m in messages if m.get("role") in ("system", "developer")]
+        history = [m for m in messages if m.get("role") not in ("system", "developer")]
+        knowledge: list[KnowledgeHit] = []
+        query = last_user_text(history)
+        if self.memory is not None and query.strip():
+            try:
+                knowledge = await asyncio.wait_for(self.memory.search_knowledge(query), KNOWLEDGE_TIMEOUT)
+            except Exception as exc:  # the reply must not wait on the knowledge base
+                logger.warning("knowledge search skipped for this turn: {}", type(exc).__name__)
+        packed = pack_prompt(
+            self.app_settings,
+            history,
+            caller=self.caller,
+            knowledge=knowledge,
+            now=utcnow(),
+            extra_instructions="\n".join(str(m.get("content") or "") for m in system),
+        )
+        return packed.messages
+
 
 def build_pipeline_llm(
-    settings: Settings, *, system_instruction: str, chain: LLMChain | None = None
+    settings: Settings,
+    *,
+    caller: CallerContext | None = None,
+    memory: MemoryStore | None = None,
+    chain: LLMChain | None = None,
 ) -> ChainedLLMService:
-    """The call pipeline's LLM processor (a drop-in for ``OpenAILLMService``)."""
+    """The call pipeline's LLM processor (in place of a bare ``OpenAILLMService``).
+
+    Args:
+        settings: the call's settings (persona, LLM endpoints, budget).
+        caller: what memory knows about the caller (``memory.fetch_caller_context``), if any.
+        memory: the store searched for knowledge on every turn (bounded by ``KNOWLEDGE_TIMEOUT``).
+        chain: an existing chain to share (default: one built from ``settings``).
+    """
     return ChainedLLMService(
-        chain=chain or LLMChain.from_settings(settings),
-        settings=settings,
-        system_instruction=system_instruction,
+        chain=chain or LLMChain.from_settings(settings), settings=settings, caller=caller, memory=memory
     )
 
 
