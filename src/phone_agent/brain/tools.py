@@ -238,7 +238,7 @@ def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any
         return dict(arguments)
     try:
         value = json.loads(arguments)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ToolError(f"The arguments were not valid JSON: {exc.msg}.") from exc
     if not isinstance(value, dict):
         raise ToolError("The arguments must be a JSON object.")

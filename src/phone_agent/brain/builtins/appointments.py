@@ -40,7 +40,7 @@ async def book_appointment(ctx: ToolContext, args: BookAppointmentArgs) -> dict[
         start = start.replace(tzinfo=tz)
     now = ctx.now()
     async with db(ctx) as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOKING_LOCK})
         rows = await session.execute(
             select(Appointment.starts_at, Appointment.duration_minutes).where(
