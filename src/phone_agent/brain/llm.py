@@ -11,7 +11,8 @@ provider fault:
   the other request is cancelled.
 - When every endpoint has failed, or none has produced a token ``CANNED_GRACE`` after the
   timeout, the chain streams a canned spoken reply offering to take a message (so with the
-  default 2 s the canned reply starts by 2.3 s, never dead air).
+  default 2 s the canned reply starts by 2.4 s, never dead air). A primary that hangs leaves
+  the secondary ``CANNED_GRACE`` to answer: lower ``llm_first_token_timeout`` to give it more room.
 
 A failure after the first token cannot be retried without repeating words, so the stream just
 ends there (logged). The SDK's own retries are off: the chain's failover is faster than backoff.
@@ -35,7 +36,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
 
-CANNED_GRACE = 0.3  # seconds after llm_first_token_timeout before the canned reply is spoken
+CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
 REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
 
 
