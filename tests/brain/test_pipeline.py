@@ -31,7 +31,7 @@ from phone_agent.brain.hours import spoken_time
 from phone_agent.brain.llm import canned_reply
 from phone_agent.brain.packer import messages_tokens
 from phone_agent.brain.persona import persona_prompt
-from phone_agent.brain.pipeline import build_pipeline_llm, register_tools
+from phone_agent.brain.pipeline import CallBrain, build_call_brain, build_pipeline_llm, register_tools
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryItem
@@ -87,10 +87,13 @@ class Call:
         caller: CallerContext | None = None,
         memory: object = None,
         history: list[dict] | None = None,
+        brain: CallBrain | None = None,
     ) -> None:
-        self.llm = build_pipeline_llm(settings, caller=caller, memory=memory)  # type: ignore[arg-type]
+        self.llm = brain.llm if brain else build_pipeline_llm(settings, caller=caller, memory=memory)  # type: ignore[arg-type]
         context = LLMContext(messages=list(history or []))
-        if ctx is not None:
+        if brain is not None:
+            context = LLMContext(tools=brain.tools)
+        elif ctx is not None:
             context = LLMContext(
                 messages=history or [], tools=register_tools(self.llm, default_registry(), ctx)
             )
@@ -277,3 +280,31 @@ async def test_tool_loop_is_cut_off_in_the_pipeline(
         "Sorry, I couldn't finish that. Can I take a message so someone can call you back?"
     ]
     assert len(fake_openai.chat_requests) == settings.llm_max_tool_calls + 3
+
+
+async def test_build_call_brain_wires_runtime_memory_tools_and_the_pipeline_hang_up(
+    tool_call: tuple[Settings, ToolContext, Runtime], fake_openai: FakeOpenAI, fake_twilio: FakeTwilioREST
+) -> None:
+    settings, _, runtime = tool_call
+    hung_up: list[str] = []
+
+    async def hang_up() -> None:
+        hung_up.append("pipeline hang-up")
+
+    caller = CallerContext(phone=CALLER, name="Dana", known=True)
+    brain = build_call_brain(runtime, call_sid="CA-live", caller=caller, call_id=None, on_hang_up=hang_up)
+    fake_openai.script(
+        Reply(tool_calls=[ToolCall("end_call", {})]),
+        "Bye Dana!",
+    )
+    async with Call(settings, brain=brain) as call:
+        await call.say("That's all, thanks")
+        await call.collector.wait_responses(2)
+        assert "".join(call.collector.text) == "Bye Dana!"
+        assert hung_up == [] and brain.ctx.pending_action()
+        await brain.ctx.speech_finished()
+    assert hung_up == ["pipeline hang-up"] and fake_twilio.requests == []
+    sent = fake_openai.chat_requests[0]
+    assert sent["messages"][1]["content"] == f"About the caller ({CALLER}), from earlier calls:\nName: Dana."
+    assert [t["function"]["name"] for t in sent["tools"]] == default_registry().names
+    assert [r["name"] for r in brain.ctx.take_records()] == ["end_call"]

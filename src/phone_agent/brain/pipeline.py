@@ -23,13 +23,17 @@ per-turn limit applies: past ``llm_max_tool_calls`` a call gets an error result,
 still insists is cut off with the canned reply. The voice pipeline must call
 ``ctx.speech_finished()`` when the agent's audio has finished playing (``end_call`` and
 ``transfer_call`` wait for it), and store ``ctx.take_records()`` with the agent turn.
+
+``build_call_brain(runtime, call_sid=..., caller=...)`` puts it all together for one call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -47,6 +51,9 @@ from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, limit_error
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryStore
 from phone_agent.storage.tables import utcnow
+
+if TYPE_CHECKING:
+    from phone_agent.runtime import Runtime
 
 KNOWLEDGE_TIMEOUT = 0.3  # seconds the knowledge search may add to a turn on the phone
 EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
@@ -164,7 +171,7 @@ class _TurnCounter:
         return self.calls
 
 
-def register_tools(llm: LLMService, registry: ToolRegistry, ctx: ToolContext) -> ToolsSchema:
+def register_tools(llm: LLMService[Any], registry: ToolRegistry, ctx: ToolContext) -> ToolsSchema:
     """Register every tool's handler on ``llm``; returns the schema to advertise in the context."""
     counter = _TurnCounter()
     limit = ctx.settings.llm_max_tool_calls
@@ -193,3 +200,51 @@ def register_tools(llm: LLMService, registry: ToolRegistry, ctx: ToolContext) ->
         assert tool is not None
         llm.register_function(tool.name, handler_for(tool))
     return tools_schema(registry)
+
+
+@dataclass
+class CallBrain:
+    """Everything the brain puts into one call's pipeline.
+
+    ``llm`` goes where the LLM processor goes; ``tools`` into ``LLMContext(tools=...)``; ``ctx``
+    is the call's tool state: call ``await ctx.speech_finished()`` when the agent's audio has
+    finished playing, and store ``ctx.take_records()`` with each agent turn.
+    """
+
+    llm: ChainedLLMService
+    tools: ToolsSchema
+    ctx: ToolContext
+
+
+def build_call_brain(
+    runtime: Runtime,
+    *,
+    call_sid: str | None,
+    caller: CallerContext | None,
+    call_id: int | None = None,
+    on_hang_up: Callable[[], Awaitable[None]] | None = None,
+) -> CallBrain:
+    """The brain of one phone call on this runtime (shared LLM chain, Twilio control, memory).
+
+    Args:
+        runtime: the process runtime (settings current when the call starts are kept for the call).
+        call_sid: Twilio's call SID (transfer and hang-up act on it).
+        caller: the caller's context from memory (``memory.fetch_caller_context``), if any.
+        call_id: ``calls.id`` of the call, so appointments and messages link to it.
+        on_hang_up: the pipeline's own way to end the call; default: Twilio REST ``Status=completed``.
+    """
+    from phone_agent.brain.builtins import default_registry
+    from phone_agent.brain.components import llm_chain_for, memory_for, tool_context_for
+
+    memory = memory_for(runtime)
+    llm = build_pipeline_llm(runtime.settings, caller=caller, memory=memory, chain=llm_chain_for(runtime))
+    ctx = tool_context_for(
+        runtime,
+        caller_phone=caller.phone if caller else None,
+        caller_name=caller.name if caller else None,
+        call_sid=call_sid,
+        call_id=call_id,
+        channel="phone",
+        on_hang_up=on_hang_up,
+    )
+    return CallBrain(llm=llm, tools=register_tools(llm, default_registry(), ctx), ctx=ctx)
