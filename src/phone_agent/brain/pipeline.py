@@ -223,6 +223,7 @@ def build_call_brain(
     caller: CallerContext | None,
     call_id: int | None = None,
     on_hang_up: Callable[[], Awaitable[None]] | None = None,
+    before_transfer: Callable[[], Awaitable[None]] | None = None,
 ) -> CallBrain:
     """The brain of one phone call on this runtime (shared LLM chain, Twilio control, memory).
 
@@ -232,6 +233,9 @@ def build_call_brain(
         caller: the caller's context from memory (``memory.fetch_caller_context``), if any.
         call_id: ``calls.id`` of the call, so appointments and messages link to it.
         on_hang_up: the pipeline's own way to end the call; default: Twilio REST ``Status=completed``.
+        before_transfer: called just before ``transfer_call`` redirects the call; the pipeline must
+            then end WITHOUT hanging up (Pipecat's Twilio serializer hangs up on End/CancelFrame,
+            which would end the call being transferred).
     """
     from phone_agent.brain.builtins import default_registry
     from phone_agent.brain.components import llm_chain_for, memory_for, tool_context_for
@@ -246,5 +250,6 @@ def build_call_brain(
         call_id=call_id,
         channel="phone",
         on_hang_up=on_hang_up,
+        before_transfer=before_transfer,
     )
     return CallBrain(llm=llm, tools=register_tools(llm, default_registry(), ctx), ctx=ctx)

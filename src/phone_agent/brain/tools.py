@@ -105,6 +105,9 @@ class ToolContext:
     channel: Literal["phone", "chat"] = "chat"
     clock: Callable[[], datetime] = utcnow
     on_hang_up: Callable[[], Awaitable[None]] | None = None  # the voice pipeline's own hang-up, if any
+    # Called just before a transfer redirects the call: the pipeline must then end without hanging
+    # up (Pipecat's Twilio serializer would otherwise end the call being transferred).
+    before_transfer: Callable[[], Awaitable[None]] | None = None
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
