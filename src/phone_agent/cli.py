@@ -16,6 +16,7 @@ from rich.table import Table
 from phone_agent import __version__
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
+from phone_agent.memory.cli import register as register_memory_commands
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -24,6 +25,7 @@ config_app = typer.Typer(help="Show the configuration and where each value comes
 db_app = typer.Typer(help="Database migrations.")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
 
 console = Console()
 err_console = Console(stderr=True)
