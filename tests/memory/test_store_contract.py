@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,6 +140,10 @@ async def test_vectors_are_stored_and_ranked_by_cosine(
         }
         missing = await session.scalar(text("SELECT count(*) FROM memories WHERE embedding IS NULL"))
     assert missing == 0
+    if store.engine.dialect.name == "sqlite":  # sqlite-vec ranks in SQL wherever Python can load it
+        async with store.transaction() as session:
+            loaded = await store.has_sqlite_vec(session)  # type: ignore[attr-defined]
+        assert loaded == hasattr(sqlite3.Connection, "enable_load_extension")
     assert contents[ids[0]] == "red mountain fire"
     # hybrid retrieval puts the memory both searches rank first on top
     hits = await store.retrieve(MARIA, "fire", limit=1)

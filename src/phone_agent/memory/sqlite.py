@@ -41,7 +41,8 @@ class SQLiteMemoryStore(SQLMemoryStore):
             return
         raw.info["sqlite_vec"] = await _load_sqlite_vec(raw.driver_connection)
 
-    async def _has_sqlite_vec(self, session: AsyncSession) -> bool:
+    async def has_sqlite_vec(self, session: AsyncSession) -> bool:
+        """True when this session's connection ranks vectors with sqlite-vec in SQL."""
         raw = await (await session.connection()).get_raw_connection()
         return bool(raw.info.get("sqlite_vec"))
 
@@ -62,7 +63,7 @@ class SQLiteMemoryStore(SQLMemoryStore):
     ) -> list[int]:
         where = f"t.embedding IS NOT NULL{_owner_filter(table, caller_id)}"
         params = {"caller_id": caller_id, "k": k, "query": to_blob(vector)}
-        if await self._has_sqlite_vec(session):
+        if await self.has_sqlite_vec(session):
             sql = (
                 f"SELECT t.id, vec_distance_cosine(t.embedding, :query) AS d FROM {table} t "
                 f"WHERE {where} ORDER BY d LIMIT :k"
