@@ -68,12 +68,13 @@ class SQLiteMemoryStore(SQLMemoryStore):
                 f"SELECT t.id, vec_distance_cosine(t.embedding, :query) AS d FROM {table} t "
                 f"WHERE {where} ORDER BY d LIMIT :k"
             )
-            rows = await session.execute(text(sql), params)
-            return [row[0] for row in rows if 1.0 - row[1] >= self.min_similarity]
+            ranked = await session.execute(text(sql), params)
+            return [row[0] for row in ranked if 1.0 - row[1] >= self.min_similarity]
         rows = (
             await session.execute(text(f"SELECT t.id, t.embedding FROM {table} t WHERE {where}"), params)
         ).all()
-        return await asyncio.to_thread(_nearest, rows, vector, k, self.min_similarity)
+        pairs = [(int(row[0]), bytes(row[1])) for row in rows]
+        return await asyncio.to_thread(_nearest, pairs, vector, k, self.min_similarity)
 
     async def write_vectors(
         self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
