@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -229,3 +230,15 @@ async def test_purge_expired_deletes_old_caller_data(store: SQLMemoryStore) -> N
     context = await store.caller_context(MARIA)
     assert [m.content for m in context.memories] == ["Fresh fact."]
     assert (await _counts(store))["calls"] == 0
+
+
+async def test_two_calls_writing_the_same_new_caller_at_once_make_one_caller(store: SQLMemoryStore) -> None:
+    await asyncio.gather(
+        *(
+            store.store_memories(MARIA, [MemoryItem(content=f"Fact from call {i}.")], name="Maria")
+            for i in range(4)
+        )
+    )
+    context = await store.caller_context(MARIA)
+    assert sorted(m.content for m in context.memories) == [f"Fact from call {i}." for i in range(4)]
+    assert (await _counts(store))["callers"] == 1

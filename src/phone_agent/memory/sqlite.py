@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -76,13 +77,8 @@ class SQLiteMemoryStore(SQLMemoryStore):
         pairs = [(int(row[0]), bytes(row[1])) for row in rows]
         return await asyncio.to_thread(_nearest, pairs, vector, k, self.min_similarity)
 
-    async def write_vectors(
-        self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
-    ) -> None:
-        await session.execute(
-            text(f"UPDATE {table} SET embedding = :embedding WHERE id = :id"),
-            [{"id": row_id, "embedding": to_blob(vector)} for row_id, vector in rows],
-        )
+    def embedding_value(self, vector: np.ndarray) -> Any:
+        return to_blob(vector)
 
 
 def _nearest(rows: list[tuple[int, bytes]], vector: np.ndarray, k: int, floor: float) -> list[int]:
