@@ -11,6 +11,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.api import health
@@ -24,7 +25,13 @@ from phone_agent.storage.migrate import upgrade
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
     common = [health.router]
-    orchestrator = [admin_status.router, admin_pages.public, admin_pages.router, admin_api.router]
+    orchestrator = [
+        admin_status.router,
+        admin_pages.public,
+        admin_pages.router,
+        admin_api.router,
+        admin_knowledge.router,
+    ]
     voice_bridge: list[APIRouter] = []
     memory: list[APIRouter] = []
     by_role = {

@@ -23,7 +23,8 @@ def admin_routes() -> list[tuple[str, str]]:
     for route in [r for router in routers_for("all") for r in router.routes]:
         if isinstance(route, APIRoute) and route.path.startswith("/admin") and route.path not in PUBLIC:
             path = route.path.replace("{section}", "voice").replace("{name}", "tts_stability")
-            path = path.replace("{call_sid}", "CA-none")
+            path = path.replace("{call_sid}", "CA-none").replace("{document_id}", "1")
+            path = path.replace("{phone}", "+15550001111").replace("{memory_id}", "1")
             out.extend((method, path) for method in sorted(route.methods))
     return out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from phone_agent.app import create_app
 from phone_agent.brain.persona import greeting_for
+from phone_agent.memory import MemoryItem, memory_store_for
 from phone_agent.runtime import Runtime
 from phone_agent.storage.migrate import upgrade
 from tests.admin.browser import chromium_page, screenshot
@@ -23,6 +24,9 @@ async def _seed(settings: object) -> None:
     try:
         await upgrade(runtime.engine)
         await insert_calls(runtime)
+        await memory_store_for(runtime.settings, runtime).store_memories(
+            "+15551230001", [MemoryItem(content="Prefers morning appointments")], name="Maria Lopez"
+        )
     finally:
         await runtime.close()
 
@@ -103,6 +107,37 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             assert "book_callback" in page.locator("#transcript").inner_text()
             screenshot(page.locator("#waterfall"), "5-call-waterfall")
             screenshot(page, "5-call-page")
+
+            # 4. knowledge & memory: upload a document and find it; delete all data of a caller
+            page.goto(server.url + "/admin#knowledge")
+            knowledge = page.locator("#knowledge")
+            doc = tmp_path / "opening-hours.md"
+            doc.write_text(
+                "# Opening hours\n\nOpen on Saturdays from 10:00 to 12:00; parking behind the building.\n"
+            )
+            knowledge.locator("#upload-form input[type=file]").set_input_files(str(doc))
+            knowledge.locator("#upload-form button").click()
+            page.wait_for_url("**/admin?saved=knowledge#knowledge")
+            assert "Opening hours" in knowledge.locator("#documents").inner_text()
+            knowledge.locator("#knowledge-search input[name=kq]").fill("is there parking")
+            knowledge.locator("#knowledge-search button").click()
+            assert "parking behind the building" in knowledge.locator("#knowledge-hits").inner_text()
+            knowledge.locator("#caller-search input[name=cq]").fill("maria")
+            knowledge.locator("#caller-search button").click()
+            assert "Maria Lopez" in knowledge.locator("#callers").inner_text()
+            screenshot(knowledge, "4-knowledge-memory")
+            knowledge.locator("#callers a").first.click()
+            page.wait_for_url("**/admin/callers/*")
+            memory = page.locator("#memories input[name=content]").first.input_value()
+            assert memory == "Prefers morning appointments"
+            screenshot(page, "4-caller")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("#delete-caller button")
+            page.wait_for_url("**/admin?saved=caller-deleted#knowledge")
+            assert "All data of the caller was deleted." in knowledge.inner_text()
+            assert "Maria Lopez" not in knowledge.inner_text()
+            assert page.goto(server.url + "/admin/callers/+15551230001").status == 404
+            assert page.goto(server.url + "/admin/calls/CA-done").status == 404  # transcript gone too
 
             # 6. system: health, every config value with its source, the audit trail of this session
             page.goto(server.url + "/admin#system")

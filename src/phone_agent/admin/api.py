@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.calls import call_detail, call_log, live_calls
-from phone_agent.admin.pages import admin_context, templates
+from phone_agent.admin.pages import admin_context
 from phone_agent.admin.settings_form import SECTIONS, FormErrors, reset_setting, save_section
+from phone_agent.admin.templating import templates
 from phone_agent.admin.voice import list_voices, synthesize_sample
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import ConfigError, NotFoundError

@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.knowledge import search_callers
 from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.admin.templating import templates
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import NotFoundError
+from phone_agent.memory import memory_store_for
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import AuditEntry
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 public = APIRouter(tags=["admin"])
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
@@ -160,6 +159,9 @@ async def admin_context(
     """Everything the /admin page shows."""
     settings = runtime.settings
     phone = request.query_params.get("phone", "").strip()
+    knowledge_query = request.query_params.get("kq", "").strip()
+    caller_query = request.query_params.get("cq", "").strip()
+    store = memory_store_for(settings, runtime)
     async with runtime.sessions() as session:
         live = await live_calls(session)
         log = await call_log(session, phone=phone or None)
@@ -180,6 +182,13 @@ async def admin_context(
         "health": await component_health(runtime),
         "config": settings.public_view(),
         "audit": audit,
+        "documents": await store.list_documents(),
+        "knowledge_query": knowledge_query,
+        "knowledge_hits": await store.search_knowledge(knowledge_query, limit=5) if knowledge_query else None,
+        "caller_query": caller_query,
+        "callers": await search_callers(runtime, caller_query),
+        "max_upload_mb": settings.max_upload_mb,
+        "upload_error": request.query_params.get("upload_error"),
     }
 
 
