@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from phone_agent import __version__
 from phone_agent.admin.calls import latency_summary
 from phone_agent.admin.health import component_health
+from phone_agent.ops.doctor import report_for_status
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import ping
 from phone_agent.storage.migrate import current_revision, head_revision
@@ -111,4 +112,5 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
             snapshot["latency"] = await latency_summary(session)
     else:
         snapshot["latency"] = None
+    snapshot["doctor"] = await report_for_status(runtime)  # cached 5 min; see ops/doctor/runner.py
     return snapshot

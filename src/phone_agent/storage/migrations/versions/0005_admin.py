@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_admin"
-down_revision = "0001_initial"
+down_revision = "0002_memory_search"
 branch_labels = None
 depends_on = None
 
