@@ -208,7 +208,9 @@ async def edit_memory(
     async with transaction(runtime.sessions) as session:
         await session.execute(delete(Memory).where(Memory.id == memory.id))
     store = memory_store_for(runtime.settings, runtime)
-    await store.store_memories(phone, [MemoryItem(content=content.strip(), kind=memory.kind, key=memory.key)])
+    await store.store_memories(
+        phone, [MemoryItem(content=content.strip(), kind=memory.kind, key=memory.key, score=0.0)]
+    )
     await _audit(runtime, admin.actor, "memory.edit", f"caller {masked_phone(phone)} memory {memory_id}")
     return RedirectResponse(f"/admin/callers/{normalise_phone(phone)}?saved=memory", status_code=303)
 
