@@ -19,16 +19,6 @@ STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-LOOPBACK = {"127.0.0.1", "::1"}
-
-
-def status_allowed(request: Request, token: str | None) -> bool:
-    """For /metrics: the status token when one is configured, else only loopback clients."""
-    if token:
-        return token_matches(request, token)
-    return request.client is not None and request.client.host in LOOPBACK
-
-
 def token_matches(request: Request, token: str | None) -> bool:
     """A configured status token sent as ``Authorization: Bearer`` or ``?token=``."""
     if not token:
