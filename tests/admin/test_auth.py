@@ -159,3 +159,12 @@ def test_env_password_change_replaces_the_stored_hash(tmp_path: Path) -> None:
         bad = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": login_csrf(client)})
         assert bad.status_code == 401
         log_in(client, "the second password")
+
+
+def test_pages_are_never_framed_nor_cached(admin: tuple[TestClient, str]) -> None:
+    client, _ = admin
+    for path in ("/admin", "/admin/login"):
+        response = client.get(path)
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]

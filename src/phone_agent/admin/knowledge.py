@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
-from phone_agent.admin.templating import templates
+from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import NotFoundError
 from phone_agent.memory import MemoryItem, delete_caller, memory_store_for
@@ -178,7 +178,7 @@ async def caller_page(phone: str, request: Request, runtime: RuntimeDep, admin: 
         "editable": memories_editable(runtime),
         "saved": request.query_params.get("saved"),
     }
-    return templates.TemplateResponse(request, "caller.html", context)
+    return render(request, "caller.html", context)
 
 
 async def _own_memory(runtime: Runtime, phone: str, memory_id: int) -> Memory:

@@ -21,7 +21,7 @@ from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
 from phone_agent.admin.knowledge import search_callers
 from phone_agent.admin.settings_form import SECTIONS, field_views
-from phone_agent.admin.templating import templates
+from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import NotFoundError
 from phone_agent.memory import memory_store_for
@@ -36,7 +36,7 @@ def _login_form(
     request: Request, *, error: str | None = None, status: int = 200, setup: bool = False
 ) -> Response:
     nonce = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
+    response = render(
         request,
         "setup.html" if setup else "login.html",
         {"csrf_token": nonce, "error": error, "next": auth.safe_next(request.query_params.get("next"))},
@@ -196,7 +196,7 @@ async def admin_context(
 @router.get("/admin.html", response_class=HTMLResponse)
 async def admin_page(request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
     """The owner's page: every section."""
-    return templates.TemplateResponse(request, "admin.html", await admin_context(runtime, admin, request))
+    return render(request, "admin.html", await admin_context(runtime, admin, request))
 
 
 @router.get("/admin/calls/{call_sid}", response_class=HTMLResponse)
@@ -206,7 +206,7 @@ async def call_page(call_sid: str, request: Request, runtime: RuntimeDep, admin:
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
-    return templates.TemplateResponse(
+    return render(
         request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
     )
 
