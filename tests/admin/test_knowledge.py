@@ -159,3 +159,23 @@ def test_callers_memories_edit_delete_and_forget_caller(admin: tuple[TestClient,
         f"caller …0001 memory {by_text['Prefers morning appointments']}",
     ) in audit
     assert not any("+15551230001" in (a.target or "") for a in run(client, _audit))
+
+
+def test_page_still_renders_when_the_memory_service_is_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from phone_agent.app import create_app
+    from tests.admin.conftest import log_in
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path,
+        ADMIN_PASSWORD=PASSWORD,
+        PHONE_AGENT_MEMORY_BACKEND="http",
+        PHONE_AGENT_MEMORY_URL="http://127.0.0.1:9",
+        PHONE_AGENT_MEMORY_TIMEOUT_SECONDS="0.5",
+    )
+    with TestClient(create_app(settings)) as client:
+        log_in(client)
+        page = client.get("/admin")
+    assert page.status_code == 200
+    assert "The knowledge base cannot be reached now" in page.text
+    assert "DOWN" in page.text  # the health table says so too

@@ -23,8 +23,8 @@ from phone_agent.admin.knowledge import search_callers
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
-from phone_agent.errors import NotFoundError
-from phone_agent.memory import memory_store_for
+from phone_agent.errors import NotFoundError, StoreError
+from phone_agent.memory import MemoryStore, memory_store_for
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import AuditEntry
 
@@ -182,14 +182,22 @@ async def admin_context(
         "health": await component_health(runtime),
         "config": settings.public_view(),
         "audit": audit,
-        "documents": await store.list_documents(),
-        "knowledge_query": knowledge_query,
-        "knowledge_hits": await store.search_knowledge(knowledge_query, limit=5) if knowledge_query else None,
+        **await _knowledge(store, knowledge_query),
         "caller_query": caller_query,
         "callers": await search_callers(runtime, caller_query),
         "max_upload_mb": settings.max_upload_mb,
         "upload_error": request.query_params.get("upload_error"),
     }
+
+
+async def _knowledge(store: MemoryStore, query: str) -> dict[str, Any]:
+    """Documents and search hits; a message instead when the memory service cannot answer."""
+    try:
+        documents = await store.list_documents()
+        hits = await store.search_knowledge(query, limit=5) if query else None
+    except StoreError as exc:
+        return {"documents": [], "knowledge_hits": None, "knowledge_query": query, "memory_error": str(exc)}
+    return {"documents": documents, "knowledge_hits": hits, "knowledge_query": query, "memory_error": None}
 
 
 @router.get("/admin", response_class=HTMLResponse)
