@@ -168,3 +168,27 @@ def test_pages_are_never_framed_nor_cached(admin: tuple[TestClient, str]) -> Non
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cli_sets_the_password_and_ends_sessions(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONE_AGENT_", "ADMIN_PASSWORD"))}
+        env.update(DATABASE_URL=settings.database_url, PHONE_AGENT_DATA_DIR=str(tmp_path))
+        run = [sys.executable, "-m", "phone_agent", "admin", "set-password", "--stdin"]
+        short = subprocess.run(run, input="short\n", env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert short.returncode == 2 and "at least 10 characters" in short.stderr
+        done = subprocess.run(
+            run, input="from the shell 123\n", env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        log_in(client, "from the shell 123")
+        again = subprocess.run(
+            run, input="another one 4567\n", env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert again.returncode == 0
+        assert client.get("/admin", headers={"Accept": "application/json"}).status_code == 401  # logged out
