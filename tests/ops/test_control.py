@@ -1,0 +1,88 @@
+"""The control bus: call commands and config changes cross processes through the machine's Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from phone_agent.ops.control import ControlBus, start_control_bus
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
+from phone_agent.storage.migrate import upgrade
+from phone_agent.storage.overrides import save_overrides
+from tests.conftest import make_settings
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+async def wait_for(predicate: Any, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_call_command_reaches_the_other_process_bus() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"  # other test runs share this Redis
+    orchestrator = ControlBus(redis_url=REDIS, channel_prefix=prefix)
+    voice_bridge = ControlBus(redis_url=REDIS, channel_prefix=prefix)
+    received: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def hold_call(call_sid: str, action: str, params: dict[str, Any]) -> None:
+        received.append((call_sid, action, params))
+
+    voice_bridge.on_call_command(hold_call)
+    await orchestrator.start()
+    await voice_bridge.start()
+    try:
+        assert orchestrator.distributed
+        receivers = await orchestrator.send_call_command("CA123", "transfer", to="+15550001111")
+        await wait_for(lambda: received)
+    finally:
+        await orchestrator.close()
+        await voice_bridge.close()
+    assert receivers == 2  # both processes' buses are subscribed
+    assert received == [("CA123", "transfer", {"to": "+15550001111"})]
+
+
+async def test_without_redis_commands_are_delivered_in_process() -> None:
+    bus = ControlBus()
+    seen: list[str] = []
+
+    async def broken(call_sid: str, action: str, params: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    async def hangup(call_sid: str, action: str, params: dict[str, Any]) -> None:
+        seen.append(f"{action}:{call_sid}")
+
+    bus.on_call_command(broken)
+    bus.on_call_command(hangup)
+    await bus.start()
+    assert await bus.send_call_command("CA9", "hangup") == 2
+    await bus.close()
+    assert seen == ["hangup:CA9"]  # a failing handler does not stop the others
+
+
+async def test_config_change_fans_out_to_other_runtimes(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, REDIS_URL=REDIS)
+    admin, bridge = Runtime.create(settings, "orchestrator"), Runtime.create(settings, "voice-bridge")
+    await upgrade(admin.engine)
+    bus_a = await start_control_bus(admin)
+    bus_b = await start_control_bus(bridge)
+    try:
+        assert bridge.extras["control"] is bus_b
+        async with transaction(admin.sessions) as session:
+            admin.settings = await save_overrides(
+                session, admin.settings, {"agent_name": "Nova"}, actor="test"
+            )
+        assert bridge.settings.agent_name == "Ava"
+        await bus_a.announce_config_change(keys=["agent_name"])
+        await wait_for(lambda: bridge.settings.agent_name == "Nova")
+        assert bridge.settings.source_of("agent_name") == "admin"
+    finally:
+        await bus_a.close()
+        await bus_b.close()
+        await admin.close()
+        await bridge.close()
