@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     llm_first_token_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for the first token before failing over."
     )
+    llm_context_tokens: int = Field(
+        6000,
+        ge=500,
+        description="Token budget of the prompt sent to the LLM; oldest turns are summarised beyond it.",
+    )
+    llm_max_tool_calls: int = Field(
+        5, ge=1, le=20, description="Most tool calls the LLM may make in one turn before it must answer."
+    )
     llm_mode: Literal["pipeline", "realtime"] = Field(
         "pipeline", description="pipeline = STT+LLM+TTS; realtime = OpenAI speech-to-speech."
     )
@@ -132,6 +140,9 @@ class Settings(BaseSettings):
     memory_service_token: SecretStr | None = Field(None, description="Bearer token of the memory service.")
     memory_retention_days: int = Field(
         365, ge=0, description="Delete caller data older than this many days (0 = keep)."
+    )
+    memory_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of one request to the memory service (http mode)."
     )
     embeddings_model: str = Field("text-embedding-3-small", description="OpenAI embeddings model.")
     embeddings_enabled: bool = Field(

@@ -68,7 +68,8 @@ _INJECTED = {
 
 class FakeOpenAI(FakeServer):
     """Local OpenAI API. Knobs: `first_token_latency`, `tokens_per_second`, `stt_latency`,
-    `tts_first_audio_latency`, `tts_realtime_factor`; queues: `script(...)`, `transcripts`."""
+    `tts_first_audio_latency`, `tts_realtime_factor`, `default_reply_text` (every unscripted chat
+    answers with it instead of the echo); queues: `script(...)`, `transcripts`."""
 
     name = "openai"
 
@@ -93,6 +94,7 @@ class FakeOpenAI(FakeServer):
         self.replies: deque[Reply] = deque()
         self.transcripts: deque[str] = deque()
         self.default_transcript = "Hello, I would like to book an appointment."
+        self.default_reply_text: str | None = None  # None = echo the last user message
         self.chat_requests: list[dict[str, Any]] = []
         self.transcription_requests: list[dict[str, Any]] = []
         self.speech_requests: list[dict[str, Any]] = []
@@ -183,7 +185,12 @@ class FakeOpenAI(FakeServer):
             self.chat_requests.append(body)
         validate_chat_request(body)
         self.check_model(body["model"])
-        reply = self.replies.popleft() if self.replies else default_reply(body["messages"])
+        if self.replies:
+            reply = self.replies.popleft()
+        elif self.default_reply_text is not None:
+            reply = Reply(text=self.default_reply_text)
+        else:
+            reply = default_reply(body["messages"])
         if not body.get("stream"):
             await asyncio.sleep(self.first_token_latency + self._generation_time(reply))
             return JSONResponse(completion_json(body, reply))

@@ -39,6 +39,17 @@ async def test_non_stream_default_reply_echoes_last_user_message(fake_openai: Fa
     assert fake_openai.chat_requests[-1]["messages"] == messages
 
 
+async def test_default_reply_text_answers_every_unscripted_chat(fake_openai: FakeOpenAI) -> None:
+    client = sdk(fake_openai)
+    fake_openai.default_reply_text = "Sure, I can help with that."
+    fake_openai.script("Scripted first.")
+    messages = [{"role": "user", "content": "Hi"}]
+    first = await client.chat.completions.create(model="gpt-4.1", messages=messages)
+    second = await client.chat.completions.create(model="gpt-4.1", messages=messages)
+    assert first.choices[0].message.content == "Scripted first."
+    assert second.choices[0].message.content == "Sure, I can help with that."
+
+
 async def test_stream_text_then_tool_call_with_usage(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(
         Reply(text="Let me book that.", tool_calls=[ToolCall("book_appointment", {"day": "Mon"})])

@@ -1,0 +1,74 @@
+"""`python -m bench`: run the benchmark and write the report under bench/results/.
+
+python -m bench --quick                      # 1-minute smoke run: N=1, one utterance
+python -m bench --targets stock,ours --calls 1,5,10
+python -m bench --targets ours --calls 50 --soak 600 --label soak
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bench.callers import UTTERANCES
+from bench.providers import Latencies
+from bench.report import write_report
+from bench.run import TARGETS, Options, run_bench
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_UTTERANCE = "Can you tell me your opening hours on Saturday?"
+
+
+def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1-minute smoke run (N=1, one utterance)")
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
+    parser.add_argument("--calls", default="1", help="comma list of concurrent call counts, e.g. 1,5,10")
+    parser.add_argument(
+        "--soak", type=float, default=0.0, help="keep every caller slot calling for S seconds"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="calls each caller places back to back")
+    parser.add_argument("--stagger", type=float, default=0.3, help="seconds between caller starts")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
+    parser.add_argument("--label", default="latest", help="report file name (without extension)")
+    defaults = Latencies()
+    parser.add_argument("--stt", type=float, default=defaults.stt, help="fake STT latency (s)")
+    parser.add_argument("--llm-first-token", type=float, default=defaults.llm_first_token)
+    parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
+    parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
+    parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
+    args = parser.parse_args(argv)
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    calls = tuple(int(n) for n in args.calls.split(","))
+    latencies = Latencies(
+        args.stt, args.llm_first_token, args.tokens_per_second, args.tts_first_audio, args.tts_realtime_factor
+    )
+    options = Options(
+        targets=targets,
+        calls=(1,) if args.quick else calls,
+        utterances=(QUICK_UTTERANCE,) if args.quick else UTTERANCES,
+        latencies=latencies,
+        rounds=1 if args.quick else args.rounds,
+        soak_seconds=args.soak,
+        stagger=args.stagger,
+        quick=args.quick,
+    )
+    return options, args.out, args.label
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, out, label = parse_options(argv)
+    result = asyncio.run(run_bench(options))
+    paths = write_report(result, out, label)
+    sys.stdout.write(paths["md"].read_text())
+    sys.stdout.write(f"\nwritten: {', '.join(str(p) for p in paths.values())}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

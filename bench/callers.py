@@ -1,0 +1,154 @@
+"""The caller driver: N simulated callers on the real Media Stream protocol (`MediaStreamCaller`),
+each hearing the greeting, then speaking espeak-ng utterances paced in real time and waiting for
+the agent's whole answer before the next one. Records what a caller can observe: when its speech
+ended, when agent audio arrived, every outbound frame's arrival time and size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tests.fakes.audio import read_ulaw_frames, speech_wav
+from tests.fakes.media_stream_caller import MediaStreamCaller
+
+UTTERANCES = (
+    "Hi there, I would like to book an appointment for next Tuesday.",
+    "Tomorrow at ten please.",
+    "Can you tell me your opening hours on Saturday?",
+)
+ANSWER_TIMEOUT = 12.0  # smart-turn may wait for more speech before it answers; count it, don't hang
+
+
+@dataclass
+class CallPlan:
+    """Where one call connects: the websocket URL and Twilio's `customParameters`."""
+
+    ws_url: str
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    call_sid: str | None = None
+    from_number: str = "+15005550006"
+
+
+@dataclass
+class TurnResult:
+    label: str
+    speech_ended: float | None
+    first_agent_audio: float | None
+    talked_over: bool
+
+    @property
+    def voice_to_voice(self) -> float | None:
+        if self.speech_ended is None or self.first_agent_audio is None:
+            return None
+        return self.first_agent_audio - self.speech_ended
+
+
+@dataclass
+class CallResult:
+    """Everything one simulated call observed (times are time.monotonic())."""
+
+    index: int
+    started_at: float | None = None
+    greeting_latency: float | None = None
+    turns: list[TurnResult] = field(default_factory=list)
+    frames: list[tuple[float, int]] = field(default_factory=list)  # (arrival, bytes) of agent media
+    ended_at: float | None = None
+    error: str | None = None
+
+
+# A function returning where call number `index` connects (e.g. after POST /phone/incoming).
+PlanCall = Callable[[int], Awaitable[CallPlan]]
+
+
+def utterance_frames(texts: tuple[str, ...] = UTTERANCES) -> list[tuple[str, list[bytes]]]:
+    """Each utterance rendered once by espeak-ng (cached on disk) as 20 ms mu-law frames."""
+    return [(text, read_ulaw_frames(speech_wav(text))) for text in texts]
+
+
+async def run_call(
+    index: int,
+    plan: CallPlan,
+    utterances: list[tuple[str, list[bytes]]],
+    *,
+    pause: float = 0.6,
+    linger: bool = True,
+) -> CallResult:
+    """One call: greeting, then each utterance after the previous answer has finished playing.
+    Without `linger` the caller hangs up as soon as the last answer starts (quick runs)."""
+    result = CallResult(index)
+    caller = MediaStreamCaller(
+        plan.ws_url,
+        custom_parameters=plan.custom_parameters,
+        extra_headers=plan.headers,
+        call_sid=plan.call_sid,
+        from_number=plan.from_number,
+        open_timeout=30,
+    )
+    try:
+        async with caller:
+            result.started_at = caller.started_at
+            await _until(lambda: caller.first_agent_audio_at is not None or caller.closed_at is not None, 20)
+            result.greeting_latency = caller.greeting_latency
+            if utterances:
+                await caller.wait_for_quiet(pause, timeout=60)
+            for i, (text, frames) in enumerate(utterances):
+                turn = await caller.say_frames(frames, text)
+                await _until(
+                    lambda t=turn: t.first_agent_audio is not None or caller.closed_at is not None,  # type: ignore[misc]
+                    ANSWER_TIMEOUT,
+                )
+                if linger or i < len(utterances) - 1:
+                    await caller.wait_for_quiet(pause, timeout=60)
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        result.ended_at = time.monotonic()
+        result.turns = [
+            TurnResult(t.label, t.speech_ended, t.first_agent_audio, t.agent_talked_over)
+            for t in caller.turns
+        ]
+        result.frames = [(a.at, len(a.audio)) for a in caller.agent_audio]
+    return result
+
+
+async def _until(predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109
+    """Poll `predicate` every 10 ms (cheap: no per-frame work) until true or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def run_calls(
+    n: int,
+    plan_call: PlanCall,
+    utterances: list[tuple[str, list[bytes]]],
+    *,
+    stagger: float,
+    rounds: int = 1,
+    until: float | None = None,
+    linger: bool = True,
+) -> list[CallResult]:
+    """`n` concurrent callers, started `stagger` seconds apart, each placing `rounds` calls back to
+    back; with `until` (a monotonic deadline) they keep calling until then (a soak)."""
+
+    async def slot(i: int) -> list[CallResult]:
+        await asyncio.sleep(i * stagger)
+        results, k = [], 0
+        while True:
+            index = i + k * n
+            plan = await plan_call(index)
+            pause = 0.5 + 0.1 * (i % 5)
+            results.append(await run_call(index, plan, utterances, pause=pause, linger=linger))
+            k += 1
+            if (until is None and k >= rounds) or (until is not None and time.monotonic() >= until):
+                return results
+
+    per_slot = await asyncio.gather(*(slot(i) for i in range(n)))
+    return [r for results in per_slot for r in results]
