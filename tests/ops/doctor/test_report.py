@@ -91,10 +91,12 @@ def test_cli_doctor_fix_sets_the_webhook(tmp_path: Path, fake_twilio: FakeTwilio
 
 
 def test_admin_status_carries_the_doctor_report(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path, PHONE_AGENT_DOCTOR_TIMEOUT="3"), "all")
-    with TestClient(app, client=("127.0.0.1", 5555)) as client:
-        first = client.get("/admin-status").json()["doctor"]
-        second = client.get("/admin-status").json()["doctor"]
+    env = {"PHONE_AGENT_DOCTOR_TIMEOUT": "3", "PHONE_AGENT_ADMIN_STATUS_TOKEN": "status-token-123"}
+    app = create_app(make_settings(tmp_path, **env), "all")
+    auth = {"Authorization": "Bearer status-token-123"}
+    with TestClient(app) as client:
+        first = client.get("/admin-status", headers=auth).json()["doctor"]
+        second = client.get("/admin-status", headers=auth).json()["doctor"]
     assert [c["name"] for c in first["checks"]] == CHECK_NAMES
     assert first["status"] in ("pass", "warn", "fail") and "checked_at" in first
     assert first["checked_at"] == second["checked_at"]  # cached, not rerun on every request
