@@ -16,6 +16,7 @@ router = APIRouter(tags=["admin"])
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def token_matches(request: Request, token: str | None) -> bool:
@@ -25,6 +26,13 @@ def token_matches(request: Request, token: str | None) -> bool:
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     given = given or request.query_params.get("token", "")
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def status_allowed(request: Request, token: str | None) -> bool:
+    """For machine endpoints (``/metrics``): the status token when one is set, else loopback clients."""
+    if token:
+        return token_matches(request, token)
+    return request.client is not None and request.client.host in LOOPBACK
 
 
 @router.get("/admin-status")
