@@ -28,7 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from phone_agent.admin.status import token_matches
+from phone_agent.admin.status import status_allowed
 from phone_agent.api.deps import RuntimeDep
 
 # stage -> (start mark, end mark); marks are ms since the call started (storage/tables.py CallTurn)
@@ -111,19 +111,11 @@ def exposition() -> bytes:
 
 
 router = APIRouter(tags=["ops"])
-LOOPBACK = {"127.0.0.1", "::1"}
-
-
-def scrape_allowed(request: Request, token: str | None) -> bool:
-    """The status token when one is configured, else loopback clients only (nginx hides /metrics)."""
-    if token:
-        return token_matches(request, token)
-    return request.client is not None and request.client.host in LOOPBACK
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus scrape endpoint (loopback, or the admin status token as a Bearer token)."""
-    if not scrape_allowed(request, runtime.settings.secret("admin_status_token")):
+    if not status_allowed(request, runtime.settings.secret("admin_status_token")):
         raise HTTPException(status_code=401, detail="Send the admin status token as a Bearer token.")
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
