@@ -1,6 +1,7 @@
 """The three roles as separate `phone-agent serve --role …` processes on loopback, with the machine's
-PostgreSQL and Redis: each serves only its routes, a full simulated call runs through them, admin
-config changes fan out over Redis, and `phone-agent doctor` sees the split deployment healthy."""
+PostgreSQL and Redis: each serves only its routes, a full simulated call runs through them, an admin
+change on the orchestrator reaches the voice bridge over Redis, and `phone-agent doctor` sees the
+split deployment healthy."""
 
 from __future__ import annotations
 
@@ -20,11 +21,9 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from phone_agent.ops.control import ControlBus
 from phone_agent.runtime import Runtime
-from phone_agent.storage.db import transaction
-from phone_agent.storage.overrides import save_overrides
 from phone_agent.storage.tables import Call, CallTurn
+from tests.admin.conftest import log_in
 from tests.conftest import _reset_pg, make_settings
 from tests.fakes.audio import speech_wav
 from tests.fakes.elevenlabs import FakeElevenLabs
@@ -39,6 +38,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 AUTH_TOKEN = "three-roles-auth-token"
 STATUS_TOKEN = "three-roles-status-token"
 MEMORY_TOKEN = "three-roles-memory-token"
+ADMIN_PASSWORD = "three-roles-admin-password"
 ROLES = ("orchestrator", "voice-bridge", "memory")
 
 
@@ -119,6 +119,7 @@ def split_env(
         "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
         "PHONE_AGENT_ADMIN_STATUS_TOKEN": STATUS_TOKEN,
         "PHONE_AGENT_LOG_LEVEL": "INFO",
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     return env, ports
 
@@ -141,6 +142,17 @@ async def answer_call(ports: dict[str, int], call_sid: str) -> MediaStreamCaller
         call_sid=call_sid,
         from_number="+15551230001",
     )
+
+
+def save_on_admin_page(port: int, business_name: str) -> httpx.Response:
+    """Log in to the orchestrator's admin page and save a personality setting (as a browser does)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as admin:
+        csrf = log_in(admin, ADMIN_PASSWORD)  # type: ignore[arg-type]  # httpx.Client, same API
+        return admin.post(
+            "/admin/settings/personality",
+            data={"business_name": business_name, "csrf_token": csrf},
+            headers={"Accept": "application/json"},
+        )
 
 
 async def wait_for_log(path: Path, text: str) -> None:
@@ -218,19 +230,10 @@ async def test_three_processes_serve_a_call(
             ]
             assert call.stream_sid == caller.stream_sid
 
-            # an admin change saved by one process reaches the voice bridge through Redis
-            async with transaction(runtime.sessions) as session:
-                await save_overrides(
-                    session, runtime.settings, {"business_name": "Trattoria Nova"}, actor="t"
-                )
-            bus = ControlBus(redis_url=REDIS)
-            await bus.start()
-            try:
-                receivers = await bus.announce_config_change(keys=["business_name"])
-                assert receivers >= 4  # the three roles + this test's bus
-                await wait_for_log(tmp_path / "voice-bridge.out", "settings reloaded after a config change")
-            finally:
-                await bus.close()
+            # an admin change saved on the orchestrator's admin page reaches the voice bridge via Redis
+            saved = await asyncio.to_thread(save_on_admin_page, ports["orchestrator"], "Trattoria Nova")
+            assert saved.status_code == 200 and saved.json()["changed"] == ["business_name"], saved.text
+            await wait_for_log(tmp_path / "voice-bridge.out", "settings reloaded after a config change")
             second = await answer_call(ports, new_sid("CA"))
             async with second:
                 await second.wait_for_agent_audio(timeout=30)

@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from loguru import logger
@@ -96,13 +96,13 @@ class ControlBus:
         return await self._publish(self._calls, message)
 
     async def announce_config_change(self, **info: Any) -> int:
-        """Tell every process that admin settings changed (they reload overrides)."""
+        """Tell every other process that admin settings changed (they reload overrides)."""
         return await self._publish(self._config, {"info": info, "origin": self.origin})
 
     async def _publish(self, channel: str, message: dict[str, Any]) -> int:
         if self._redis is None:
             await self._dispatch(channel, message, wait=True)
-            return len(self._call_handlers if channel == self._calls else self._config_handlers)
+            return len(self._call_handlers) if channel == self._calls else 0
         return int(await self._redis.publish(channel, json.dumps(message)))
 
     async def _listen(self) -> None:
@@ -133,6 +133,8 @@ class ControlBus:
                 h(str(message.get("call_sid")), str(message.get("action")), dict(message.get("params") or {}))
                 for h in self._call_handlers
             ]
+        elif message.get("origin") == self.origin:
+            return  # this process made the change and has applied it already
         else:
             coros = [h(dict(message.get("info") or {})) for h in self._config_handlers]
         for coro in coros:
@@ -163,3 +165,14 @@ async def start_control_bus(runtime: Any) -> ControlBus:
     await bus.start()
     runtime.extras["control"] = bus
     return bus
+
+
+async def broadcast_config_change(runtime: Any, keys: Iterable[str]) -> None:
+    """After an admin change in this process: make the other roles reload (never fails the caller)."""
+    bus: ControlBus | None = runtime.extras.get("control")
+    if bus is None or not bus.distributed:
+        return
+    try:
+        await bus.announce_config_change(keys=sorted(keys))
+    except Exception as exc:  # Redis down: the change is saved; other roles get it on restart
+        logger.warning("could not announce a config change over Redis: {}", type(exc).__name__)
