@@ -53,15 +53,49 @@ async def test_without_redis_commands_are_delivered_in_process() -> None:
     async def broken(call_sid: str, action: str, params: dict[str, Any]) -> None:
         raise RuntimeError("handler bug")
 
-    async def hangup(call_sid: str, action: str, params: dict[str, Any]) -> None:
-        seen.append(f"{action}:{call_sid}")
+    async def audit(call_sid: str, action: str, params: dict[str, Any]) -> None:
+        seen.append(f"audit {action}:{call_sid}")
+
+    async def live_call(action: str, params: dict[str, Any]) -> None:
+        seen.append(f"call {action} {params}")
 
     bus.on_call_command(broken)
-    bus.on_call_command(hangup)
+    bus.on_call_command(audit)
     await bus.start()
-    assert await bus.send_call_command("CA9", "hangup") == 2
+    with bus.hold_call("CA9", live_call):
+        assert bus.held_calls() == ["CA9"]
+        assert await bus.send_call_command("CA9", "hangup", reason="admin") == 3
+        assert await bus.send_call_command("CA-other", "hangup") == 2  # nobody holds that call here
+    assert bus.held_calls() == []
+    await bus.send_call_command("CA9", "hangup")  # the call ended: only the audit handler sees it
     await bus.close()
-    assert seen == ["hangup:CA9"]  # a failing handler does not stop the others
+    assert seen == [
+        "audit hangup:CA9",
+        "call hangup {'reason': 'admin'}",
+        "audit hangup:CA-other",
+        "audit hangup:CA9",
+    ]  # a failing handler does not stop the others
+
+
+async def test_held_call_receives_commands_from_another_process() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    orchestrator = ControlBus(redis_url=REDIS, channel_prefix=prefix)
+    bridge = ControlBus(redis_url=REDIS, channel_prefix=prefix)
+    got: list[tuple[str, dict[str, Any]]] = []
+
+    async def live_call(action: str, params: dict[str, Any]) -> None:
+        got.append((action, params))
+
+    await orchestrator.start()
+    await bridge.start()
+    try:
+        with bridge.hold_call("CA77", live_call):
+            await orchestrator.send_call_command("CA77", "hangup", reason="admin")
+            await wait_for(lambda: got)
+    finally:
+        await orchestrator.close()
+        await bridge.close()
+    assert got == [("hangup", {"reason": "admin"})]
 
 
 async def test_admin_change_fans_out_to_other_runtimes(tmp_path: Path) -> None:
