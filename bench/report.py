@@ -68,6 +68,7 @@ def markdown(result: BenchResult) -> str:
         "could be told apart); gap p99 = outbound media inter-arrival inside an answer.",
     ]
     lines += _breakdown(result.runs)
+    lines += _by_utterance(result.runs)
     lines += _ratios(result.runs)
     lines += _capacity(result.runs)
     lines += _soak(result)
@@ -102,6 +103,19 @@ def _breakdown(runs: Iterable[RunFigures]) -> list[str]:
             f"{ms(legs.get('stt_leg'))} | {ms(legs.get('llm_leg'))} | {ms(legs.get('tts_leg'))} | "
             f"{ms(run.p('overhead', 50))} | {ms(run.p('overhead', 95))} |"
         )
+    return lines
+
+
+def _by_utterance(runs: list[RunFigures]) -> list[str]:
+    rows = [r for r in runs if r.by_utterance and r.n == min(x.n for x in runs if x.target == r.target)]
+    if not rows:
+        return []
+    lines = ["", "Voice-to-voice by utterance (p50 / max, ms):", ""]
+    for run in rows:
+        parts = [
+            f"\"{text}\" {ms(percentile(v, 50))} / {ms(max(v))}" for text, v in run.by_utterance.items()
+        ]
+        lines.append(f"- {run.target} N={run.n}: " + "; ".join(parts))
     return lines
 
 
