@@ -39,6 +39,7 @@ def free_port() -> int:
 def test_serve_on_empty_directory(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONE_AGENT_", "DATABASE_URL"))}
+    env["PHONE_AGENT_ADMIN_STATUS_TOKEN"] = "cli-status-token-123"
     proc = subprocess.Popen(
         [sys.executable, "-m", "phone_agent", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
@@ -57,7 +58,11 @@ def test_serve_on_empty_directory(tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         assert response is not None and response.status_code == 200, "serve did not answer /health"
-        status = httpx.get(f"http://127.0.0.1:{port}/admin-status", timeout=5).json()
+        status = httpx.get(
+            f"http://127.0.0.1:{port}/admin-status",
+            headers={"Authorization": "Bearer cli-status-token-123"},
+            timeout=5,
+        ).json()
         assert status["database"]["backend"] == "sqlite" and status["database"]["migrations_current"]
         assert (tmp_path / "data" / "phone-agent.db").exists()
     finally:

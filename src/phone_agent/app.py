@@ -10,21 +10,39 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from phone_agent import __version__
+from phone_agent.admin import api as admin_api
+from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.api import health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
+from phone_agent.memory import service as memory_service
+from phone_agent.ops import metrics
+from phone_agent.ops.control import start_control_bus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
+from phone_agent.telephony import webhooks as telephony_webhooks
+from phone_agent.voice import media_stream
 
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
-    common = [health.router]
-    orchestrator = [admin_status.router]
-    voice_bridge: list[APIRouter] = []
-    memory: list[APIRouter] = []
+    common = [health.router, metrics.router]
+    # One router per line: several features add theirs here.
+    orchestrator = [
+        admin_status.router,
+        admin_pages.public,
+        admin_pages.router,
+        admin_api.router,
+        telephony_webhooks.router,
+    ]
+    voice_bridge: list[APIRouter] = [
+        media_stream.router,
+    ]
+    memory: list[APIRouter] = [
+        memory_service.router,
+    ]
     by_role = {
         "orchestrator": orchestrator,
         "voice-bridge": voice_bridge,
@@ -60,12 +78,14 @@ def create_app(
             await runtime.apply_overrides()
         except Exception as exc:  # the app still starts; /health reports the database as down
             logger.warning("database not ready, admin overrides not loaded: {}", type(exc).__name__)
+        bus = await start_control_bus(runtime)
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )
         try:
             yield
         finally:
+            await bus.close()
             await runtime.close()
 
     app = FastAPI(title="phone-agent", version=__version__, lifespan=lifespan)

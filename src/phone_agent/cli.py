@@ -16,6 +16,7 @@ from rich.table import Table
 from phone_agent import __version__
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
+from phone_agent.ops import cli as ops_cli
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -24,6 +25,8 @@ config_app = typer.Typer(help="Show the configuration and where each value comes
 db_app = typer.Typer(help="Database migrations.")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.command("doctor")(ops_cli.doctor)
+app.command("logs")(ops_cli.logs)
 
 console = Console()
 err_console = Console(stderr=True)

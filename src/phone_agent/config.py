@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     llm_first_token_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for the first token before failing over."
     )
+    llm_context_tokens: int = Field(
+        6000,
+        ge=500,
+        description="Token budget of the prompt sent to the LLM; oldest turns are summarised beyond it.",
+    )
+    llm_max_tool_calls: int = Field(
+        5, ge=1, le=20, description="Most tool calls the LLM may make in one turn before it must answer."
+    )
     llm_mode: Literal["pipeline", "realtime"] = Field(
         "pipeline", description="pipeline = STT+LLM+TTS; realtime = OpenAI speech-to-speech."
     )
@@ -133,6 +141,9 @@ class Settings(BaseSettings):
     memory_retention_days: int = Field(
         365, ge=0, description="Delete caller data older than this many days (0 = keep)."
     )
+    memory_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of one request to the memory service (http mode)."
+    )
     embeddings_model: str = Field("text-embedding-3-small", description="OpenAI embeddings model.")
     embeddings_enabled: bool = Field(
         True, description="Use embeddings for hybrid search when an OpenAI key is set."
@@ -176,6 +187,12 @@ class Settings(BaseSettings):
     voice_bridge_port: int = Field(9100, ge=1, le=65535, description="Port of the voice bridge.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_file: str | None = Field(
+        None, description="Also write log lines to this file (rotated at 50 MB); doctor counts its errors."
+    )
+    doctor_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds each `phone-agent doctor` check may take before it fails."
+    )
 
     # Where every value came from; filled in by load_settings.
     sources: dict[str, Source] = Field(default_factory=dict, exclude=True, description="Value sources.")

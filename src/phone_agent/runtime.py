@@ -53,5 +53,10 @@ class Runtime:
         return self.settings
 
     async def close(self) -> None:
-        """Release the database pool."""
+        """Close what components left in ``extras`` (anything with ``aclose``), then the pool."""
+        for extra in list(self.extras.values()):
+            closer = getattr(extra, "aclose", None)
+            if closer is not None:
+                await closer()
+        self.extras.clear()
         await self.engine.dispose()

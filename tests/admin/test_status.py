@@ -7,7 +7,13 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from phone_agent.admin.snapshot import build_snapshot
 from phone_agent.app import create_app
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
+from phone_agent.storage.migrate import upgrade
+from phone_agent.storage.tables import Call, CallTurn
+from tests.admin.conftest import PASSWORD, log_in
 from tests.conftest import make_settings
 
 SECRETS = {
@@ -54,9 +60,53 @@ def test_status_requires_token_when_configured(tmp_path: Path) -> None:
         assert client.get("/admin-status?token=right-token-123456").status_code == 200
 
 
-def test_status_without_token_only_from_loopback(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+def test_status_needs_token_or_login_even_from_loopback(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, ADMIN_PASSWORD=PASSWORD))
     with TestClient(app, client=("127.0.0.1", 4000)) as client:
-        assert client.get("/admin-status").status_code == 200
-    with TestClient(app, client=("203.0.113.9", 4000)) as client:
         assert client.get("/admin-status").status_code == 401
+        log_in(client)
+        assert client.get("/admin-status").status_code == 200
+
+
+async def test_snapshot_health_and_latency_percentiles(runtime: Runtime) -> None:
+    async with transaction(runtime.sessions) as s:
+        call = Call(call_sid="CA-lat", from_number="+15550001111", status="in-progress")
+        for i, total in enumerate([400, 500, 600, 700, 2000]):
+            call.turns.append(
+                CallTurn(
+                    seq=i,
+                    role="agent",
+                    text="x",
+                    marks={"caller_stopped": 10_000 * i, "first_audio_sent": 10_000 * i + total},
+                )
+            )
+        call.turns.append(CallTurn(seq=9, role="caller", text="untimed", marks={}))
+        s.add(call)
+    snapshot = await build_snapshot(runtime)
+    assert snapshot["latency"] == {
+        "turns": 5,
+        "voice_to_voice_p50_ms": 600.0,
+        "voice_to_voice_p95_ms": 2000.0,
+    }
+    assert snapshot["counts"]["active_calls"] == 1 and snapshot["counts"]["calls_today"] == 1
+    health = snapshot["health"]
+    assert health["database"]["ok"] and health["memory"] == {"ok": True, "detail": "in-process (local)"}
+    assert "redis" not in health and health["providers"]["elevenlabs"]["configured"] is False
+    assert snapshot["tts"]["stability"] == 0.5
+
+
+async def test_snapshot_reports_redis_and_a_down_memory_service(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        PHONE_AGENT_MEMORY_BACKEND="http",
+        PHONE_AGENT_MEMORY_URL="http://127.0.0.1:9",
+    )
+    rt = Runtime.create(settings, "all")
+    await upgrade(rt.engine)
+    try:
+        health = (await build_snapshot(rt))["health"]
+    finally:
+        await rt.close()
+    assert health["redis"] == {"ok": True, "detail": "ping ok"}
+    assert health["memory"]["ok"] is False and "unreachable" in health["memory"]["detail"]

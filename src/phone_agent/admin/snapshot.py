@@ -10,6 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from phone_agent import __version__
+from phone_agent.admin.calls import latency_summary
+from phone_agent.admin.health import component_health
+from phone_agent.ops.doctor import report_for_status
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import ping
 from phone_agent.storage.migrate import current_revision, head_revision
@@ -84,12 +87,30 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
             "secondary_base_url": s.llm_secondary_base_url,
             "secondary_model": s.llm_secondary_model,
         },
-        "tts": {"provider": "elevenlabs", "voice_id": s.elevenlabs_voice_id, "model": s.tts_model},
+        "tts": {
+            "provider": "elevenlabs",
+            "voice_id": s.elevenlabs_voice_id,
+            "model": s.tts_model,
+            "stability": s.tts_stability,
+            "similarity": s.tts_similarity,
+            "style": s.tts_style,
+            "speed": s.tts_speed,
+        },
         "stt": {"provider": s.stt_provider, "model": s.stt_model},
         "memory": {"backend": s.memory_backend, "url": s.memory_url if s.memory_backend == "http" else None},
         "providers_configured": providers_configured(runtime),
         "config": s.public_view(),
+        "config_sources": {
+            row["name"]: row["source"] for row in s.public_view() if row["source"] != "default"
+        },
         "config_file": s.config_file,
     }
     snapshot["counts"] = await counts(runtime) if db["ok"] else None
+    snapshot["health"] = await component_health(runtime)
+    if db["ok"]:
+        async with runtime.sessions() as session:
+            snapshot["latency"] = await latency_summary(session)
+    else:
+        snapshot["latency"] = None
+    snapshot["doctor"] = await report_for_status(runtime)  # cached 5 min; see ops/doctor/runner.py
     return snapshot

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from phone_agent.config import Settings
 
 
@@ -31,3 +34,9 @@ def persona_prompt(settings: Settings) -> str:
     if settings.business_facts.strip():
         lines.append("Business facts:\n" + settings.business_facts.strip())
     return "\n".join(line for line in lines if line)
+
+
+def clock_line(settings: Settings, now: datetime) -> str:
+    """The current local date and time, so the model can resolve "tomorrow at ten"."""
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    return f"Now it is {local:%A %d %B %Y, %H:%M} ({settings.timezone})."

@@ -1,7 +1,9 @@
 """The contract every memory backend keeps (SQLite, PostgreSQL, HTTP client).
 
 The brain and the call pipeline only use this protocol, so a backend can be swapped without them
-knowing. Every method is async and safe to call on the live-call path.
+knowing. Every method is async and safe to call on the live-call path. Backends:
+``memory.sqlite.SQLiteMemoryStore``, ``memory.postgres.PostgresMemoryStore`` (both in-process) and
+``memory.client.HTTPMemoryStore`` (the :8100 service); ``memory.memory_store_for`` picks one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class MemoryItem(BaseModel):
     key: str | None = Field(None, description="Facts sharing a key merge; the newer one wins.")
     call_sid: str | None = None
     created_at: datetime | None = None
+    score: float = Field(0.0, description="Retrieval rank score (fused); 0 outside retrieval.")
 
 
 class CallerContext(BaseModel):
@@ -53,6 +56,17 @@ class KnowledgeHit(BaseModel):
     score: float = 0.0
 
 
+class KnowledgeDocumentInfo(BaseModel):
+    """A knowledge-base document as listed (content left out)."""
+
+    id: int
+    title: str
+    source_name: str | None = None
+    content_type: str = "text/plain"
+    chunks: int = 0
+    created_at: datetime | None = None
+
+
 @runtime_checkable
 class MemoryStore(Protocol):
     """Caller memory + knowledge base."""
@@ -82,4 +96,30 @@ class MemoryStore(Protocol):
 
     async def delete_caller(self, phone: str) -> bool:
         """Delete everything about a caller: profile, memories, calls and transcripts."""
+        ...
+
+    async def add_document(
+        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
+    ) -> KnowledgeDocumentInfo:
+        """Chunk, embed and index a document (the same text twice is stored once)."""
+        ...
+
+    async def list_documents(self) -> list[KnowledgeDocumentInfo]:
+        """Every knowledge document, newest first."""
+        ...
+
+    async def delete_document(self, document_id: int) -> bool:
+        """Delete a document and its chunks; False if it did not exist."""
+        ...
+
+    async def reindex_documents(self, document_id: int | None = None) -> int:
+        """Re-chunk and re-embed one document (or all); returns the number of chunks written."""
+        ...
+
+    async def purge_expired(self, days: int) -> int:
+        """Delete caller data older than ``days`` (0 = keep everything); returns rows deleted."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients and background tasks."""
         ...

@@ -212,7 +212,30 @@ class AuditEntry(Base):
     new_value: Mapped[str | None] = mapped_column(Text)
 
 
+class AdminAccount(Base):
+    """The one admin account of the admin page (argon2 hash; the row with id 1)."""
+
+    __tablename__ = "admin_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    password_from: Mapped[str] = mapped_column(String(16), default="setup")  # env | setup
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdminSession(Base):
+    """A logged-in admin browser: the cookie token's SHA-256, its CSRF token and expiry."""
+
+    __tablename__ = "admin_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 __all__ = [
+    "AdminAccount",
+    "AdminSession",
     "Appointment",
     "AuditEntry",
     "Base",

@@ -1,0 +1,156 @@
+"""Calls for the admin page: live calls, the call log, one call's transcript, and its latency waterfall.
+
+Turn timing comes from ``call_turns.marks`` (ms since the call started): caller_stopped →
+stt_final → llm_first_token → tts_first_audio → first_audio_sent. The waterfall lays each turn's
+stages out on one axis so the owner sees where the time of every answer went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from phone_agent.storage.tables import Call, CallTurn
+
+MARKS = ("caller_stopped", "stt_final", "llm_first_token", "tts_first_audio", "first_audio_sent")
+STAGES = (
+    ("stt", "STT final", "caller_stopped", "stt_final"),
+    ("llm", "LLM first token", "stt_final", "llm_first_token"),
+    ("tts", "TTS first audio", "llm_first_token", "tts_first_audio"),
+    ("send", "Audio sent", "tts_first_audio", "first_audio_sent"),
+)
+
+
+def call_row(call: Call) -> dict[str, Any]:
+    """A call as the page and the JSON API show it."""
+    duration = (call.ended_at - call.started_at).total_seconds() if call.ended_at else None
+    return {
+        "call_sid": call.call_sid,
+        "from_number": call.from_number,
+        "to_number": call.to_number,
+        "direction": call.direction,
+        "status": call.status,
+        "started_at": call.started_at.isoformat(),
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration_seconds": round(duration, 1) if duration is not None else None,
+        "end_reason": call.end_reason,
+        "summary": call.summary,
+    }
+
+
+async def live_calls(session: AsyncSession) -> list[dict[str, Any]]:
+    """Calls that have not ended, newest first."""
+    rows = await session.execute(select(Call).where(Call.ended_at.is_(None)).order_by(Call.started_at.desc()))
+    return [call_row(c) for c in rows.scalars()]
+
+
+async def call_log(
+    session: AsyncSession, *, phone: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Ended calls, newest first; optionally only those from/to numbers containing ``phone``."""
+    stmt = select(Call).where(Call.ended_at.is_not(None))
+    if phone:
+        pattern = f"%{phone.strip()}%"
+        stmt = stmt.where(Call.from_number.like(pattern) | Call.to_number.like(pattern))
+    rows = await session.execute(stmt.order_by(Call.started_at.desc()).limit(limit))
+    return [call_row(c) for c in rows.scalars()]
+
+
+def turn_row(turn: CallTurn) -> dict[str, Any]:
+    """A transcript line."""
+    return {
+        "seq": turn.seq,
+        "role": turn.role,
+        "text": turn.text,
+        "planned_text": turn.planned_text,
+        "interrupted": turn.interrupted,
+        "tool_calls": turn.tool_calls or [],
+        "marks": turn.marks or {},
+    }
+
+
+async def call_detail(session: AsyncSession, call_sid: str) -> dict[str, Any] | None:
+    """A call with its transcript, tool calls and waterfall; None when unknown."""
+    call = (
+        await session.execute(select(Call).where(Call.call_sid == call_sid).options(selectinload(Call.turns)))
+    ).scalar_one_or_none()
+    if call is None:
+        return None
+    turns = [turn_row(t) for t in call.turns]
+    return {**call_row(call), "turns": turns, "waterfall": waterfall(turns)}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stage of one turn, in ms relative to the moment the caller stopped."""
+
+    stage: str
+    label: str
+    start_ms: float
+    end_ms: float
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def waterfall(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per timed turn: its stages (start/end relative to caller_stopped) and the voice-to-voice total."""
+    rows = []
+    for turn in turns:
+        marks = {k: _number(turn["marks"].get(k)) for k in MARKS}
+        origin = marks["caller_stopped"]
+        if origin is None:
+            continue
+        segments = []
+        for stage, label, start_key, end_key in STAGES:
+            start, end = marks[start_key], marks[end_key]
+            if start is not None and end is not None and end >= start:
+                segments.append(Segment(stage, label, start - origin, end - origin).__dict__)
+        if not segments:
+            continue
+        sent = marks["first_audio_sent"]
+        rows.append(
+            {
+                "seq": turn["seq"],
+                "text": turn["text"],
+                "segments": segments,
+                "total_ms": sent - origin if sent is not None else max(s["end_ms"] for s in segments),
+            }
+        )
+    return rows
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0-100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+async def latency_summary(session: AsyncSession, *, recent: int = 200) -> dict[str, Any]:
+    """Voice-to-voice (caller stopped → first audio sent) p50/p95 over the most recent timed turns."""
+    rows = await session.execute(
+        select(CallTurn.marks).order_by(CallTurn.created_at.desc(), CallTurn.id.desc()).limit(recent * 2)
+    )
+    totals: list[float] = []
+    for (marks,) in rows:
+        stopped, sent = (
+            _number((marks or {}).get("caller_stopped")),
+            _number((marks or {}).get("first_audio_sent")),
+        )
+        if stopped is not None and sent is not None and sent >= stopped:
+            totals.append(sent - stopped)
+        if len(totals) >= recent:
+            break
+    return {
+        "turns": len(totals),
+        "voice_to_voice_p50_ms": percentile(totals, 50),
+        "voice_to_voice_p95_ms": percentile(totals, 95),
+    }

@@ -1,0 +1,95 @@
+"""Component health for the admin page and /admin-status: database, memory service, Redis, providers.
+
+Providers are not probed (that would spend the owner's quota on every page view); code that talks
+to one calls ``record_provider`` and the page shows when each was last seen OK or failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import ping
+
+PROBE_TIMEOUT = 2.0
+
+
+def record_provider(runtime: Runtime, provider: str, *, ok: bool, detail: str | None = None) -> None:
+    """Remember the outcome of the latest request to a provider (no secret in ``detail``)."""
+    seen = runtime.extras.setdefault("provider_seen", {})
+    entry = seen.setdefault(provider, {"last_ok_at": None, "last_error_at": None, "last_error": None})
+    if ok:
+        entry["last_ok_at"] = time.time()
+    else:
+        entry["last_error_at"], entry["last_error"] = time.time(), detail
+
+
+def provider_health(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Per provider: configured, last OK / last error (unix times), and whether the latest was OK."""
+    s = runtime.settings
+    configured = {
+        "openai": s.openai_api_key is not None,
+        "elevenlabs": s.elevenlabs_api_key is not None,
+        "deepgram": s.deepgram_api_key is not None,
+        "twilio": s.twilio_account_sid is not None and s.twilio_auth_token is not None,
+    }
+    seen = runtime.extras.get("provider_seen", {})
+    out = {}
+    for name in sorted(set(configured) | set(seen)):
+        entry = dict(seen.get(name, {"last_ok_at": None, "last_error_at": None, "last_error": None}))
+        ok_at, err_at = entry["last_ok_at"], entry["last_error_at"]
+        entry["ok"] = None if ok_at is None and err_at is None else (ok_at or 0) >= (err_at or 0)
+        entry["configured"] = configured.get(name, True)
+        out[name] = entry
+    return out
+
+
+async def _database(runtime: Runtime) -> dict[str, Any]:
+    try:
+        await asyncio.wait_for(ping(runtime.engine), PROBE_TIMEOUT)
+    except Exception as exc:  # reported, not raised: health must always answer
+        return {"ok": False, "detail": type(exc).__name__}
+    return {"ok": True, "detail": runtime.engine.dialect.name}
+
+
+async def _redis(runtime: Runtime) -> dict[str, Any] | None:
+    url = runtime.settings.redis_url
+    if not url:
+        return None
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT)
+    try:
+        await client.ping()
+    except Exception as exc:  # any client error means down
+        return {"ok": False, "detail": type(exc).__name__}
+    finally:
+        await client.aclose()
+    return {"ok": True, "detail": "ping ok"}
+
+
+async def _memory(runtime: Runtime, database: dict[str, Any]) -> dict[str, Any]:
+    s = runtime.settings
+    if s.memory_backend != "http":
+        return {"ok": database["ok"], "detail": "in-process (local)"}
+    try:
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as client:
+            response = await client.get(s.memory_url.rstrip("/") + "/health")
+    except httpx.HTTPError as exc:
+        return {"ok": False, "detail": f"unreachable ({type(exc).__name__})"}
+    return {"ok": response.status_code == 200, "detail": f"HTTP {response.status_code}"}
+
+
+async def component_health(runtime: Runtime) -> dict[str, Any]:
+    """{database, memory, redis (when used), providers} each with ok + detail."""
+    database = await _database(runtime)
+    memory, redis = await asyncio.gather(_memory(runtime, database), _redis(runtime))
+    components: dict[str, Any] = {"database": database, "memory": memory}
+    if redis is not None:
+        components["redis"] = redis
+    components["providers"] = provider_health(runtime)
+    return components

@@ -1,0 +1,247 @@
+"""The admin pages: login, first-run setup, logout, /admin (all sections) and one call's page.
+
+Pages are rendered on the server (Jinja2) and work without JavaScript; ``static/admin.js`` adds
+in-place saving, the voice list and "Play sample". Every route here except login/setup requires a
+session (``require_admin``), and every POST a CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from phone_agent.admin import auth
+from phone_agent.admin.auth import AdminDep
+from phone_agent.admin.calls import call_detail, call_log, live_calls
+from phone_agent.admin.health import component_health
+from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.api.deps import RuntimeDep
+from phone_agent.errors import NotFoundError
+from phone_agent.runtime import Runtime
+from phone_agent.storage.tables import AuditEntry
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+public = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
+
+
+def _login_form(
+    request: Request, *, error: str | None = None, status: int = 200, setup: bool = False
+) -> Response:
+    nonce = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request,
+        "setup.html" if setup else "login.html",
+        {"csrf_token": nonce, "error": error, "next": auth.safe_next(request.query_params.get("next"))},
+        status_code=status,
+    )
+    response.set_cookie(
+        auth.LOGIN_CSRF_COOKIE,
+        nonce,
+        max_age=3600,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=auth.is_https(request),
+    )
+    return response
+
+
+def _login_csrf_ok(request: Request, submitted: str) -> bool:
+    cookie = request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), submitted.encode())
+
+
+def _csrf_refused() -> Response:
+    return HTMLResponse("Missing or wrong CSRF token; reload the login page.", status_code=403)
+
+
+@public.get("/admin/login", response_class=HTMLResponse)
+async def login_page(request: Request, runtime: RuntimeDep) -> Response:
+    """The login form (or the first-run setup form when no password exists yet)."""
+    if not await auth.account_exists(runtime):
+        return RedirectResponse("/admin/setup", status_code=303)
+    return _login_form(request)
+
+
+@public.post("/admin/login")
+async def login(
+    request: Request,
+    runtime: RuntimeDep,
+    password: str = Form(""),
+    csrf_token: str = Form(""),
+    next: str = Form("/admin"),
+) -> Response:
+    """Check the password: a session on success, 401 on a wrong one, 429 after too many."""
+    if not _login_csrf_ok(request, csrf_token):
+        return _csrf_refused()
+    client = auth.client_address(request)
+    if await auth.failures_recently(runtime, client) >= auth.MAX_FAILURES:
+        response = _login_form(
+            request, error="Too many wrong passwords. Wait 15 minutes and try again.", status=429
+        )
+        response.headers["Retry-After"] = str(int(auth.FAILURE_WINDOW.total_seconds()))
+        return response
+    if not await auth.check_password(runtime, password):
+        await auth.record_login(runtime, client, ok=False)
+        return _login_form(request, error="Wrong password.", status=401)
+    await auth.record_login(runtime, client, ok=True)
+    response = RedirectResponse(auth.safe_next(next), status_code=303)
+    response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/admin")
+    await auth.start_session(runtime, response, request)
+    return response
+
+
+@public.get("/admin/setup", response_class=HTMLResponse)
+async def setup_page(request: Request, runtime: RuntimeDep) -> Response:
+    """First run: set the admin password with the one-time code from the data directory."""
+    if await auth.account_exists(runtime):
+        return RedirectResponse("/admin/login", status_code=303)
+    auth.setup_code(runtime)  # make sure the file exists so the owner can read it
+    return _login_form(request, setup=True)
+
+
+@public.post("/admin/setup")
+async def setup(
+    request: Request,
+    runtime: RuntimeDep,
+    code: str = Form(""),
+    password: str = Form(""),
+    confirm: str = Form(""),
+    csrf_token: str = Form(""),
+) -> Response:
+    """Set the first password (only while none exists), then log in."""
+    if not _login_csrf_ok(request, csrf_token):
+        return _csrf_refused()
+    if await auth.account_exists(runtime):
+        return RedirectResponse("/admin/login", status_code=303)
+    client = auth.client_address(request)
+    if await auth.failures_recently(runtime, client) >= auth.MAX_FAILURES:
+        return _login_form(request, setup=True, error="Too many wrong codes. Wait 15 minutes.", status=429)
+    expected = auth.setup_code(runtime)
+    if not hmac.compare_digest(code.strip().encode(), expected.encode()):
+        await auth.record_login(runtime, client, ok=False)
+        return _login_form(request, setup=True, error="Wrong setup code.", status=401)
+    if len(password) < auth.MIN_PASSWORD_LENGTH or password != confirm:
+        error = f"Use at least {auth.MIN_PASSWORD_LENGTH} characters, typed the same twice."
+        return _login_form(request, setup=True, error=error, status=422)
+    await auth.set_password(runtime, password, actor=f"admin@{client}")
+    auth.setup_code_path(runtime).unlink(missing_ok=True)
+    await auth.record_login(runtime, client, ok=True)
+    response = RedirectResponse("/admin", status_code=303)
+    await auth.start_session(runtime, response, request)
+    return response
+
+
+@router.post("/admin/logout")
+async def logout(runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """End the session."""
+    response = RedirectResponse("/admin/login", status_code=303)
+    await auth.end_session(runtime, admin, response)
+    return response
+
+
+async def admin_context(
+    runtime: Runtime,
+    admin: auth.Admin,
+    request: Request,
+    *,
+    errors: dict[str, dict[str, str]] | None = None,
+    entered: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Everything the /admin page shows."""
+    settings = runtime.settings
+    phone = request.query_params.get("phone", "").strip()
+    async with runtime.sessions() as session:
+        live = await live_calls(session)
+        log = await call_log(session, phone=phone or None)
+        audit = (
+            (await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(25)))
+            .scalars()
+            .all()
+        )
+    return {
+        "csrf_token": admin.csrf_token,
+        "sections": {name: field_views(settings, name, (entered or {}).get(name)) for name in SECTIONS},
+        "errors": errors or {},
+        "saved": request.query_params.get("saved"),
+        "elevenlabs_key_set": settings.elevenlabs_api_key is not None,
+        "live_calls": live,
+        "call_log": log,
+        "phone_filter": phone,
+        "health": await component_health(runtime),
+        "config": settings.public_view(),
+        "audit": audit,
+    }
+
+
+@router.get("/admin", response_class=HTMLResponse)
+@router.get("/admin.html", response_class=HTMLResponse)
+async def admin_page(request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """The owner's page: every section."""
+    return templates.TemplateResponse(request, "admin.html", await admin_context(runtime, admin, request))
+
+
+@router.get("/admin/calls/{call_sid}", response_class=HTMLResponse)
+async def call_page(call_sid: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """One call: transcript, tool calls and the per-turn latency waterfall."""
+    async with runtime.sessions() as session:
+        call = await call_detail(session, call_sid)
+    if call is None:
+        raise NotFoundError(f"No call with sid {call_sid!r}.")
+    return templates.TemplateResponse(
+        request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
+    )
+
+
+def waterfall_chart(call: dict[str, Any], *, width: int = 640, row_height: int = 26) -> dict[str, Any]:
+    """Pixel geometry of the waterfall SVG (one row per timed turn, shared ms axis)."""
+    rows = call["waterfall"]
+    longest = max((r["total_ms"] for r in rows), default=0) or 1.0
+    label_width, plot = 150, width - 150 - 10
+    scale = plot / longest
+    bars = []
+    for i, row in enumerate(rows):
+        y = 20 + i * row_height
+        for seg in row["segments"]:
+            bars.append(
+                {
+                    **seg,
+                    "x": round(label_width + seg["start_ms"] * scale, 1),
+                    "y": y,
+                    "w": round(max(1.0, (seg["end_ms"] - seg["start_ms"]) * scale), 1),
+                    "ms": round(seg["end_ms"] - seg["start_ms"]),
+                }
+            )
+    ticks = []
+    step = _tick_step(longest)
+    t = 0.0
+    while t <= longest + 0.5:
+        ticks.append({"x": round(label_width + t * scale, 1), "label": f"{int(t)} ms"})
+        t += step
+    return {
+        "width": width,
+        "height": 20 + len(rows) * row_height + 24,
+        "label_width": label_width,
+        "row_height": row_height,
+        "rows": [
+            {**r, "y": 20 + i * row_height, "total_ms": round(r["total_ms"])} for i, r in enumerate(rows)
+        ],
+        "bars": bars,
+        "ticks": ticks,
+    }
+
+
+def _tick_step(longest: float) -> float:
+    for step in (50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+        if longest / step <= 8:
+            return float(step)
+    return 20000.0

@@ -1,0 +1,118 @@
+// Progressive enhancement of the admin page: in-place saving, voice list, "Play sample".
+// Everything also works without this file (plain form posts).
+"use strict";
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+function mirrorRanges(root) {
+  root.querySelectorAll("input[type=range][data-mirror]").forEach((slider) => {
+    const box = document.getElementById(slider.dataset.mirror);
+    slider.addEventListener("input", () => { box.value = slider.value; });
+    box.addEventListener("input", () => { slider.value = box.value; });
+  });
+}
+
+function showFormResult(form, ok, message, errors) {
+  const status = form.querySelector(".form-status");
+  status.className = "form-status " + (ok ? "ok" : "error");
+  status.textContent = message;
+  form.querySelectorAll(".field").forEach((field) => {
+    const error = (errors || {})[field.dataset.field] || "";
+    field.classList.toggle("invalid", Boolean(error));
+    field.querySelector(".field-error").textContent = error;
+  });
+  form.querySelectorAll("p.ok[role=status], p.error[role=alert]").forEach((p) => p.remove());
+}
+
+async function submitSettings(event) {
+  const form = event.target;
+  const target = event.submitter && event.submitter.getAttribute("formaction");
+  event.preventDefault();
+  const response = await fetch(target || form.action, {
+    method: "POST",
+    body: new FormData(form),
+    headers: { "Accept": "application/json", "X-CSRF-Token": csrf },
+    credentials: "same-origin",
+  });
+  const body = await response.json().catch(() => ({}));
+  if (response.ok && target) { window.location.reload(); return; }
+  if (response.ok) {
+    const changed = body.changed || [];
+    showFormResult(form, true, changed.length ? "Saved " + changed.join(", ") + ". New calls use these values." : "No changes.");
+    for (const [name, source] of Object.entries(body.sources || {})) {
+      const badge = form.querySelector(`[data-field="${name}"] .source`);
+      if (badge) { badge.textContent = source; badge.className = "source source-" + source; }
+    }
+  } else if (response.status === 422) {
+    showFormResult(form, false, "Nothing was saved: fix the marked values.", body.errors);
+  } else {
+    showFormResult(form, false, (body.detail || (body.error && body.error.message)) || ("Error " + response.status));
+  }
+}
+
+function voiceValues() {
+  const values = {};
+  document.querySelectorAll('form[data-section="voice"] [name]').forEach((el) => {
+    if (el.name === "csrf_token" || el.value === "") return;
+    values[el.name] = el.type === "number" ? Number(el.value) : el.value;
+  });
+  return values;
+}
+
+async function loadVoices() {
+  const status = document.getElementById("voice-status");
+  const response = await fetch("/admin/api/voices", { headers: { "Accept": "application/json" } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    status.className = "voice-status error";
+    status.textContent = "ElevenLabs is unavailable, the voice list cannot be shown: " + ((body.error && body.error.message) || response.status);
+    return;
+  }
+  const list = document.getElementById("voice-list");
+  list.replaceChildren(...body.voices.map((v) => {
+    const option = document.createElement("option");
+    option.value = v.voice_id;
+    option.label = v.name + (v.category ? " (" + v.category + ")" : "");
+    return option;
+  }));
+  status.className = "voice-status hint";
+  status.textContent = body.voices.length + " voices available from ElevenLabs.";
+}
+
+async function playSample() {
+  const status = document.getElementById("voice-status");
+  const button = document.getElementById("play-sample");
+  button.disabled = true;
+  status.className = "voice-status hint";
+  status.textContent = "Synthesising…";
+  try {
+    const response = await fetch("/admin/api/voice-sample", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "audio/wav, application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ ...voiceValues(), text: document.getElementById("sample-text").value }),
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      status.className = "voice-status error";
+      status.textContent = "No sample: " + ((body.error && body.error.message) || body.detail || ("error " + response.status));
+      return;
+    }
+    const audio = document.getElementById("sample-audio");
+    audio.src = URL.createObjectURL(await response.blob());
+    audio.hidden = false;
+    status.textContent = "Playing sample.";
+    audio.play().catch(() => { status.textContent = "Sample ready: press play."; });
+  } catch (err) {
+    status.className = "voice-status error";
+    status.textContent = "No sample: the agent could not be reached (" + err.message + ").";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.querySelectorAll("form.settings").forEach((form) => form.addEventListener("submit", submitSettings));
+mirrorRanges(document);
+const play = document.getElementById("play-sample");
+if (play && !play.disabled) {
+  play.addEventListener("click", playSample);
+  loadVoices();
+}

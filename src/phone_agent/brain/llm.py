@@ -1,0 +1,273 @@
+"""The LLM provider chain: primary OpenAI, a secondary OpenAI-compatible endpoint, then a canned reply.
+
+``LLMChain.stream(**params)`` opens a streamed chat completion and returns once the first token
+has arrived (or the canned reply has been chosen), so the caller of the chain never sees a
+provider fault:
+
+- The primary (``llm_base_url``, ``llm_model``, ``openai_api_key``) starts at once.
+- The secondary (``llm_secondary_base_url``/``_model``/``_api_key``) starts as soon as the primary
+  fails (HTTP 5xx or any other API error, connection error) or has sent no token within
+  ``llm_first_token_timeout``. A slow primary keeps running: whichever answers first wins and
+  the other request is cancelled.
+- When every endpoint has failed, or none has produced a token ``CANNED_GRACE`` after the
+  timeout, the chain streams a canned spoken reply offering to take a message (so with the
+  default 2 s the canned reply starts by 2.3 s, never dead air).
+
+A failure after the first token cannot be retried without repeating words, so the stream just
+ends there (logged). The SDK's own retries are off: the chain's failover is faster than backoff.
+
+The same chain serves ``/v1/chat/completions`` and, through ``pipeline.ChainedLLMService``,
+the phone pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from loguru import logger
+from openai import APIError, AsyncOpenAI
+from openai.types.chat import ChatCompletionChunk
+
+from phone_agent.config import Settings
+
+CANNED_GRACE = 0.3  # seconds after llm_first_token_timeout before the canned reply is spoken
+REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+
+
+def canned_reply(settings: Settings) -> str:
+    """What the agent says when no LLM answers: an apology and an offer to take a message."""
+    return (
+        f"I'm sorry, I'm having trouble answering right now. Can I take a message so someone from "
+        f"{settings.business_name} can call you back?"
+    )
+
+
+@dataclass
+class LLMEndpoint:
+    """One OpenAI-compatible chat-completions endpoint."""
+
+    name: str
+    client: AsyncOpenAI
+    model: str
+
+
+@dataclass
+class ChainStream:
+    """A chat-completion stream from whichever endpoint answered first (or the canned reply).
+
+    Iterate it for ``ChatCompletionChunk`` objects; ``close()`` releases the HTTP response.
+    Behaves like the SDK's ``AsyncStream`` where Pipecat uses it.
+    """
+
+    provider: str
+    model: str
+    first_token_s: float
+    canned: bool = False
+    failures: list[str] = field(default_factory=list)
+    _buffered: list[ChatCompletionChunk] = field(default_factory=list)
+    _rest: AsyncIterator[ChatCompletionChunk] | None = None
+    _sdk_stream: Any = None
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
+        while self._buffered:
+            yield self._buffered.pop(0)
+        if self._rest is None:
+            return
+        try:
+            async for chunk in self._rest:
+                yield chunk
+        except (APIError, httpx.HTTPError) as exc:  # after the first token: end the reply here
+            logger.warning("llm {} failed mid-stream: {}", self.provider, type(exc).__name__)
+            self.failures.append(f"{self.provider}: mid-stream {type(exc).__name__}")
+
+    async def close(self) -> None:
+        """Close the underlying HTTP response."""
+        if self._sdk_stream is not None:
+            await self._sdk_stream.close()
+
+
+class LLMChain:
+    """Ordered endpoints with first-token failover and a canned last resort."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[LLMEndpoint],
+        *,
+        first_token_timeout: float,
+        canned_text: str,
+        temperature: float | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("LLMChain needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.first_token_timeout = first_token_timeout
+        self.canned_text = canned_text
+        self.temperature = temperature
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> LLMChain:
+        """Primary from ``llm_*``/``openai_api_key``; secondary when ``llm_secondary_base_url`` is set."""
+        endpoints = [
+            LLMEndpoint(
+                "primary",
+                _client(settings.llm_base_url, settings.secret("openai_api_key"), http_client),
+                settings.llm_model,
+            )
+        ]
+        if settings.llm_secondary_base_url:
+            endpoints.append(
+                LLMEndpoint(
+                    "secondary",
+                    _client(
+                        settings.llm_secondary_base_url, settings.secret("llm_secondary_api_key"), http_client
+                    ),
+                    settings.llm_secondary_model or settings.llm_model,
+                )
+            )
+        return cls(
+            endpoints,
+            first_token_timeout=settings.llm_first_token_timeout,
+            canned_text=canned_reply(settings),
+            temperature=settings.llm_temperature,
+        )
+
+    @property
+    def model(self) -> str:
+        """The primary model name."""
+        return self.endpoints[0].model
+
+    async def aclose(self) -> None:
+        """Close the endpoints' HTTP clients."""
+        for endpoint in self.endpoints:
+            await endpoint.client.close()
+
+    async def stream(self, **params: Any) -> ChainStream:
+        """Open a streamed completion (chat-completions params; ``model`` is set per endpoint)."""
+        params = {k: v for k, v in params.items() if k != "model"}
+        params["stream"] = True
+        params.setdefault("stream_options", {"include_usage": True})
+        if self.temperature is not None:
+            params.setdefault("temperature", self.temperature)
+        start = time.monotonic()
+        deadline = start + self.first_token_timeout + CANNED_GRACE
+        failures: list[str] = []
+        running: dict[asyncio.Task[ChainStream], LLMEndpoint] = {}
+        waiting = list(self.endpoints)
+        next_start = start
+
+        try:
+            while True:
+                now = time.monotonic()
+                # Start the next endpoint when its turn has come or nothing else is running.
+                if waiting and (now >= next_start or not running):
+                    endpoint = waiting.pop(0)
+                    running[asyncio.create_task(self._open(endpoint, params, start))] = endpoint
+                    next_start = now + self.first_token_timeout
+                if not running:
+                    break
+                wake = deadline if not waiting else min(deadline, next_start)
+                done, _ = await asyncio.wait(
+                    running, timeout=max(0.0, wake - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    endpoint = running.pop(task)
+                    if task.exception() is None:
+                        winner = task.result()
+                        winner.failures = failures
+                        return winner
+                    failures.append(f"{endpoint.name}: {_describe(task.exception())}")
+                    logger.warning("llm {} failed: {}", endpoint.name, _describe(task.exception()))
+                if time.monotonic() >= deadline:
+                    failures.extend(f"{e.name}: no first token in time" for e in running.values())
+                    break
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+                for task in running:  # an attempt that got its first token in the meantime
+                    if not task.cancelled() and task.exception() is None:
+                        await task.result().close()
+        logger.error("every LLM endpoint failed ({}); speaking the canned reply", "; ".join(failures))
+        return self._canned(start, failures)
+
+    async def _open(self, endpoint: LLMEndpoint, params: dict[str, Any], start: float) -> ChainStream:
+        """Request a stream and read until the first token (text, tool call or finish)."""
+        sdk_stream = await endpoint.client.chat.completions.create(model=endpoint.model, **params)
+        iterator = sdk_stream.__aiter__()
+        buffered: list[ChatCompletionChunk] = []
+        try:
+            async for chunk in iterator:
+                buffered.append(chunk)
+                if _has_token(chunk):
+                    break
+        except BaseException:
+            await sdk_stream.close()
+            raise
+        return ChainStream(
+            provider=endpoint.name,
+            model=endpoint.model,
+            first_token_s=time.monotonic() - start,
+            _buffered=buffered,
+            _rest=iterator,
+            _sdk_stream=sdk_stream,
+        )
+
+    def _canned(self, start: float, failures: list[str]) -> ChainStream:
+        base = {
+            "id": f"chatcmpl-canned-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": "canned",
+        }
+        chunks = [
+            ChatCompletionChunk.model_validate(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.canned_text}}],
+                }
+            ),
+            ChatCompletionChunk.model_validate(
+                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            ),
+        ]
+        return ChainStream(
+            provider="canned",
+            model="canned",
+            first_token_s=time.monotonic() - start,
+            canned=True,
+            failures=failures,
+            _buffered=chunks,
+        )
+
+
+def _client(base_url: str, api_key: str | None, http_client: httpx.AsyncClient | None) -> AsyncOpenAI:
+    return AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or "not-set",  # never fall back to OPENAI_API_KEY from the process env
+        max_retries=0,
+        timeout=REQUEST_TIMEOUT,
+        http_client=http_client,
+    )
+
+
+def _has_token(chunk: ChatCompletionChunk) -> bool:
+    for choice in chunk.choices or ():
+        delta = choice.delta
+        if choice.finish_reason or (delta and (delta.content or delta.tool_calls)):
+            return True
+    return False
+
+
+def _describe(exc: BaseException | None) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"HTTP {status}" if status else type(exc).__name__

@@ -1,0 +1,118 @@
+"""The memory hooks of a call: fetch what we know at the start, learn from it at the end.
+
+- ``fetch_caller_context(runtime, phone)``: profile + top memories, once, at stream start. Bounded
+  by a timeout and never raises: a slow or broken store gives an empty context, not a silent call.
+- ``extract_and_store_after_call(runtime, call_sid)``: read the call's transcript (``call_turns``),
+  ask the LLM for facts, merge them into the caller's memory. ``schedule_after_call`` runs it as a
+  background task so hanging up never waits for the LLM.
+- ``delete_caller(runtime, phone)``: privacy delete everywhere (memory store + this database's calls
+  and transcripts, which stay local when the memory service is remote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from loguru import logger
+from sqlalchemy import select, update
+
+from phone_agent.errors import PhoneAgentError
+from phone_agent.memory.base import CallerContext, MemoryItem
+from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
+from phone_agent.memory.factory import memory_store_for
+from phone_agent.memory.search import normalise_phone
+from phone_agent.storage.db import transaction
+from phone_agent.storage.tables import Call, Caller, CallTurn
+
+if TYPE_CHECKING:
+    from phone_agent.runtime import Runtime
+
+_background: set[asyncio.Task[ExtractedFacts | None]] = set()
+
+
+async def fetch_caller_context(
+    runtime: Runtime, phone: str, *, limit: int = 8, within: float = 1.0
+) -> CallerContext:
+    """What we know about ``phone``; an empty context when unknown, slow (> within s) or failing."""
+    store = memory_store_for(runtime.settings, runtime)
+    try:
+        return await asyncio.wait_for(store.caller_context(phone, limit=limit), within)
+    except (TimeoutError, PhoneAgentError, OSError) as exc:
+        logger.warning(
+            "memory: caller context unavailable ({}); greeting as a new caller", type(exc).__name__
+        )
+        return CallerContext(phone=normalise_phone(phone))
+
+
+async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> ExtractedFacts | None:
+    """Learn from a finished call; None when it had no caller number or nothing was said."""
+    async with transaction(runtime.sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
+        if call is None:
+            logger.warning("memory: no call {} to learn from", call_sid)
+            return None
+        caller = await session.get(Caller, call.caller_id) if call.caller_id else None
+        phone = (
+            caller.phone if caller else (call.to_number if call.direction == "outbound" else call.from_number)
+        )
+        turns = (
+            await session.execute(
+                select(CallTurn.role, CallTurn.text).where(CallTurn.call_id == call.id).order_by(CallTurn.seq)
+            )
+        ).all()
+        started_at = call.started_at
+    transcript = transcript_text([(role, text) for role, text in turns])
+    if not phone or not transcript:
+        return None
+    store = memory_store_for(runtime.settings, runtime)
+    known = await store.caller_context(phone, limit=50)
+    facts = await extract_facts(transcript, known, runtime.settings)
+    items = [MemoryItem(content=f.content, key=f.key, call_sid=call_sid) for f in facts.facts]
+    await store.store_memories(phone, items, name=facts.name, profile=facts.profile)
+    await _link_call(runtime, call_sid, normalise_phone(phone), started_at)
+    logger.info("memory: learned {} facts from call {}", len(items), call_sid)
+    return facts
+
+
+async def _link_call(runtime: Runtime, call_sid: str, phone: str, started_at: object) -> None:
+    """Point the call at its caller and date the caller's last call (when the caller is local)."""
+    async with transaction(runtime.sessions) as session:
+        caller = (await session.execute(select(Caller).where(Caller.phone == phone))).scalar()
+        if caller is None:
+            return
+        await session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.caller_id.is_(None))
+            .values(caller_id=caller.id)
+        )
+        caller.last_call_at = started_at  # type: ignore[assignment]
+
+
+def schedule_after_call(runtime: Runtime, call_sid: str) -> asyncio.Task[ExtractedFacts | None]:
+    """Run ``extract_and_store_after_call`` in the background (errors are logged, never raised)."""
+
+    async def run() -> ExtractedFacts | None:
+        try:
+            return await extract_and_store_after_call(runtime, call_sid)
+        except Exception as exc:  # a failed extraction must not disturb the next call
+            logger.warning("memory: learning from call {} failed: {}", call_sid, exc)
+            return None
+
+    task = asyncio.create_task(run(), name=f"memory-after-call-{call_sid}")
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def delete_caller(runtime: Runtime, phone: str) -> bool:
+    """Delete everything about a caller: profile, memories, calls and transcripts."""
+    store = memory_store_for(runtime.settings, runtime)
+    deleted = await store.delete_caller(phone)
+    if runtime.settings.memory_backend == "http":
+        # calls and transcripts live in this process's database, not the memory service's
+        from phone_agent.memory.factory import local_store
+
+        local = local_store(runtime.settings, runtime=runtime)
+        deleted = await local.delete_caller(phone) or deleted
+    return deleted

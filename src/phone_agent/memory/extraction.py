@@ -1,0 +1,100 @@
+"""After a call: ask the LLM for the facts in the transcript and merge them into the caller's memory.
+
+``extract_facts(transcript, known, settings)`` is the LLM step (chat completions with a JSON reply,
+through the ``openai`` SDK at ``llm_base_url``); ``memory.calls.extract_and_store_after_call`` reads
+the transcript from ``call_turns`` and stores the result. Facts carry a short ``key`` so a later call
+replaces an outdated fact (``store_memories``: same key → newer wins) instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from openai import AsyncOpenAI, OpenAIError
+from pydantic import BaseModel, Field, ValidationError
+
+from phone_agent.config import Settings
+from phone_agent.errors import ProviderError
+from phone_agent.memory.base import CallerContext
+
+PROFILE_FIELDS = ("topic", "product_interest", "preferences", "open_requests")
+
+EXTRACTION_PROMPT = """You update the memory of a phone receptionist about one caller.
+Read the call transcript and reply with one JSON object, nothing else:
+{"name": "the caller's full name or null",
+ "profile": {"topic": "what they called about", "product_interest": "policy/product they asked about",
+             "preferences": "how they like to be contacted, times, language", "open_requests": "what is
+             still to be done for them"},
+ "facts": [{"key": "short_snake_case_topic", "content": "one short sentence about the caller"}]}
+Only state what the caller said or what was agreed; use null or leave a field out when unknown.
+Reuse a key from the known facts when a fact updates it. Known about this caller:
+"""
+
+
+class ExtractedFact(BaseModel):
+    """One fact from a call."""
+
+    key: str | None = None
+    content: str
+
+
+class ExtractedFacts(BaseModel):
+    """What the LLM found in a call."""
+
+    name: str | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+    facts: list[ExtractedFact] = Field(default_factory=list)
+
+
+def transcript_text(turns: list[tuple[str, str]]) -> str:
+    """``Caller: ... / Agent: ...`` lines from ``(role, text)`` pairs."""
+    labels = {"caller": "Caller", "agent": "Agent", "user": "Caller", "assistant": "Agent"}
+    return "\n".join(f"{labels.get(role, role.title())}: {text}" for role, text in turns if text.strip())
+
+
+def parse_facts(reply: str) -> ExtractedFacts:
+    """The JSON object in an LLM reply (code fences and surrounding prose tolerated)."""
+    match = re.search(r"\{.*\}", reply, re.DOTALL)
+    if not match:
+        raise ProviderError("llm", "fact extraction reply held no JSON object")
+    try:
+        data = json.loads(match.group(0))
+        facts = ExtractedFacts.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        raise ProviderError("llm", f"fact extraction reply was not the expected JSON ({exc})") from exc
+    facts.profile = {
+        k: v for k, v in facts.profile.items() if k in PROFILE_FIELDS and v not in (None, "", [], {})
+    }
+    facts.facts = [f for f in facts.facts if f.content.strip()]
+    if facts.name is not None and (not facts.name.strip() or facts.name.strip().lower() == "null"):
+        facts.name = None
+    return facts
+
+
+async def extract_facts(
+    transcript: str, known: CallerContext, settings: Settings, *, request_timeout: float = 30.0
+) -> ExtractedFacts:
+    """Ask the configured LLM for the caller's facts in ``transcript``."""
+    key = settings.secret("openai_api_key") or "unset"
+    client = AsyncOpenAI(api_key=key, base_url=settings.llm_base_url, timeout=request_timeout, max_retries=2)
+    known_text = known.summary() or "nothing yet"
+    keyed = [f"{m.key}: {m.content}" for m in known.memories if m.key]
+    if keyed:
+        known_text += "\nKnown fact keys:\n" + "\n".join(keyed)
+    try:
+        response = await client.chat.completions.create(
+            model=settings.llm_model,
+            temperature=0,
+            response_format={"type": "json_object"},
+            messages=[
+                {"role": "system", "content": EXTRACTION_PROMPT + known_text},
+                {"role": "user", "content": "Transcript:\n" + transcript},
+            ],
+        )
+    except OpenAIError as exc:
+        raise ProviderError("llm", f"fact extraction failed ({type(exc).__name__})") from exc
+    finally:
+        await client.close()
+    return parse_facts(response.choices[0].message.content or "")

@@ -1,0 +1,467 @@
+"""``SQLMemoryStore``: the in-process store on the app's database, shared by SQLite and PostgreSQL.
+
+Profiles, memories and knowledge documents are plain ORM rows (``storage.tables``); the dialect
+subclasses (``memory.sqlite``, ``memory.postgres``) add only the two searches — lexical and vector —
+and how a vector is written. Retrieval fuses both rankings (``search.fuse_rankings``); with no
+embedder, or when the query embedding fails or is slow, it is lexical-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from phone_agent.errors import ProviderError
+from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
+from phone_agent.memory.documents import chunk_text
+from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
+from phone_agent.memory.search import fuse_rankings, normalise_fact, normalise_phone, query_terms
+from phone_agent.storage.db import session_factory
+from phone_agent.storage.tables import (
+    Appointment,
+    Call,
+    Caller,
+    CallTurn,
+    KnowledgeChunk,
+    KnowledgeDocument,
+    Memory,
+    Message,
+    utcnow,
+)
+
+CANDIDATES = 4  # each search returns limit * CANDIDATES ids before fusion
+MIN_SIMILARITY = 0.2  # cosine below this is unrelated text for text-embedding-3: not a hit
+
+
+class SQLMemoryStore:
+    """Caller memory + knowledge base on a SQLAlchemy async engine (subclassed per dialect)."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+        embedder: OpenAIEmbedder | None = None,
+        query_embedding_timeout: float = 1.5,
+        min_similarity: float = MIN_SIMILARITY,
+        owns_engine: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions or session_factory(engine)
+        self.embedder = embedder
+        self.query_embedding_timeout = query_embedding_timeout
+        self.min_similarity = min_similarity
+        self.owns_engine = owns_engine
+
+    # -- dialect hooks ---------------------------------------------------------------------------
+    async def vectors_available(self) -> bool:
+        """True when the schema has embedding columns (and the dialect can search them)."""
+        raise NotImplementedError
+
+    async def prepare_session(self, session: AsyncSession) -> None:
+        """Per-transaction setup (SQLite loads sqlite-vec into new connections)."""
+
+    async def lexical_ids(
+        self, session: AsyncSession, table: str, terms: list[str], caller_id: int | None, k: int
+    ) -> list[int]:
+        """Row ids of ``table`` matching ``terms``, best first."""
+        raise NotImplementedError
+
+    async def vector_ids(
+        self, session: AsyncSession, table: str, vector: np.ndarray, caller_id: int | None, k: int
+    ) -> list[int]:
+        """Row ids of ``table`` nearest to ``vector`` (cosine ≥ ``min_similarity``), best first."""
+        raise NotImplementedError
+
+    async def write_vectors(
+        self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
+    ) -> None:
+        """Store embeddings for rows of ``table``."""
+        raise NotImplementedError
+
+    # -- sessions ----------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, prepared for search."""
+        async with self.sessions() as session, session.begin():
+            await self.prepare_session(session)
+            yield session
+
+    async def _embed(self, texts: list[str]) -> list[np.ndarray] | None:
+        """Vectors for texts to store, or None (no embedder / no vector column / provider down)."""
+        if not texts or self.embedder is None or not await self.vectors_available():
+            return None
+        try:
+            return await self.embedder.embed(texts)
+        except ProviderError as exc:  # stored without vectors: lexical search still finds them
+            logger.warning("memory: storing without embeddings: {}", exc)
+            return None
+
+    async def _query_vector(self, query: str) -> np.ndarray | None:
+        if self.embedder is None or not await self.vectors_available():
+            return None
+        return await embed_or_none(self.embedder, query, self.query_embedding_timeout)
+
+    # -- caller memory -----------------------------------------------------------------------------
+    async def caller_context(self, phone: str, *, limit: int = 8) -> CallerContext:
+        """Profile and the most recently confirmed memories of a caller."""
+        phone = normalise_phone(phone)
+        async with self.transaction() as session:
+            caller = await _caller_by_phone(session, phone)
+            if caller is None:
+                return CallerContext(phone=phone)
+            rows = (
+                await session.execute(
+                    select(Memory, Call.call_sid)
+                    .outerjoin(Call, Call.id == Memory.call_id)
+                    .where(Memory.caller_id == caller.id)
+                    .order_by(Memory.updated_at.desc(), Memory.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+            return CallerContext(
+                phone=phone,
+                name=caller.name,
+                profile=dict(caller.profile or {}),
+                memories=[_item(memory, call_sid) for memory, call_sid in rows],
+                known=True,
+            )
+
+    async def store_memories(
+        self,
+        phone: str,
+        items: list[MemoryItem],
+        *,
+        name: str | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
+        """Merge facts into a caller's memory: same key → replaced by the newer, same text → kept once."""
+        phone = normalise_phone(phone)
+        items = [item for item in items if item.content.strip()]
+        vectors = await self._embed([item.content for item in items])
+        embedded: list[tuple[Memory, np.ndarray]] = []
+        async with self.transaction() as session:
+            caller = await _caller_by_phone(session, phone)
+            if caller is None:
+                caller = Caller(phone=phone, profile={})
+                session.add(caller)
+                await session.flush()
+            _merge_profile(caller, name, profile)
+            existing = list(
+                (await session.execute(select(Memory).where(Memory.caller_id == caller.id))).scalars()
+            )
+            by_key = {m.key: m for m in existing if m.key}
+            by_text = {normalise_fact(m.content): m for m in existing}
+            call_ids = await _call_ids(session, {i.call_sid for i in items if i.call_sid})
+            for index, item in enumerate(items):
+                when = item.created_at or utcnow()
+                call_id = call_ids.get(item.call_sid or "")
+                current = by_key.get(item.key) if item.key else None
+                current = current or by_text.get(normalise_fact(item.content))
+                if current is not None:
+                    if _as_utc(when) < _as_utc(current.updated_at):
+                        continue  # an older fact never overwrites a newer one
+                    changed = normalise_fact(current.content) != normalise_fact(item.content)
+                    if changed:  # the same fact reworded keeps its first wording
+                        current.content, current.kind = item.content, item.kind
+                    current.key = item.key or current.key
+                    current.call_id = call_id or current.call_id
+                    current.updated_at = when
+                    memory = current
+                else:
+                    changed = True
+                    memory = Memory(
+                        caller_id=caller.id,
+                        call_id=call_id,
+                        kind=item.kind,
+                        key=item.key,
+                        content=item.content,
+                        created_at=when,
+                        updated_at=when,
+                    )
+                    session.add(memory)
+                by_text[normalise_fact(item.content)] = memory
+                if item.key:
+                    by_key[item.key] = memory
+                if changed and vectors is not None:
+                    embedded.append((memory, vectors[index]))
+            await session.flush()
+            if embedded:
+                await self.write_vectors(session, "memories", [(m.id, v) for m, v in embedded])
+
+    async def retrieve(self, phone: str | None, query: str, *, limit: int = 5) -> list[MemoryItem]:
+        """Memories relevant to ``query`` (one caller's, or everyone's when ``phone`` is None)."""
+        terms = query_terms(query)
+        vector = await self._query_vector(query)
+        async with self.transaction() as session:
+            caller_id = None
+            if phone is not None:
+                caller = await _caller_by_phone(session, normalise_phone(phone))
+                if caller is None:
+                    return []
+                caller_id = caller.id
+            fused = await self._fused(session, "memories", terms, vector, caller_id, limit)
+            if not fused:
+                return []
+            rows = (
+                await session.execute(
+                    select(Memory, Call.call_sid)
+                    .outerjoin(Call, Call.id == Memory.call_id)
+                    .where(Memory.id.in_([i for i, _ in fused]))
+                )
+            ).all()
+            by_id = {memory.id: (memory, sid) for memory, sid in rows}
+            return [_item(*by_id[i]).model_copy(update={"score": score}) for i, score in fused if i in by_id]
+
+    async def _fused(
+        self,
+        session: AsyncSession,
+        table: str,
+        terms: list[str],
+        vector: np.ndarray | None,
+        caller_id: int | None,
+        limit: int,
+    ) -> list[tuple[int, float]]:
+        k = max(limit * CANDIDATES, 20)
+        rankings: list[Sequence[int]] = []
+        if terms:
+            rankings.append(await self.lexical_ids(session, table, terms, caller_id, k))
+        if vector is not None:
+            rankings.append(await self.vector_ids(session, table, vector, caller_id, k))
+        return fuse_rankings(rankings)[:limit]
+
+    async def delete_caller(self, phone: str) -> bool:
+        """Delete the caller's profile, memories, calls with their transcripts, appointments, messages."""
+        phone = normalise_phone(phone)
+        async with self.transaction() as session:
+            caller = await _caller_by_phone(session, phone)
+            caller_id = caller.id if caller else -1
+            call_ids = list(
+                (
+                    await session.execute(
+                        select(Call.id).where(
+                            or_(
+                                Call.caller_id == caller_id,
+                                Call.from_number == phone,
+                                (Call.to_number == phone) & (Call.direction == "outbound"),
+                            )
+                        )
+                    )
+                ).scalars()
+            )
+            deleted = 0
+            statements = [
+                delete(CallTurn).where(CallTurn.call_id.in_(call_ids)),
+                delete(Memory).where(Memory.caller_id == caller_id),
+                delete(Appointment).where(
+                    or_(Appointment.caller_id == caller_id, Appointment.phone == phone)
+                ),
+                delete(Message).where(or_(Message.caller_id == caller_id, Message.phone == phone)),
+                delete(Call).where(Call.id.in_(call_ids)),
+                delete(Caller).where(Caller.id == caller_id),
+            ]
+            for statement in statements:
+                result = await session.execute(statement.execution_options(synchronize_session=False))
+                deleted += int(getattr(result, "rowcount", 0) or 0)
+        logger.info("memory: deleted caller data ({} rows)", deleted)
+        return deleted > 0
+
+    async def purge_expired(self, days: int) -> int:
+        """Delete memories, calls (with transcripts) and idle callers older than ``days``."""
+        if days <= 0:
+            return 0
+        cutoff = utcnow() - timedelta(days=days)
+        async with self.transaction() as session:
+            old_calls = select(Call.id).where(Call.started_at < cutoff)
+            active = select(Call.caller_id).where(Call.caller_id.is_not(None))
+            statements = [
+                delete(CallTurn).where(CallTurn.call_id.in_(old_calls)),
+                delete(Call).where(Call.started_at < cutoff),
+                delete(Memory).where(Memory.updated_at < cutoff),
+                delete(Caller).where(
+                    func.coalesce(Caller.last_call_at, Caller.updated_at) < cutoff, Caller.id.not_in(active)
+                ),
+            ]
+            deleted = 0
+            for statement in statements:
+                result = await session.execute(statement.execution_options(synchronize_session=False))
+                deleted += int(getattr(result, "rowcount", 0) or 0)
+        if deleted:
+            logger.info("memory: retention ({} days) deleted {} rows", days, deleted)
+        return deleted
+
+    # -- knowledge base ----------------------------------------------------------------------------
+    async def search_knowledge(self, query: str, *, limit: int = 4) -> list[KnowledgeHit]:
+        """Knowledge chunks relevant to ``query``, best first."""
+        terms = query_terms(query)
+        vector = await self._query_vector(query)
+        async with self.transaction() as session:
+            fused = await self._fused(session, "knowledge_chunks", terms, vector, None, limit)
+            if not fused:
+                return []
+            rows = (
+                await session.execute(
+                    select(
+                        KnowledgeChunk.id,
+                        KnowledgeChunk.document_id,
+                        KnowledgeDocument.title,
+                        KnowledgeChunk.text,
+                    )
+                    .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
+                    .where(KnowledgeChunk.id.in_([i for i, _ in fused]))
+                )
+            ).all()
+            by_id = {row.id: row for row in rows}
+            return [
+                KnowledgeHit(
+                    document_id=by_id[i].document_id, title=by_id[i].title, text=by_id[i].text, score=s
+                )
+                for i, s in fused
+                if i in by_id
+            ]
+
+    async def add_document(
+        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
+    ) -> KnowledgeDocumentInfo:
+        """Store, chunk, embed and index a document; the same text again returns the stored one."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        async with self.transaction() as session:
+            same = (
+                await session.execute(select(KnowledgeDocument).where(KnowledgeDocument.sha256 == digest))
+            ).scalar()
+            if same is not None:
+                return await _document_info(session, same)
+        chunks = chunk_text(text)
+        vectors = await self._embed(chunks)
+        async with self.transaction() as session:
+            document = KnowledgeDocument(
+                title=title, source_name=source_name, content_type=content_type, content=text, sha256=digest
+            )
+            session.add(document)
+            await session.flush()
+            await self._insert_chunks(session, document.id, chunks, vectors)
+            return await _document_info(session, document)
+
+    async def _insert_chunks(
+        self, session: AsyncSession, document_id: int, chunks: list[str], vectors: list[np.ndarray] | None
+    ) -> None:
+        rows = [KnowledgeChunk(document_id=document_id, seq=i, text=chunk) for i, chunk in enumerate(chunks)]
+        session.add_all(rows)
+        await session.flush()
+        if vectors is not None:
+            await self.write_vectors(
+                session, "knowledge_chunks", [(r.id, v) for r, v in zip(rows, vectors, strict=True)]
+            )
+
+    async def list_documents(self) -> list[KnowledgeDocumentInfo]:
+        """Every document with its chunk count, newest first."""
+        async with self.transaction() as session:
+            counts = (
+                select(KnowledgeChunk.document_id, func.count().label("n"))
+                .group_by(KnowledgeChunk.document_id)
+                .subquery()
+            )
+            rows = (
+                await session.execute(
+                    select(KnowledgeDocument, counts.c.n)
+                    .outerjoin(counts, counts.c.document_id == KnowledgeDocument.id)
+                    .order_by(KnowledgeDocument.created_at.desc(), KnowledgeDocument.id.desc())
+                )
+            ).all()
+            return [_info(document, n or 0) for document, n in rows]
+
+    async def delete_document(self, document_id: int) -> bool:
+        """Delete a document and its chunks."""
+        async with self.transaction() as session:
+            await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == document_id))
+            result = await session.execute(
+                delete(KnowledgeDocument).where(KnowledgeDocument.id == document_id)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def reindex_documents(self, document_id: int | None = None) -> int:
+        """Re-chunk and re-embed one document or all of them; returns the chunks written."""
+        async with self.transaction() as session:
+            query = select(KnowledgeDocument.id, KnowledgeDocument.content)
+            if document_id is not None:
+                query = query.where(KnowledgeDocument.id == document_id)
+            documents = (await session.execute(query)).all()
+        written = 0
+        for doc_id, content in documents:
+            chunks = chunk_text(content)
+            vectors = await self._embed(chunks)
+            async with self.transaction() as session:
+                await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc_id))
+                await self._insert_chunks(session, doc_id, chunks, vectors)
+            written += len(chunks)
+        return written
+
+    async def aclose(self) -> None:
+        """Close the embedder (and the engine when this store created it)."""
+        if self.embedder is not None:
+            await self.embedder.aclose()
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+async def _caller_by_phone(session: AsyncSession, phone: str) -> Caller | None:
+    return (await session.execute(select(Caller).where(Caller.phone == phone))).scalar()
+
+
+async def _call_ids(session: AsyncSession, call_sids: set[str]) -> dict[str, int]:
+    if not call_sids:
+        return {}
+    rows = await session.execute(select(Call.call_sid, Call.id).where(Call.call_sid.in_(call_sids)))
+    return {sid: call_id for sid, call_id in rows.all()}
+
+
+def _merge_profile(caller: Caller, name: str | None, profile: dict[str, Any] | None) -> None:
+    """Newer non-empty values win; empty ones never erase what is known."""
+    if name and name.strip():
+        caller.name = name.strip()
+    if profile:
+        merged = dict(caller.profile or {})
+        merged.update({k: v for k, v in profile.items() if v not in (None, "", [], {})})
+        caller.profile = merged
+    caller.updated_at = utcnow()
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _item(memory: Memory, call_sid: str | None) -> MemoryItem:
+    return MemoryItem(
+        id=memory.id,
+        content=memory.content,
+        kind=memory.kind,
+        key=memory.key,
+        call_sid=call_sid,
+        created_at=memory.updated_at,
+    )
+
+
+def _info(document: KnowledgeDocument, chunks: int) -> KnowledgeDocumentInfo:
+    return KnowledgeDocumentInfo(
+        id=document.id,
+        title=document.title,
+        source_name=document.source_name,
+        content_type=document.content_type,
+        chunks=chunks,
+        created_at=document.created_at,
+    )
+
+
+async def _document_info(session: AsyncSession, document: KnowledgeDocument) -> KnowledgeDocumentInfo:
+    count = await session.scalar(
+        select(func.count()).select_from(KnowledgeChunk).where(KnowledgeChunk.document_id == document.id)
+    )
+    return _info(document, int(count or 0))

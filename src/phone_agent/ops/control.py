@@ -1,0 +1,165 @@
+"""The control bus: live-call commands and config-change fan-out between the roles' processes.
+
+An admin clicks "hang up" in the orchestrator, but the call's pipeline lives in the voice bridge
+process. ``send_call_command`` publishes the command; every process's bus delivers it to the call
+handlers registered there (the voice bridge's handler acts when it holds that call). Likewise
+``announce_config_change`` makes every process reload admin overrides from the database.
+
+With ``redis_url`` set, messages go through Redis pub/sub; without it (one process) they are
+delivered in-process. Handlers run as tasks; a failing handler is logged and never stops the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from loguru import logger
+
+CALLS_CHANNEL = "phone-agent:calls"
+CONFIG_CHANNEL = "phone-agent:config"
+
+CallHandler = Callable[[str, str, dict[str, Any]], Awaitable[Any]]  # (call_sid, action, params)
+ConfigHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class ControlBus:
+    """Publish/subscribe of call commands and config changes (Redis when configured, else local)."""
+
+    def __init__(self, *, redis_url: str | None = None, channel_prefix: str = "") -> None:
+        self.redis_url = redis_url
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._calls = channel_prefix + CALLS_CHANNEL
+        self._config = channel_prefix + CONFIG_CHANNEL
+        self._call_handlers: list[CallHandler] = []
+        self._config_handlers: list[ConfigHandler] = []
+        self._redis: Any = None
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def distributed(self) -> bool:
+        """True when messages cross processes (Redis)."""
+        return self.redis_url is not None
+
+    def on_call_command(self, handler: CallHandler) -> None:
+        """Run ``handler(call_sid, action, params)`` for every call command (any process may send it)."""
+        self._call_handlers.append(handler)
+
+    def on_config_change(self, handler: ConfigHandler) -> None:
+        """Run ``handler(info)`` whenever any process announces a config change."""
+        self._config_handlers.append(handler)
+
+    async def start(self) -> None:
+        """Connect and subscribe (no-op without Redis)."""
+        if self.redis_url is None or self._listener is not None:
+            return
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(self.redis_url, decode_responses=True, socket_connect_timeout=5)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await self._pubsub.subscribe(self._calls, self._config)
+        except Exception as exc:  # Redis down at start: the listener keeps retrying
+            logger.error("control bus: cannot subscribe to Redis ({}); retrying", type(exc).__name__)
+        self._listener = asyncio.create_task(self._listen(), name="control-bus")
+
+    async def close(self) -> None:
+        """Stop listening and disconnect."""
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            self._listener = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def send_call_command(self, call_sid: str, action: str, **params: Any) -> int:
+        """Ask whichever process holds ``call_sid`` to do ``action`` (hangup, transfer, say, ...).
+
+        Returns how many processes received it (Redis) or handlers ran (local).
+        """
+        message = {"call_sid": call_sid, "action": action, "params": params, "origin": self.origin}
+        return await self._publish(self._calls, message)
+
+    async def announce_config_change(self, **info: Any) -> int:
+        """Tell every process that admin settings changed (they reload overrides)."""
+        return await self._publish(self._config, {"info": info, "origin": self.origin})
+
+    async def _publish(self, channel: str, message: dict[str, Any]) -> int:
+        if self._redis is None:
+            await self._dispatch(channel, message, wait=True)
+            return len(self._call_handlers if channel == self._calls else self._config_handlers)
+        return int(await self._redis.publish(channel, json.dumps(message)))
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(self._calls, self._config)
+                raw = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: keep trying, calls must not notice
+                logger.warning("control bus: Redis read failed ({}), retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            if raw is None or raw.get("type") != "message":
+                continue
+            try:
+                message = json.loads(raw["data"])
+            except (TypeError, ValueError):
+                logger.warning("control bus: ignored a malformed message on {}", raw.get("channel"))
+                continue
+            await self._dispatch(raw["channel"], message, wait=False)
+
+    async def _dispatch(self, channel: str, message: dict[str, Any], *, wait: bool) -> None:
+        if channel == self._calls:
+            coros = [
+                h(str(message.get("call_sid")), str(message.get("action")), dict(message.get("params") or {}))
+                for h in self._call_handlers
+            ]
+        else:
+            coros = [h(dict(message.get("info") or {})) for h in self._config_handlers]
+        for coro in coros:
+            if wait:
+                await self._run(coro)
+                continue
+            task = asyncio.create_task(self._run(coro))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _run(coro: Awaitable[Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            logger.exception("control bus handler failed")
+
+
+async def start_control_bus(runtime: Any) -> ControlBus:
+    """The process's bus (``runtime.extras["control"]``), reloading overrides on config changes."""
+    bus = ControlBus(redis_url=runtime.settings.redis_url)
+
+    async def reload(info: dict[str, Any]) -> None:
+        await runtime.apply_overrides()
+        logger.info("settings reloaded after a config change ({})", ", ".join(sorted(info)) or "all")
+
+    bus.on_config_change(reload)
+    await bus.start()
+    runtime.extras["control"] = bus
+    return bus

@@ -1,0 +1,128 @@
+"""Run every registered check concurrently, each under its own deadline, and build the report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from loguru import logger
+from pydantic import BaseModel
+
+from phone_agent import __version__
+from phone_agent.config import Settings
+from phone_agent.ops.doctor import host, providers, services, tls  # noqa: F401  (registers checks)
+from phone_agent.ops.doctor.model import REGISTRY, STATUSES, Check, CheckSpec, DoctorContext, Status
+
+SCHEMA_VERSION = 1
+GROUP_ORDER = ("twilio", "openai", "elevenlabs", "storage", "services", "ports", "tls", "host")
+
+
+class Report(BaseModel):
+    """The doctor's whole answer; its JSON form is stable (``schema_version`` bumps on any change)."""
+
+    schema_version: int = SCHEMA_VERSION
+    version: str = __version__
+    status: Status
+    counts: dict[str, int]
+    checks: list[Check]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed (warnings allowed), else 1."""
+        return 1 if self.status == "fail" else 0
+
+
+async def run_check(spec: CheckSpec, ctx: DoctorContext) -> Check:
+    """One check under ``ctx.timeout``; a timeout or an exception becomes a failing result."""
+    started = time.perf_counter()
+    try:
+        outcome = await asyncio.wait_for(spec.run(ctx), ctx.timeout)
+        status, detail, fix = outcome.status, outcome.detail, outcome.fix
+    except (TimeoutError, httpx.TimeoutException):
+        status, detail, fix = "fail", f"no answer within {ctx.timeout:g} s", spec.on_timeout
+    except httpx.HTTPError as exc:
+        status, detail = "fail", f"cannot reach it: {type(exc).__name__}: {str(exc)[:160]}"
+        fix = "Check the URL setting and outbound network access."
+    except Exception as exc:  # a check's bug must not hide the other results
+        logger.exception("doctor check {} crashed", spec.name)
+        status, detail, fix = "fail", f"check crashed: {type(exc).__name__}: {exc}", "Report this bug."
+    return Check(
+        name=spec.name,
+        group=spec.group,
+        status=status,
+        detail=detail,
+        fix=fix,
+        duration_ms=int(1000 * (time.perf_counter() - started)),
+    )
+
+
+def overall(checks: list[Check]) -> Status:
+    """fail if any check failed, else warn if any warned, else pass."""
+    statuses = {c.status for c in checks}
+    return "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+
+
+async def run_doctor(
+    settings: Settings,
+    *,
+    check_timeout: float | None = None,
+    only: list[str] | None = None,
+    **context: Any,
+) -> Report:
+    """Run the checks (all, or those whose name or group is in ``only``) and return the report.
+
+    Args:
+        settings: the Settings to check.
+        check_timeout: seconds per check (default ``settings.doctor_timeout``).
+        only: names or groups to run.
+        context: extra `DoctorContext` fields (engine, tls_cafile, letsencrypt_dir, thresholds...).
+    """
+    deadline = check_timeout or settings.doctor_timeout
+    specs = [s for s in REGISTRY if not only or s.name in only or s.group in only]
+    specs.sort(key=lambda s: GROUP_ORDER.index(s.group) if s.group in GROUP_ORDER else len(GROUP_ORDER))
+    async with httpx.AsyncClient(timeout=deadline, follow_redirects=False) as http:
+        ctx = DoctorContext(settings=settings, http=http, timeout=deadline, **context)
+        checks = list(await asyncio.gather(*(run_check(spec, ctx) for spec in specs)))
+    counts = {status: sum(c.status == status for c in checks) for status in STATUSES}
+    return Report(status=overall(checks), counts=counts, checks=checks)
+
+
+MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
+
+
+def render_text(report: Report) -> str:
+    """One line per check, then its fix indented below when it did not pass."""
+    width = max((len(c.name) for c in report.checks), default=10)
+    lines = []
+    for c in report.checks:
+        lines.append(f"{MARK[c.status]}  {c.name:<{width}}  {c.detail}")
+        if c.fix and c.status != "pass":
+            lines.append(f"{'':6}{'':<{width}}  fix: {c.fix}")
+    n = report.counts
+    lines.append(f"{report.status.upper()}: {n['pass']} passed, {n['warn']} warnings, {n['fail']} failed")
+    return "\n".join(lines)
+
+
+STATUS_TTL_SECONDS = 300.0
+STATUS_CHECK_TIMEOUT = 5.0
+
+
+async def report_for_status(runtime: Any) -> dict[str, Any]:
+    """The doctor report shown in /admin-status: rerun at most every 5 minutes, 5 s per check."""
+    cached = runtime.extras.get("doctor_report")
+    if cached is not None and time.time() - cached[0] < STATUS_TTL_SECONDS:
+        return cached[1]
+    lock = runtime.extras.setdefault("doctor_lock", asyncio.Lock())
+    async with lock:
+        cached = runtime.extras.get("doctor_report")
+        if cached is not None and time.time() - cached[0] < STATUS_TTL_SECONDS:
+            return cached[1]
+        settings = runtime.settings
+        report = await run_doctor(
+            settings, check_timeout=min(settings.doctor_timeout, STATUS_CHECK_TIMEOUT), engine=runtime.engine
+        )
+        body = report.model_dump() | {"checked_at": time.time()}
+        runtime.extras["doctor_report"] = (time.time(), body)
+        return body

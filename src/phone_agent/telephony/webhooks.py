@@ -1,0 +1,81 @@
+"""Twilio voice webhooks: ``POST /phone/incoming`` answers with a Media Stream, ``POST /phone/status``
+records how the call ended. Both refuse unsigned or forged requests with 403."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from loguru import logger
+
+from phone_agent.api.deps import RuntimeDep
+from phone_agent.ops.logging import bind_call
+from phone_agent.telephony.signature import forwarded_base_url, verified_twilio_form
+from phone_agent.telephony.stream_token import issue_stream_token, signing_key
+from phone_agent.telephony.twiml import connect_stream
+from phone_agent.voice.call_records import FINAL_STATUSES, finish_call, open_call
+
+router = APIRouter(prefix="/phone", tags=["telephony"])
+
+TWIML = "application/xml"
+MEDIA_STREAM_PATH = "/media-stream"
+
+
+def media_stream_url(request: Request, voice_bridge_url: str | None, public_url: str | None) -> str:
+    """wss URL of the media stream: voice_bridge_url, else PUBLIC_URL (or the forwarded host) + path."""
+    if voice_bridge_url:
+        base = voice_bridge_url
+        return base if base.endswith(MEDIA_STREAM_PATH) else base + MEDIA_STREAM_PATH
+    base = public_url or forwarded_base_url(request)
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + MEDIA_STREAM_PATH
+
+
+@router.post("/incoming")
+async def incoming_call(request: Request, runtime: RuntimeDep) -> Response:
+    """A call came in: connect it to our media stream with a short-lived token."""
+    settings = runtime.settings
+    form = await verified_twilio_form(request, settings)
+    call_sid = form.get("CallSid", "")
+    caller = form.get("From", "")
+    with bind_call(call_sid or "-"):
+        token = issue_stream_token(
+            signing_key(settings),
+            call_sid=call_sid,
+            caller=caller or None,
+            ttl_seconds=settings.stream_token_ttl_seconds,
+        )
+        if call_sid:
+            await open_call(
+                runtime.sessions,
+                call_sid=call_sid,
+                from_number=caller or None,
+                to_number=form.get("To") or None,
+                status="ringing",
+                direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
+            )
+        url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
+        logger.info("incoming call answered with a media stream to {}", url)
+        twiml = connect_stream(url, {"caller": caller, "call_sid": call_sid, "token": token})
+    return Response(twiml, media_type=TWIML)
+
+
+@router.post("/status")
+async def call_status(request: Request, runtime: RuntimeDep) -> Response:
+    """Twilio's status callback: a final status closes the call's record."""
+    form = await verified_twilio_form(request, runtime.settings)
+    call_sid = form.get("CallSid", "")
+    status = form.get("CallStatus", "")
+    with bind_call(call_sid or "-"):
+        logger.info("call status {}", status)
+        if call_sid and status in FINAL_STATUSES:
+            await finish_call(
+                runtime.sessions,
+                call_sid=call_sid,
+                status=status,
+                end_reason=status,
+                from_number=form.get("From") or None,
+                to_number=form.get("To") or None,
+            )
+    return Response(status_code=204)

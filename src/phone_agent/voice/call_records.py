@@ -1,0 +1,128 @@
+"""Rows of the ``calls`` and ``call_turns`` tables: a call opened, its turns, its end.
+
+Used by the Twilio webhooks (call ringing, call completed) and by the call recorder in the
+pipeline. Each function opens its own short transaction so a live call never holds one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from phone_agent.storage.db import transaction
+from phone_agent.storage.tables import Call, Caller, CallTurn, utcnow
+
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+async def _caller_for(session: AsyncSession, phone: str | None) -> Caller | None:
+    if not phone:
+        return None
+    caller = (await session.execute(select(Caller).where(Caller.phone == phone))).scalar_one_or_none()
+    if caller is None:
+        caller = Caller(phone=phone)
+        session.add(caller)
+        await session.flush()
+    return caller
+
+
+async def open_call(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    call_sid: str,
+    from_number: str | None,
+    to_number: str | None = None,
+    stream_sid: str | None = None,
+    status: str = "in-progress",
+    direction: str = "inbound",
+) -> int:
+    """Create (or update) the call's row, linked to its caller; returns the call id."""
+    async with transaction(sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
+        caller = await _caller_for(session, from_number)
+        if call is None:
+            call = Call(call_sid=call_sid, direction=direction, started_at=utcnow())
+            session.add(call)
+        call.from_number = from_number or call.from_number
+        call.to_number = to_number or call.to_number
+        call.stream_sid = stream_sid or call.stream_sid
+        if call.status not in FINAL_STATUSES:
+            call.status = status
+        if caller is not None:
+            call.caller_id = caller.id
+            caller.last_call_at = utcnow()
+        await session.flush()
+        return call.id
+
+
+async def finish_call(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    call_sid: str,
+    status: str,
+    end_reason: str | None = None,
+    ended_at: datetime | None = None,
+    from_number: str | None = None,
+    to_number: str | None = None,
+) -> int:
+    """Mark the call ended (creating its row if the stream never started); returns the call id."""
+    async with transaction(sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
+        if call is None:
+            caller = await _caller_for(session, from_number)
+            call = Call(
+                call_sid=call_sid,
+                from_number=from_number,
+                to_number=to_number,
+                caller_id=caller.id if caller else None,
+            )
+            session.add(call)
+        call.status = status
+        call.ended_at = call.ended_at or ended_at or utcnow()
+        call.end_reason = call.end_reason or end_reason
+        await session.flush()
+        return call.id
+
+
+async def add_turn(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    call_id: int,
+    role: str,
+    text: str,
+    marks: dict[str, Any] | None = None,
+    planned_text: str | None = None,
+    interrupted: bool = False,
+    tool_calls: list[Any] | None = None,
+) -> int:
+    """Append a turn to a call (sequence numbers follow the order of calls); returns its id."""
+    async with transaction(sessions) as session:
+        seq = (
+            await session.execute(
+                select(func.coalesce(func.max(CallTurn.seq), 0)).where(CallTurn.call_id == call_id)
+            )
+        ).scalar_one()
+        turn = CallTurn(
+            call_id=call_id,
+            seq=seq + 1,
+            role=role,
+            text=text,
+            planned_text=planned_text,
+            interrupted=interrupted,
+            tool_calls=tool_calls,
+            marks=marks or {},
+        )
+        session.add(turn)
+        await session.flush()
+        return turn.id
+
+
+async def caller_name(sessions: async_sessionmaker[AsyncSession], phone: str | None) -> str | None:
+    """The name we know for a phone number, if any."""
+    if not phone:
+        return None
+    async with transaction(sessions) as session:
+        return (await session.execute(select(Caller.name).where(Caller.phone == phone))).scalar_one_or_none()

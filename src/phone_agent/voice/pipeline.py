@@ -1,0 +1,224 @@
+"""One call's Pipecat pipeline: Twilio websocket in → VAD/smart-turn → STT → LLM → TTS → websocket out.
+
+    transport.input → STT → user aggregator (Silero VAD + smart-turn) → LLM → TTS (+ fallback)
+      → PlayoutTracker (marks) → transport.output → assistant aggregator
+
+The greeting is spoken first; each turn is stored by ``CallRecorder``; at a barge-in the
+conversation keeps only what the caller heard (``PlayoutTracker``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    AssistantTurnStoppedMessage,
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+    UserTurnStoppedMessage,
+)
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.workers.runner import WorkerRunner
+
+from phone_agent.brain.persona import greeting_for, persona_prompt
+from phone_agent.config import Settings
+from phone_agent.runtime import Runtime
+from phone_agent.voice.call_records import caller_name, finish_call, open_call
+from phone_agent.voice.playout import PlayoutTracker
+from phone_agent.voice.recorder import CallRecorder
+from phone_agent.voice.serializer import TwilioMediaSerializer
+from phone_agent.voice.services import build_fallback_tts, build_llm, build_primary_tts, build_stt
+
+TWILIO_SAMPLE_RATE = 8000
+VAD_STOP_SECS = 0.2
+
+
+@dataclass
+class StreamStart:
+    """What Twilio's ``start`` message told us about the call."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str | None
+    parameters: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class CallSession:
+    """The running parts of one call (kept for tests and the end-of-call bookkeeping)."""
+
+    start: StreamStart
+    call_id: int
+    task: PipelineWorker
+    context: LLMContext
+    tracker: PlayoutTracker
+    recorder: CallRecorder
+    end_reason: str = "hangup"
+
+
+def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSerializer:
+    """Twilio serializer; hangs up through the REST API when Twilio credentials are configured."""
+    auth_token = settings.secret("twilio_auth_token")
+    account_sid = start.account_sid or settings.twilio_account_sid
+    can_hang_up = bool(auth_token and account_sid and start.call_sid)
+    return TwilioMediaSerializer(
+        stream_sid=start.stream_sid,
+        call_sid=start.call_sid,
+        account_sid=account_sid,
+        auth_token=auth_token if can_hang_up else None,
+        base_url=settings.twilio_api_base_url,
+        params=TwilioMediaSerializer.InputParams(auto_hang_up=can_hang_up),
+    )
+
+
+async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
+    """Build the pipeline of one call (nothing runs until ``run_call``)."""
+    settings = runtime.settings  # this call keeps the settings it started with
+    caller = start.parameters.get("caller") or None
+    call_id = await open_call(
+        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    )
+    name = await caller_name(runtime.sessions, caller)
+    greeting = greeting_for(settings, name)
+
+    transport = FastAPIWebsocketTransport(
+        websocket,
+        FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            add_wav_header=False,
+            serializer=build_serializer(settings, start),
+            allowed_origins=[],
+        ),
+    )
+    stt = build_stt(settings)
+    llm = build_llm(settings, system_instruction=persona_prompt(settings))
+    tts: FrameProcessor = build_primary_tts(settings)
+    tts_services = [tts]
+    fallback = build_fallback_tts(settings)
+    if fallback is not None:
+        from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
+
+        tts_services.append(fallback)
+        tts = ServiceSwitcher(services=tts_services, strategy_type=ServiceSwitcherStrategyFailover)
+
+    context = LLMContext()
+    aggregators = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+        ),
+    )
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            stt,
+            aggregators.user(),
+            llm,
+            tts,
+            tracker,
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    recorder = CallRecorder(
+        sessions=runtime.sessions,
+        call_id=call_id,
+        started_at=start.started_at,
+        vad_stop_secs=VAD_STOP_SECS,
+        llm=llm,
+        tts=tts_services,
+        output=transport.output(),
+    )
+    task = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
+        ),
+        observers=[recorder],
+        enable_rtvi=False,
+        idle_timeout_secs=None,
+    )
+    session = CallSession(start, call_id, task, context, tracker, recorder)
+
+    @transport.event_handler("on_client_connected")
+    async def on_connected(_transport: object, _ws: object) -> None:
+        await task.queue_frames([TTSSpeakFrame(greeting)])
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_disconnected(_transport: object, _ws: object) -> None:
+        logger.info("media stream closed by the caller")
+        await task.cancel()
+
+    @aggregators.user().event_handler("on_user_turn_stopped")
+    async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
+        if message.content:
+            recorder.caller_turn(message.content)
+
+    @aggregators.assistant().event_handler("on_assistant_turn_stopped")
+    async def on_agent_turn(_aggregator: object, message: AssistantTurnStoppedMessage) -> None:
+        if message.interrupted:
+            heard = tracker.reply_text(heard_only=True)
+            planned = tracker.reply_text(heard_only=False) or message.content
+            keep_only_heard(context, message.content, heard)
+            recorder.agent_turn(heard, planned=planned, interrupted=True)
+        elif message.content:
+            recorder.agent_turn(message.content)
+
+    return session
+
+
+def keep_only_heard(context: LLMContext, said: str, heard: str) -> None:
+    """Replace the interrupted assistant message ``said`` with what the caller heard (or drop it)."""
+    messages = context.get_messages()
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            if said and message.get("content") != said:
+                return  # not the message of this turn
+            updated = list(messages)
+            if heard:
+                updated[index] = {**message, "content": heard}
+            else:
+                del updated[index]
+            context.set_messages(updated)
+            return
+
+
+async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
+    """Run one call to its end and close its records."""
+    session = await build_call(websocket, runtime, start)
+    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    try:
+        await runner.add_workers(session.task)
+        await runner.run()
+    finally:
+        await session.recorder.flush()
+        await finish_call(
+            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=session.end_reason
+        )
+        logger.info(
+            "call ended: {} turns, {} of {} marks played",
+            len(session.recorder.turns),
+            session.tracker.marks_played,
+            session.tracker.marks_sent,
+        )
+    return session
+
+
+async def hang_up(session: CallSession, reason: str) -> None:
+    """End the call from our side (speaks nothing more; the serializer hangs up via Twilio REST)."""
+    session.end_reason = reason
+    await session.task.queue_frame(EndFrame())

@@ -1,0 +1,127 @@
+"""What the caller actually heard: Twilio ``mark``s after agent audio, and their echoes.
+
+``PlayoutTracker`` sits just before the output transport. After every chunk of agent audio it
+queues a ``mark`` named with the position (ms of agent audio sent so far in this call); Twilio
+echoes a mark once everything queued before it has played on the phone. Words are placed on the
+same timeline (word timestamps from the TTS when it gives them, else at the end of the audio
+they came with), so at a barge-in the words whose audio was played are exactly what was heard.
+Marks echoed after an interruption are ignored: Twilio echoes the pending ones on ``clear``
+without playing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loguru import logger
+from pipecat.frames.frames import (
+    Frame,
+    InterruptionFrame,
+    OutputTransportMessageFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from phone_agent.voice.serializer import PlayedMarkFrame
+
+MARK_PREFIX = "pa"
+
+
+@dataclass
+class SpokenText:
+    """A piece of agent text and where its audio starts on the call's agent-audio timeline."""
+
+    text: str
+    offset_ms: float
+    spaced: bool  # the text carries its own spacing (no space to add before it)
+
+
+class PlayoutTracker(FrameProcessor):
+    """Marks agent audio for Twilio and keeps the text of the current reply with its positions."""
+
+    def __init__(self, *, stream_sid: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._stream_sid = stream_sid
+        self.sent_ms = 0.0  # agent audio sent so far
+        self.played_ms = 0.0  # agent audio Twilio confirmed as played
+        self.marks_sent = 0
+        self.marks_played = 0
+        self._reply: list[SpokenText] = []
+        self._reply_audio_start: float | None = None
+        self._reply_first_pts: int | None = None
+        self._interrupted_at: float | None = None  # played_ms frozen at the last barge-in
+
+    # -- what was heard ---------------------------------------------------------------------------
+    def reply_text(self, *, heard_only: bool) -> str:
+        """The current reply's text: all of it, or only what had been played at the barge-in."""
+        limit = self._interrupted_at if self._interrupted_at is not None else self.played_ms
+        parts = [p for p in self._reply if not heard_only or p.offset_ms < limit]
+        return _join(parts)
+
+    # -- frames -----------------------------------------------------------------------------------
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, PlayedMarkFrame):
+            self._on_mark(frame.mark)
+            return  # consumed here
+        if isinstance(frame, InterruptionFrame):
+            self._interrupted_at = self.played_ms
+            logger.debug("barge-in: {:.0f} ms of {:.0f} ms agent audio played", self.played_ms, self.sent_ms)
+            await self.push_frame(frame, direction)
+            return
+        if isinstance(frame, UserStoppedSpeakingFrame):
+            self._start_reply()
+        if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSTextFrame):
+            self._add_text(frame)
+        await self.push_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSAudioRawFrame) and frame.audio:
+            if self._reply_audio_start is None:
+                self._reply_audio_start = self.sent_ms
+            self.sent_ms += 1000 * len(frame.audio) / (2 * frame.sample_rate * frame.num_channels)
+            await self._send_mark()
+
+    def _start_reply(self) -> None:
+        self._reply = []
+        self._reply_audio_start = None
+        self._reply_first_pts = None
+        self._interrupted_at = None
+
+    def _add_text(self, frame: TTSTextFrame) -> None:
+        if not frame.text:
+            return
+        offset = self.sent_ms  # default: text arrives after its audio (sentence-level TTS)
+        single_word = len(frame.text.split()) == 1
+        if frame.pts and single_word and self._reply_audio_start is not None:
+            if self._reply_first_pts is None:
+                self._reply_first_pts = frame.pts
+            offset = min(self.sent_ms, self._reply_audio_start + (frame.pts - self._reply_first_pts) / 1e6)
+        self._reply.append(SpokenText(frame.text, offset, frame.includes_inter_frame_spaces))
+
+    async def _send_mark(self) -> None:
+        self.marks_sent += 1
+        name = f"{MARK_PREFIX}:{self.marks_sent}:{self.sent_ms:.0f}"
+        message = {"event": "mark", "streamSid": self._stream_sid, "mark": {"name": name}}
+        await self.push_frame(OutputTransportMessageFrame(message=message))
+
+    def _on_mark(self, name: str) -> None:
+        parts = name.split(":")
+        if len(parts) != 3 or parts[0] != MARK_PREFIX:
+            logger.debug("ignoring a mark we did not send: {!r}", name[:40])
+            return
+        try:
+            position = float(parts[2])
+        except ValueError:
+            return
+        self.marks_played += 1
+        self.played_ms = max(self.played_ms, position)
+
+
+def _join(parts: list[SpokenText]) -> str:
+    text = ""
+    for part in parts:
+        if text and not part.spaced and not text.endswith(" ") and not part.text.startswith(" "):
+            text += " "
+        text += part.text
+    return text.strip()

@@ -1,0 +1,94 @@
+"""The provider services of a call, built from Settings with Pipecat's adapters.
+
+STT: OpenAI transcription (default) or Deepgram streaming. LLM: OpenAI-compatible chat streaming.
+TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS) behind a failover switcher.
+Every provider is reached through the base URL in Settings.
+"""
+
+from __future__ import annotations
+
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.services.openai.stt import OpenAISTTService
+
+from phone_agent.config import Settings
+from phone_agent.errors import ConfigError
+
+OPENAI_TTS_SAMPLE_RATE = 24000
+FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
+
+
+def _require(settings: Settings, name: str, what: str) -> str:
+    value = settings.secret(name)
+    if not value:
+        raise ConfigError(f"{name} is not set: {what} needs it (set {name.upper()}).")
+    return value
+
+
+def websocket_base(url: str) -> str:
+    """https://host → wss://host (ElevenLabs and Deepgram streaming endpoints)."""
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    return url
+
+
+def build_stt(settings: Settings) -> FrameProcessor:
+    """Speech-to-text: OpenAI transcription (segmented by VAD) or Deepgram streaming."""
+    if settings.stt_provider == "deepgram":
+        from pipecat.services.deepgram.stt import DeepgramSTTService
+
+        return DeepgramSTTService(
+            api_key=_require(settings, "deepgram_api_key", "speech-to-text with Deepgram"),
+            base_url=settings.deepgram_base_url,
+        )
+    return OpenAISTTService(
+        api_key=_require(settings, "openai_api_key", "speech-to-text"),
+        base_url=settings.openai_base_url,
+        settings=OpenAISTTService.Settings(model=settings.stt_model),
+    )
+
+
+def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMService:
+    """The chat model, streaming, on the configured OpenAI-compatible endpoint."""
+    return OpenAILLMService(
+        api_key=_require(settings, "openai_api_key", "the LLM"),
+        base_url=settings.llm_base_url,
+        settings=OpenAILLMService.Settings(
+            model=settings.llm_model,
+            temperature=settings.llm_temperature,
+            system_instruction=system_instruction,
+        ),
+    )
+
+
+def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
+    """ElevenLabs streaming TTS with the voice settings from config."""
+    return ElevenLabsTTSService(
+        api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
+        url=websocket_base(settings.elevenlabs_base_url),
+        settings=ElevenLabsTTSService.Settings(
+            voice=settings.elevenlabs_voice_id,
+            model=settings.tts_model,
+            stability=settings.tts_stability,
+            similarity_boost=settings.tts_similarity,
+            style=settings.tts_style,
+            speed=settings.tts_speed,
+        ),
+    )
+
+
+def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
+    """The voice used when ElevenLabs fails (OpenAI TTS), or None when disabled or unconfigured."""
+    if settings.tts_fallback_provider != "openai" or not settings.secret("openai_api_key"):
+        return None
+    from pipecat.services.openai.tts import OpenAITTSService
+
+    return OpenAITTSService(
+        api_key=settings.secret("openai_api_key"),
+        base_url=settings.openai_base_url,
+        sample_rate=OPENAI_TTS_SAMPLE_RATE,
+        settings=OpenAITTSService.Settings(voice=settings.tts_fallback_voice, model=FALLBACK_TTS_MODEL),
+    )

@@ -1,0 +1,120 @@
+"""The admin page in real headless Chromium: log in, change voice and greeting, play a sample,
+open a call's transcript and waterfall, log out. Screenshots go to test-artifacts/admin/."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from phone_agent.app import create_app
+from phone_agent.brain.persona import greeting_for
+from phone_agent.runtime import Runtime
+from phone_agent.storage.migrate import upgrade
+from tests.admin.browser import chromium_page, screenshot
+from tests.admin.conftest import PASSWORD
+from tests.admin.helpers import insert_calls
+from tests.admin.live_server import LiveServer
+from tests.conftest import make_settings
+from tests.fakes.elevenlabs import FakeElevenLabs
+
+
+async def _seed(settings: object) -> None:
+    runtime = Runtime.create(settings, "all")  # type: ignore[arg-type]
+    try:
+        await upgrade(runtime.engine)
+        await insert_calls(runtime)
+    finally:
+        await runtime.close()
+
+
+def test_owner_session_in_chromium(tmp_path: Path) -> None:
+    with FakeElevenLabs() as eleven:
+        settings = make_settings(
+            tmp_path,
+            ADMIN_PASSWORD=PASSWORD,
+            ELEVENLABS_API_KEY=eleven.api_key,
+            PHONE_AGENT_ELEVENLABS_BASE_URL=eleven.url,
+        )
+        asyncio.run(_seed(settings))
+        app = create_app(settings)
+        runtime = app.state.runtime
+        with LiveServer(app) as server, chromium_page() as page:
+            # no session: the page sends the browser to the login form
+            page.goto(server.url + "/admin")
+            assert page.url.startswith(server.url + "/admin/login")
+            page.fill("input[name=password]", "not the password")
+            page.click("button[type=submit]")
+            assert page.locator("p.error").inner_text() == "Wrong password."
+            screenshot(page, "0-login")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(server.url + "/admin")
+
+            # 1. voice: the list comes from ElevenLabs; a bad value is refused on the form
+            voice = page.locator("#voice")
+            page.wait_for_function("document.querySelectorAll('#voice-list option').length === 2")
+            assert "2 voices available" in page.locator("#voice-status").inner_text()
+            page.fill("#f-tts_stability", "1.5")
+            voice.locator("button.primary").click()
+            bad = voice.locator('[data-field="tts_stability"] .field-error')
+            bad.wait_for(state="visible")
+            assert "less than or equal to 1" in bad.inner_text()
+            assert runtime.settings.tts_stability == 0.5
+            page.fill("#f-tts_stability", "0.8")
+            voice.locator("button.primary").click()
+            voice.locator(".form-status.ok").wait_for()
+            assert "Saved tts_stability" in voice.locator(".form-status").inner_text()
+            assert voice.locator('[data-field="tts_stability"] .source').inner_text() == "admin"
+            assert runtime.settings.tts_stability == 0.8
+            page.fill("#f-elevenlabs_voice_id", "EXAVITQu4vr4xnSDxMaL")
+            page.click("#play-sample")
+            page.wait_for_function("document.getElementById('sample-audio').src.startsWith('blob:')")
+            assert eleven.http_requests[-1]["voice_id"] == "EXAVITQu4vr4xnSDxMaL"
+            assert eleven.http_requests[-1]["json"]["voice_settings"]["stability"] == 0.8
+            assert runtime.settings.elevenlabs_voice_id == "21m00Tcm4TlvDq8ikWAM"  # played, not saved
+            screenshot(voice, "1-voice")
+            eleven.fail_next(status=503)
+            page.click("#play-sample")
+            page.wait_for_function("document.getElementById('voice-status').className.includes('error')")
+            message = page.locator("#voice-status").inner_text()
+            assert message.startswith("No sample: elevenlabs: HTTP 503")
+            screenshot(voice.locator(".sample"), "1-voice-elevenlabs-down")
+
+            # 2. personality: the greeting the next call will speak
+            personality = page.locator("#personality")
+            page.fill("#f-greeting", "Good morning, {business_name}. {agent_name} speaking.")
+            page.fill("#f-business_name", "Lopez Dental")
+            personality.locator("button.primary").click()
+            personality.locator(".form-status.ok").wait_for()
+            assert greeting_for(runtime.settings) == "Good morning, Lopez Dental. Ava speaking."
+            screenshot(personality, "2-personality")
+
+            # 5. calls: live call listed; the finished call's transcript and waterfall
+            page.reload()
+            calls = page.locator("#calls")
+            assert "+15559990000" in calls.locator("#live-calls").inner_text()
+            screenshot(calls, "5-calls")
+            calls.locator('a[href="/admin/calls/CA-done"]').click()
+            page.wait_for_url(server.url + "/admin/calls/CA-done")
+            assert page.locator("svg.waterfall rect.bar").count() == 8
+            box = page.locator("svg.waterfall rect.bar.llm").first.bounding_box()
+            assert box is not None and box["width"] > 20  # drawn, visible
+            assert "Book me a call-back please." in page.locator("#transcript").inner_text()
+            assert "book_callback" in page.locator("#transcript").inner_text()
+            screenshot(page.locator("#waterfall"), "5-call-waterfall")
+            screenshot(page, "5-call-page")
+
+            # 6. system: health, every config value with its source, the audit trail of this session
+            page.goto(server.url + "/admin#system")
+            system = page.locator("#system")
+            assert "OK" in system.locator("#health").inner_text()
+            config = system.locator("#config-table").inner_text()
+            assert "tts_stability\t0.8\tadmin" in config and "elevenlabs_api_key\t…****" in config
+            audit = system.locator("#audit-log").inner_text()
+            assert "config.set\tgreeting" in audit and "0.5 → 0.8" in audit
+            screenshot(system, "6-system")
+
+            page.click(".logout button")
+            page.wait_for_url(server.url + "/admin/login")
+            page.goto(server.url + "/admin")
+            assert page.url.startswith(server.url + "/admin/login")

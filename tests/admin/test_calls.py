@@ -1,0 +1,51 @@
+"""Calls section: live calls, call log, transcript with tool calls, latency waterfall (page + JSON)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.admin.helpers import insert_calls
+
+
+def test_calls_section_lists_live_and_finished_calls(admin: tuple[TestClient, str]) -> None:
+    client, _ = admin
+    asyncio.run(insert_calls(client.app.state.runtime))
+    data = client.get("/admin/api/calls").json()
+    assert [c["call_sid"] for c in data["live"]] == ["CA-live"]
+    assert [(c["call_sid"], c["duration_seconds"], c["end_reason"]) for c in data["log"]] == [
+        ("CA-done", 42.0, "caller-hangup")
+    ]
+    assert client.get("/admin/api/calls", params={"phone": "999"}).json()["log"] == []
+    page = client.get("/admin").text
+    live = page[page.index('id="live-calls"') : page.index('id="call-log"')]
+    assert "+15559990000" in live and "CA-done" not in live
+    assert 'href="/admin/calls/CA-done"' in page and "Asked about Saturday hours." in page
+    assert "CA-done" not in client.get("/admin?phone=5550001").text
+
+
+def test_call_page_shows_transcript_tool_calls_and_waterfall(admin: tuple[TestClient, str]) -> None:
+    client, _ = admin
+    asyncio.run(insert_calls(client.app.state.runtime))
+    detail = client.get("/admin/api/calls/CA-done").json()
+    assert [t["text"] for t in detail["turns"]][0] == "Are you open on Saturday?"
+    assert detail["turns"][3]["tool_calls"][0]["name"] == "book_callback"
+    first = detail["waterfall"][0]
+    assert first["total_ms"] == 720
+    assert [(s["stage"], s["start_ms"], s["end_ms"]) for s in first["segments"]] == [
+        ("stt", 0, 180),
+        ("llm", 180, 530),
+        ("tts", 530, 690),
+        ("send", 690, 720),
+    ]
+    page = client.get("/admin/calls/CA-done").text
+    assert "Are you open on Saturday?" in page and "book_callback" in page and "interrupted" in page
+    bars = re.findall(r'<rect class="bar (\w+)" data-stage="\w+" x="([\d.]+)" y="\d+" width="([\d.]+)"', page)
+    assert len(bars) == 8 and [b[0] for b in bars[:4]] == ["stt", "llm", "tts", "send"]
+    # one shared axis: turn 3's LLM stage (650 ms) is drawn wider than turn 1's (350 ms)
+    widths = {(i // 4, b[0]): float(b[2]) for i, b in enumerate(bars)}
+    assert widths[(1, "llm")] > widths[(0, "llm")] * 1.8
+    assert "turn 1 · 720 ms" in page and "turn 3 · 1100 ms" in page
+    assert client.get("/admin/calls/CA-nope").status_code == 404
