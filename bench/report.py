@@ -112,9 +112,7 @@ def _by_utterance(runs: list[RunFigures]) -> list[str]:
         return []
     lines = ["", "Voice-to-voice by utterance (p50 / max, ms):", ""]
     for run in rows:
-        parts = [
-            f"\"{text}\" {ms(percentile(v, 50))} / {ms(max(v))}" for text, v in run.by_utterance.items()
-        ]
+        parts = [f'"{text}" {ms(percentile(v, 50))} / {ms(max(v))}' for text, v in run.by_utterance.items()]
         lines.append(f"- {run.target} N={run.n}: " + "; ".join(parts))
     return lines
 
