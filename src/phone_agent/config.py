@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -227,6 +228,15 @@ class Settings(BaseSettings):
             value = value.strip().rstrip("/")
             if "://" not in value or value.split("://", 1)[0] not in ("http", "https", "ws", "wss"):
                 raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
+        return value
+
+    @field_validator("handoff_number", "owner_sms_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = re.sub(r"[\s\-().]", "", value)
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+                raise ValueError("must be a phone number in E.164 form, like +15551234567")
         return value
 
     # --- Helpers ---------------------------------------------------------------------------
