@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from phone_agent import __version__
+from phone_agent.brain import cli as brain_cli
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
 from phone_agent.ops import cli as ops_cli
@@ -27,6 +28,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.command("chat")(brain_cli.chat)
 
 console = Console()
 err_console = Console(stderr=True)
