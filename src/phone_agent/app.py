@@ -11,6 +11,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.api import chat, health
@@ -36,6 +37,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.public,
         admin_pages.router,
         admin_api.router,
+        admin_knowledge.router,
         telephony_webhooks.router,
         chat.router,
         telephony_transfer.router,
