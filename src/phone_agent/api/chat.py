@@ -40,6 +40,17 @@ from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Call, CallTurn, utcnow
 
 AGENT_MODEL = "phone-agent"
+# Client options handed to the LLM as they are; anything else OpenAI knows is accepted and ignored.
+SAMPLING_OPTIONS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+)
 
 
 class APIProblem(Exception):
@@ -209,13 +220,17 @@ async def chat_completions(
     if not history:
         raise APIProblem(422, "Invalid request: messages needs at least one user message.", param="messages")
     caller = x_caller or body.user
+    extra = body.model_extra or {}
+    sampling = {name: extra[name] for name in SAMPLING_OPTIONS if extra.get(name) is not None}
     agent = agent_for(runtime)
     ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
     if not body.stream:
-        result = await agent.run_turn(history, ctx, extra_instructions=instructions, external_tools=external)
+        result = await agent.run_turn(
+            history, ctx, extra_instructions=instructions, external_tools=external, sampling=sampling
+        )
         message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
         if result.external_tool_calls:
             message["tool_calls"] = result.external_tool_calls
@@ -241,7 +256,12 @@ async def chat_completions(
     async def produce() -> None:
         try:
             result = await agent.run_turn(
-                history, ctx, extra_instructions=instructions, external_tools=external, on_text=on_text
+                history,
+                ctx,
+                extra_instructions=instructions,
+                external_tools=external,
+                on_text=on_text,
+                sampling=sampling,
             )
             for index, call in enumerate(result.external_tool_calls):
                 delta = {"tool_calls": [{"index": index, **call}]}
