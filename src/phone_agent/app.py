@@ -30,7 +30,7 @@ from phone_agent.voice import media_stream
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
-    common = [health.router, metrics.router]
+    common = [health.router, metrics.router, memory_service.retention]
     # One router per line: several features add theirs here.
     orchestrator = [
         admin_status.router,
