@@ -20,6 +20,7 @@ from tests.admin.helpers import insert_calls
 from tests.admin.live_server import LiveServer
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
+from tests.fakes.openai import FakeOpenAI
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -37,9 +38,12 @@ async def _seed(settings: object) -> None:
 
 
 def test_owner_session_in_chromium(tmp_path: Path) -> None:
-    with FakeElevenLabs() as eleven:
+    with FakeElevenLabs() as eleven, FakeOpenAI() as llm:
         settings = make_settings(
             tmp_path,
+            OPENAI_API_KEY=llm.api_key,
+            PHONE_AGENT_LLM_BASE_URL=llm.url + "/v1",
+            PHONE_AGENT_EMBEDDINGS_ENABLED="false",
             ADMIN_PASSWORD=PASSWORD,
             ELEVENLABS_API_KEY=eleven.api_key,
             PHONE_AGENT_ELEVENLABS_BASE_URL=eleven.url,
@@ -96,9 +100,19 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             personality = page.locator("#personality")
             page.fill("#f-greeting", "Good morning, {business_name}. {agent_name} speaking.")
             page.fill("#f-business_name", "Lopez Dental")
-            personality.locator("button.primary").click()
+            personality.locator("form.settings button.primary").click()
             personality.locator(".form-status.ok").wait_for()
             assert greeting_for(runtime.settings) == "Good morning, Lopez Dental. Ava speaking."
+            llm.script("Yes, on Saturdays from ten to noon.")
+            page.fill("#try-input", "Are you open on Saturday?")
+            page.click("#try-form button.primary")
+            reply = page.locator("#try-log .turn.agent .text")
+            reply.wait_for()
+            assert reply.inner_text() == "Yes, on Saturdays from ten to noon."
+            system = " ".join(
+                m["content"] for m in llm.chat_requests[-1]["messages"] if m["role"] == "system"
+            )
+            assert "receptionist of Lopez Dental" in system  # the brain got the persona just saved
             screenshot(personality, "2-personality")
 
             # 5. calls: live call listed; the finished call's transcript and waterfall
