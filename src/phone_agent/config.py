@@ -275,7 +275,7 @@ class Settings(BaseSettings):
             rows.append(
                 {
                     "name": name,
-                    "value": mask_secret(value.get_secret_value() if value else None) if secret else value,
+                    "value": _masked(name, value) if secret else value,
                     "source": self.source_of(name),
                     "secret": secret,
                     "env": env_names(name)[0],
@@ -313,6 +313,16 @@ def env_names(name: str) -> list[str]:
     if name in WELL_KNOWN_ENV:
         names.insert(0, WELL_KNOWN_ENV[name])
     return names
+
+
+# Secrets a person chose (or that sign things): no characters of them are ever shown.
+UNHINTED_SECRETS = {"admin_password", "session_secret", "admin_status_token"}
+
+
+def _masked(name: str, value: SecretStr | None) -> str | None:
+    if not value:
+        return None
+    return "…****" if name in UNHINTED_SECRETS else mask_secret(value.get_secret_value())
 
 
 def mask_secret(value: str | None) -> str | None:
