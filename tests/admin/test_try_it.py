@@ -61,6 +61,12 @@ def test_try_it_uses_the_saved_persona(admin: tuple[TestClient, str], fake_opena
             return int((await s.execute(select(func.count()).select_from(Call))).scalar_one())
 
     assert asyncio.run(calls()) == 0  # test chats are not stored as calls
+    assert client.get("/admin-status").json()["health"]["providers"]["llm"]["ok"] is True
+    fake_openai.fail_next(5, status=503)
+    canned = client.post("/admin/api/try-it", json={"messages": messages[:1]}, headers={"X-CSRF-Token": csrf})
+    assert canned.status_code == 200 and canned.json()["provider"] == "canned"
+    llm = client.get("/admin-status").json()["health"]["providers"]["llm"]
+    assert llm["ok"] is False and llm["last_error"] == "no LLM endpoint answered"
     assert client.post("/admin/api/try-it", json={"messages": messages}).status_code == 403  # no CSRF
     too_long = [{"role": "user", "content": "x" * 2001}]
     assert (

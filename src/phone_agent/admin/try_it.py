@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from phone_agent.admin import auth
+from phone_agent.admin.health import record_provider
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.brain.components import agent_for, tool_context_for
 
@@ -41,6 +42,8 @@ async def try_it(body: TryRequest, runtime: RuntimeDep) -> dict[str, Any]:
     history = [m.model_dump() for m in body.messages]
     ctx = tool_context_for(runtime, caller_phone=None, channel="chat")
     result = await agent_for(runtime).run_turn(history, ctx)
+    answered = result.provider != "canned"
+    record_provider(runtime, "llm", ok=answered, detail=None if answered else "no LLM endpoint answered")
     return {
         "reply": result.text,
         "tool_calls": result.tool_records,

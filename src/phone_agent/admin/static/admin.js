@@ -181,7 +181,8 @@ if (tryForm) {
       }
       messages.push({ role: "assistant", content: body.reply || "…" });
       const tools = (body.tool_calls || []).map((t) => t.name + (t.ok === false ? " (failed)" : "")).join(", ");
-      say("assistant", body.reply || "(no answer)", tools ? "used: " + tools : "");
+      const notes = [tools ? "used: " + tools : "", body.provider === "canned" ? "canned reply: no LLM endpoint answered" : ""];
+      say("assistant", body.reply || "(no answer)", notes.filter(Boolean).join(" · "));
       if (body.ended) say("error", "The agent ended the conversation.");
     } catch (err) {
       messages.pop();
