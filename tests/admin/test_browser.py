@@ -93,7 +93,9 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             page.click("#play-sample")
             page.locator("#voice-status.error").wait_for()
             message = page.locator("#voice-status").inner_text()
-            assert message.startswith("No sample: elevenlabs: HTTP 503")
+            assert message.startswith("No sample: elevenlabs: not available right now (HTTP 503")
+            assert "Calls use the fallback voice" in message
+            assert page.locator("#sample-audio").is_hidden()
             screenshot(voice.locator(".sample"), "1-voice-elevenlabs-down")
 
             # 2. personality: the greeting the next call will speak

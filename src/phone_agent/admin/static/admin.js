@@ -94,6 +94,7 @@ async function playSample() {
       const body = await response.json().catch(() => ({}));
       status.className = "voice-status error";
       status.textContent = "No sample: " + ((body.error && body.error.message) || body.detail || ("error " + response.status));
+      document.getElementById("sample-audio").hidden = true;
       return;
     }
     const audio = document.getElementById("sample-audio");
