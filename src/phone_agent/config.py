@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -228,6 +229,21 @@ class Settings(BaseSettings):
             value = value.strip().rstrip("/")
             if "://" not in value or value.split("://", 1)[0] not in ("http", "https", "ws", "wss"):
                 raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
+        return value
+
+    @field_validator("greeting", "returning_greeting")
+    @classmethod
+    def _greeting_template(cls, value: str) -> str:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
+        unknown = sorted({f for f in fields if f not in ("business_name", "agent_name", "caller_name")})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; "
+                "use {business_name}, {agent_name} or {caller_name}"
+            )
         return value
 
     @field_validator("handoff_number", "owner_sms_number")

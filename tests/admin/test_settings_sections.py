@@ -88,6 +88,17 @@ def test_bad_values_show_on_the_form_and_nothing_is_saved(admin: tuple[TestClien
     assert set(api["errors"]) == {"tts_stability", "tts_style"}
     assert client.app.state.runtime.settings.tts_speed == 1.0
     assert rows(client, ConfigOverride) == []
+    persona = client.post(
+        "/admin/settings/personality",
+        data={"csrf_token": csrf, "greeting": "Hi {name}!", "business_hours": "whenever"},
+        headers=JSON,
+    ).json()["errors"]
+    assert "unknown placeholder {name}" in persona["greeting"]
+    assert persona["business_hours"].startswith("business_hours: cannot read 'whenever'.")
+    brace = client.post(
+        "/admin/settings/personality", data={"csrf_token": csrf, "greeting": "Hi {"}, headers=JSON
+    ).json()["errors"]
+    assert "literal brace" in brace["greeting"]
     phone = client.post(
         "/admin/settings/personality",
         data={"csrf_token": csrf, "handoff_number": "call Bob"},
