@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from phone_agent.app import create_app
 from phone_agent.brain.persona import greeting_for
 from phone_agent.memory import MemoryItem, memory_store_for
 from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
 from phone_agent.storage.migrate import upgrade
+from phone_agent.storage.tables import Call
 from tests.admin.browser import chromium_page, screenshot
 from tests.admin.conftest import PASSWORD
 from tests.admin.helpers import insert_calls
@@ -33,6 +36,15 @@ async def _seed(settings: object) -> None:
         await memory_store_for(runtime.settings, runtime).store_memories(
             "+15551230001", [MemoryItem(content="Prefers morning appointments")], name="Maria Lopez"
         )
+    finally:
+        await runtime.close()
+
+
+async def _add_live_call(settings: object) -> None:
+    runtime = Runtime.create(settings, "all")  # type: ignore[arg-type]
+    try:
+        async with transaction(runtime.sessions) as session:
+            session.add(Call(call_sid="CA-new", from_number="+15557770000", status="in-progress"))
     finally:
         await runtime.close()
 
@@ -121,6 +133,10 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             page.reload()
             calls = page.locator("#calls")
             assert "+15559990000" in calls.locator("#live-calls").inner_text()
+            with ThreadPoolExecutor(1) as pool:  # a call comes in while the page is open (own loop)
+                pool.submit(asyncio.run, _add_live_call(settings)).result(timeout=30)
+            expect(calls.locator("#live-count")).to_have_text("2", timeout=20_000)
+            assert "+15557770000" in calls.locator("#live-calls").inner_text()
             screenshot(calls, "5-calls")
             calls.locator('a[href="/admin/calls/CA-done"]').click()
             page.wait_for_url(server.url + "/admin/calls/CA-done")

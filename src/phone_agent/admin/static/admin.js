@@ -195,3 +195,28 @@ if (tryForm) {
   });
   document.getElementById("try-reset").addEventListener("click", () => { messages = []; log.replaceChildren(); });
 }
+
+// Live calls refresh themselves while the page is open.
+const liveTable = document.getElementById("live-calls");
+if (liveTable) {
+  const cell = (text) => { const td = document.createElement("td"); td.textContent = text || ""; return td; };
+  const refreshLive = async () => {
+    const response = await fetch("/admin/api/calls", { headers: { "Accept": "application/json" } }).catch(() => null);
+    if (!response || !response.ok) return;
+    const live = (await response.json()).live;
+    liveTable.tBodies[0].replaceChildren(...live.map((c) => {
+      const row = document.createElement("tr");
+      const open = document.createElement("td");
+      const link = document.createElement("a");
+      link.href = "/admin/calls/" + encodeURIComponent(c.call_sid);
+      link.textContent = "open";
+      open.append(link);
+      row.append(cell(c.started_at.slice(0, 19).replace("T", " ")), cell(c.from_number), cell(c.to_number), cell(c.status), open);
+      return row;
+    }));
+    document.getElementById("live-count").textContent = String(live.length);
+    liveTable.hidden = live.length === 0;
+    document.getElementById("no-live-calls").hidden = live.length > 0;
+  };
+  setInterval(refreshLive, Number(liveTable.dataset.refreshMs) || 5000);
+}
