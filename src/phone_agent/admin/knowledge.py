@@ -40,10 +40,6 @@ def memories_editable(runtime: Runtime) -> bool:
     return runtime.settings.memory_backend == "local"
 
 
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
-
-
 async def _audit(runtime: Runtime, actor: str, action: str, target: str, new: str | None = None) -> None:
     async with transaction(runtime.sessions) as session:
         session.add(AuditEntry(actor=actor, action=action, target=target[:200], new_value=new))
@@ -110,7 +106,7 @@ async def upload_document(
     try:
         title, text, content_type = document_text(data, file.filename or "upload.txt", file.content_type)
     except DocumentError as exc:
-        if _wants_json(request):
+        if auth.wants_json(request):
             raise
         return RedirectResponse(f"/admin?upload_error={quote(str(exc))}#knowledge", status_code=303)
     store = memory_store_for(runtime.settings, runtime)
@@ -118,7 +114,7 @@ async def upload_document(
         title=title, text=text, content_type=content_type, source_name=file.filename
     )
     await _audit(runtime, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse(info.model_dump(mode="json"), status_code=201)
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
 
@@ -132,7 +128,7 @@ async def remove_document(
     if not await store.delete_document(document_id):
         raise NotFoundError(f"No knowledge document {document_id}.")
     await _audit(runtime, admin.actor, "knowledge.delete", f"document {document_id}")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
 
@@ -232,6 +228,6 @@ async def forget_caller(phone: str, request: Request, runtime: RuntimeDep, admin
     if not deleted:
         raise NotFoundError(f"No data about {phone}.")
     await _audit(runtime, admin.actor, "caller.delete", f"caller {masked_phone(phone)}")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=caller-deleted#knowledge", status_code=303)
