@@ -93,6 +93,7 @@ def test_systemd_unit(role: str, tmp_path: Path) -> None:
     assert int(fields["LimitNOFILE"]) >= 65536
     assert fields["MemoryMax"] and fields["CPUQuota"] and fields["TasksMax"]
     assert fields["User"] == "phone-agent" and fields["NoNewPrivileges"] == "true"
+    assert fields["StateDirectory"] == "phone-agent" and fields["ProtectSystem"] == "strict"
     assert fields["EnvironmentFile"] == "/etc/phone-agent/phone-agent.env"
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
