@@ -65,7 +65,12 @@ def role_processes(tmp_path: Path, env: dict[str, str], ports: dict[str, int]) -
                     str(ports[role]),
                 ],
                 cwd=tmp_path,
-                env=clean | env | {"PHONE_AGENT_DATA_DIR": str(data_dir)},
+                env=clean
+                | env
+                | {
+                    "PHONE_AGENT_DATA_DIR": str(data_dir),
+                    "PHONE_AGENT_LOG_FILE": str(tmp_path / f"{role}.log"),
+                },
                 stdout=logs[role],
                 stderr=subprocess.STDOUT,
             )
@@ -241,6 +246,19 @@ async def test_three_processes_serve_a_call(
             assert "Trattoria Nova" in spoken, spoken[-300:]
         finally:
             await runtime.close()
+
+        # the call's story from PostgreSQL, with the voice bridge's log lines (each carries the call SID)
+        story = run_cli(
+            ["logs", call_sid],
+            cwd=tmp_path,
+            env=env | {"PHONE_AGENT_LOG_FILE": str(tmp_path / "voice-bridge.log")},
+        )
+        assert story.returncode == 0, story.stderr
+        assert f"call {call_sid}  inbound  unknown caller (+15551230001)" in story.stdout
+        assert "caller What time do you open?" in story.stdout
+        assert "agent  We open at nine every weekday." in story.stdout
+        assert "timing: stt" in story.stdout and "voice_to_voice" in story.stdout
+        assert "media stream started" in story.stdout.split("log lines:")[1]
 
         # the doctor sees the split deployment: every role listening, memory + Redis + PostgreSQL up
         doctor = run_cli(
