@@ -23,7 +23,7 @@ QUICK_UTTERANCE = "Can you tell me your opening hours on Saturday?"
 
 def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1-minute smoke run (N=1, one utterance)")
+    parser.add_argument("--quick", action="store_true", help="smoke run under a minute (N=1, one utterance)")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
     parser.add_argument("--calls", default="1", help="comma list of concurrent call counts, e.g. 1,5,10")
     parser.add_argument(

@@ -6,8 +6,11 @@ Per answered turn (t0 = the caller's last speech frame, ta = the first agent aud
   the request chain that produced the answer, read backwards from ta among the fakes' records:
   TTS context opened (tts) <- chat completion request (llm) <- transcription request (stt, when the
   STT is segmented)
-  end-of-turn wait = stt - t0 (segmented STT), else llm - t0 - configured STT latency (streaming STT:
-  the transcript is due that long after the audio ends)
+  end-of-turn wait = llm - t0 - configured STT latency: the time until the pipeline has both decided
+  the turn is over and could have had its transcript. With a segmented STT whose request went out
+  at the VAD stop and came back in time (llm - stt <= STT latency + 100 ms), it is stt - t0 instead,
+  so the STT client's own cost counts as overhead; a longer STT leg means the LLM waited for the
+  turn decision (smart-turn), which is end-of-turn wait.
   own overhead = voice-to-voice - (STT + LLM first token + TTS first audio, as configured)
                  - end-of-turn wait
 A turn is only broken down when its window (t0, ta) holds exactly one request of each kind, so
@@ -27,6 +30,7 @@ from bench.targets import Sample
 
 FRAME_RATE = 8000  # bytes of mu-law per second
 BURST_GAP = 0.3  # seconds without agent audio that separate two utterances
+STT_DECISION_SLACK = 0.1  # an STT leg longer than the STT latency + this waited for the turn decision
 UNDERRUN_TOLERANCE = 0.01  # seconds a frame may arrive after its playout time before it is an underrun
 
 
@@ -65,6 +69,7 @@ class RunFigures:
     eot_wait: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
     legs: dict[str, list[float]] = field(default_factory=dict)
+    by_utterance: dict[str, list[float]] = field(default_factory=dict)  # v2v per utterance text
     attributed: int = 0
     greeting: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
@@ -116,6 +121,7 @@ def figures(
                 run.unanswered += 1
                 continue
             run.v2v.append(v2v)
+            run.by_utterance.setdefault(turn.label, []).append(v2v)
             breakdown = break_down(turn.speech_ended, turn.first_agent_audio, stt, llm, tts, latencies)
             if breakdown.overhead is not None and breakdown.eot_wait is not None:
                 run.attributed += 1
@@ -154,14 +160,14 @@ def break_down(
     tts_at, llm_at = window_tts[0], window_llm[0]
     if not llm_at <= tts_at:
         return result
+    result.eot_wait = max(0.0, llm_at - t0 - latencies.stt)
     if window_stt:
         stt_at = window_stt[0]
         if not stt_at <= llm_at:
             return result
-        result.eot_wait = stt_at - t0
         result.stt_leg = llm_at - stt_at
-    else:
-        result.eot_wait = max(0.0, llm_at - t0 - latencies.stt)
+        if result.stt_leg <= latencies.stt + STT_DECISION_SLACK:
+            result.eot_wait = stt_at - t0
     result.llm_leg = tts_at - llm_at
     result.tts_leg = ta - tts_at
     result.overhead = result.v2v - latencies.providers_total - result.eot_wait

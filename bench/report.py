@@ -46,15 +46,16 @@ def markdown(result: BenchResult) -> str:
         f"per call{f'; soak of {opts.soak_seconds:.0f} s' if opts.soak_seconds else ''}. "
         f'LLM reply: "{opts.reply}"',
         "",
-        "| target | N | calls (failed) | turns answered | v2v p50 | v2v p95 | v2v p99 | overhead p50 | "
-        "overhead p95 | end-of-turn p50 | greeting p50 | greeting p95 | gap p99 | underruns | "
+        "| target | N | calls (failed) | turns answered (cut in) | v2v p50 | v2v p95 | v2v p99 | "
+        "overhead p50 | overhead p95 | end-of-turn p50 | greeting p50 | greeting p95 | gap p99 | underruns | "
         "CPU % | CPU %/call | RSS MB | RSS MB/call |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in result.runs:
         lines.append(
             f"| {run.target} | {run.n} | {run.calls} ({run.failed_calls}) | "
-            f"{run.turns - run.unanswered}/{run.turns} | {ms(run.p('v2v', 50))} | {ms(run.p('v2v', 95))} | "
+            f"{run.turns - run.unanswered}/{run.turns} ({run.talked_over}) | "
+            f"{ms(run.p('v2v', 50))} | {ms(run.p('v2v', 95))} | "
             f"{ms(run.p('v2v', 99))} | {ms(run.p('overhead', 50))} | {ms(run.p('overhead', 95))} | "
             f"{ms(run.p('eot_wait', 50))} | {ms(run.p('greeting', 50))} | {ms(run.p('greeting', 95))} | "
             f"{ms(run.p('gaps', 99))} | {run.underruns} | {_num(run.cpu_percent, '{:.0f}')} | "
@@ -68,6 +69,7 @@ def markdown(result: BenchResult) -> str:
         "could be told apart); gap p99 = outbound media inter-arrival inside an answer.",
     ]
     lines += _breakdown(result.runs)
+    lines += _by_utterance(result.runs)
     lines += _ratios(result.runs)
     lines += _capacity(result.runs)
     lines += _soak(result)
@@ -102,6 +104,17 @@ def _breakdown(runs: Iterable[RunFigures]) -> list[str]:
             f"{ms(legs.get('stt_leg'))} | {ms(legs.get('llm_leg'))} | {ms(legs.get('tts_leg'))} | "
             f"{ms(run.p('overhead', 50))} | {ms(run.p('overhead', 95))} |"
         )
+    return lines
+
+
+def _by_utterance(runs: list[RunFigures]) -> list[str]:
+    rows = [r for r in runs if r.by_utterance and r.n == min(x.n for x in runs if x.target == r.target)]
+    if not rows:
+        return []
+    lines = ["", "Voice-to-voice by utterance (p50 / max, ms):", ""]
+    for run in rows:
+        parts = [f'"{text}" {ms(percentile(v, 50))} / {ms(max(v))}' for text, v in run.by_utterance.items()]
+        lines.append(f"- {run.target} N={run.n}: " + "; ".join(parts))
     return lines
 
 

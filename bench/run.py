@@ -17,9 +17,9 @@ from typing import Any
 from bench.callers import UTTERANCES, CallResult, run_calls, utterance_frames
 from bench.metrics import RunFigures, figures
 from bench.providers import DEFAULT_REPLY, Latencies
-from bench.targets import ROOT, ResourceSampler, Target, start_stock
+from bench.targets import ROOT, ResourceSampler, Target, start_ours, start_stock
 
-TARGETS = ("stock",)
+TARGETS = ("stock", "ours")
 
 
 @dataclass
@@ -88,6 +88,8 @@ class ProviderProcess:
 def start_target(name: str, urls: dict[str, str]) -> Target:
     if name == "stock":
         return start_stock(urls)
+    if name == "ours":
+        return start_ours(urls)
     raise ValueError(f"unknown target {name!r}: choose from {', '.join(TARGETS)}")
 
 

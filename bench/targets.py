@@ -1,7 +1,9 @@
 """The bots under test, each run as a subprocess on an ephemeral port, and a resource sampler.
 
 `stock`: `bench/stock_bot.py` (Pipecat's Twilio example, same services, same fakes).
-`ours`: `phone-agent serve` (all roles in one process) with every provider URL on the fakes.
+`ours`: `phone-agent serve` (all roles in one process, its own SQLite database in a temporary
+directory) with every provider URL on the fakes; each call starts as Twilio starts it, with a
+signed `POST /phone/incoming`, and connects where the TwiML answer says, with its parameters.
 """
 
 from __future__ import annotations
@@ -9,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import httpx
 import psutil
+from twilio.request_validator import RequestValidator
 
 from bench.callers import CallPlan
 
@@ -46,6 +53,126 @@ class Target:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class OurTarget(Target):
+    """`phone-agent serve`: calls begin with a signed webhook, like Twilio's."""
+
+    auth_token: str = ""
+    account_sid: str = ""
+    workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def plan_call(self, index: int) -> CallPlan:
+        """POST /phone/incoming as Twilio would; the TwiML names the stream URL and its parameters."""
+        call_sid = f"CA{index:032x}"
+        form = {
+            "AccountSid": self.account_sid,
+            "CallSid": call_sid,
+            "From": f"+1555{index:07d}",
+            "To": "+15005550001",
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+        }
+        url = self.base_url + "/phone/incoming"
+        signature = RequestValidator(self.auth_token).compute_signature(url, form)
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+        response.raise_for_status()
+        stream = ET.fromstring(response.text).find("./Connect/Stream")
+        if stream is None:
+            raise RuntimeError(f"/phone/incoming did not connect a stream: {response.text[:200]}")
+        parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+        return CallPlan(
+            ws_url=stream.get("url", ""),
+            custom_parameters=parameters,
+            call_sid=call_sid,
+            from_number=form["From"],
+        )
+
+    def stop(self) -> None:
+        super().stop()
+        if self.workdir is not None:
+            self.workdir.cleanup()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (PUBLIC_URL must name the port before the server starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ours_env(urls: Mapping[str, str], port: int, data_dir: Path) -> dict[str, str]:
+    """The environment that points `phone-agent serve` at the fakes (nothing else configured)."""
+    config = data_dir / "config.json"
+    config.write_text("{}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONE_AGENT_")}
+    env.update(
+        {
+            "PHONE_AGENT_CONFIG": str(config),
+            "PHONE_AGENT_DATA_DIR": str(data_dir),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/phone-agent.db",
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PHONE_AGENT_SESSION_SECRET": "bench-session-secret",
+            "OPENAI_API_KEY": urls["openai_api_key"],
+            "PHONE_AGENT_OPENAI_BASE_URL": urls["openai"],
+            "PHONE_AGENT_LLM_BASE_URL": urls["openai"],
+            "ELEVENLABS_API_KEY": urls["elevenlabs_api_key"],
+            "PHONE_AGENT_ELEVENLABS_BASE_URL": urls["elevenlabs_http"],
+            "DEEPGRAM_API_KEY": urls["deepgram_api_key"],
+            "PHONE_AGENT_DEEPGRAM_BASE_URL": urls["deepgram"],
+            "TWILIO_ACCOUNT_SID": urls["twilio_account_sid"],
+            "TWILIO_AUTH_TOKEN": urls["twilio_auth_token"],
+            "PHONE_AGENT_TWILIO_API_BASE_URL": urls["twilio"],
+            "PHONE_AGENT_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def start_ours(
+    urls: Mapping[str, str],
+    *,
+    workers: int = 1,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 90.0,
+) -> OurTarget:
+    """Start `phone-agent serve` on a free port and wait until /health answers."""
+    workdir = tempfile.TemporaryDirectory(prefix="phone-agent-bench-")
+    port = free_port()
+    env = ours_env(urls, port, Path(workdir.name))
+    env.update(extra_env or {})
+    argv = [sys.executable, "-m", "phone_agent", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    process = subprocess.Popen(
+        argv, cwd=workdir.name, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )  # fmt: skip
+    log: list[str] = []
+    assert process.stdout is not None
+    threading.Thread(target=_drain, args=(process.stdout, log), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code < 500:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            workdir.cleanup()
+            raise RuntimeError(f"phone-agent serve did not start:\n{''.join(log[-30:])}")
+        time.sleep(0.2)
+    return OurTarget(
+        "ours", process, port, log, auth_token=urls["twilio_auth_token"],
+        account_sid=urls["twilio_account_sid"], workdir=workdir,
+    )  # fmt: skip
 
 
 def start_stock(urls: Mapping[str, str], *, timeout: float = 90.0) -> Target:

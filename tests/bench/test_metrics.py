@@ -27,6 +27,13 @@ def test_segmented_turn_is_broken_down_into_wait_legs_and_overhead() -> None:
     assert turn.overhead == pytest.approx(1.27 - 0.7 - 0.3)
 
 
+def test_llm_waiting_for_the_turn_decision_is_end_of_turn_wait() -> None:
+    # the transcript was back at 10.5, but smart-turn only let the LLM go at 13.3
+    turn = break_down(10.0, 14.05, [10.3], [13.3], [13.9], LAT)
+    assert turn.eot_wait == pytest.approx(3.1)
+    assert turn.overhead == pytest.approx(4.05 - 0.7 - 3.1)
+
+
 def test_streaming_stt_wait_is_llm_request_minus_stt_latency() -> None:
     turn = break_down(10.0, 11.0, [], [10.25], [10.62], LAT)
     assert turn.eot_wait == pytest.approx(0.05)

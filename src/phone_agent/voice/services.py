@@ -17,6 +17,7 @@ from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
+from phone_agent.voice.first_clause import speak_from_first_clause
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -83,8 +84,8 @@ class ElevenLabsCallTTSService(ElevenLabsTTSService):
 
 
 def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
-    """ElevenLabs streaming TTS with the voice settings from config."""
-    return ElevenLabsCallTTSService(
+    """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause."""
+    tts = ElevenLabsCallTTSService(
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
         settings=ElevenLabsTTSService.Settings(
@@ -96,6 +97,7 @@ def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
             speed=settings.tts_speed,
         ),
     )
+    return speak_from_first_clause(tts)
 
 
 def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
