@@ -12,7 +12,9 @@ the conversation keeps only what the caller heard (``PlayoutTracker``).
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
@@ -39,6 +41,7 @@ from phone_agent.brain.pipeline import build_call_brain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.calls import fetch_caller_context, schedule_after_call
+from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
@@ -257,10 +260,18 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
     """Run one call to its end and close its records."""
     session = await build_call(websocket, runtime, start)
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+
+    async def on_command(action: str, params: dict[str, Any]) -> None:
+        await live_call_command(session, action, params)
+
+    metrics.call_started(start.parameters.get("direction", "inbound"))
     try:
-        await runner.add_workers(session.task)
-        await runner.run()
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(session.task)
+            await runner.run()
     finally:
+        metrics.call_ended(session.end_reason)
         await session.recorder.flush()
         await finish_call(
             runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=session.end_reason
@@ -273,6 +284,15 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
             session.tracker.marks_sent,
         )
     return session
+
+
+async def live_call_command(session: CallSession, action: str, params: dict[str, Any]) -> None:
+    """A command for this live call sent from any process (e.g. the admin's "hang up")."""
+    if action == "hangup":
+        logger.info("hanging up on request ({})", params.get("reason") or "admin")
+        await hang_up(session, str(params.get("reason") or "admin"))
+    else:
+        logger.warning("ignoring unknown live-call command {!r}", action)
 
 
 async def hang_up(session: CallSession, reason: str) -> None:
