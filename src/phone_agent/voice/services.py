@@ -15,6 +15,7 @@ from pipecat.services.openai.stt import OpenAISTTService
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.voice.first_clause import speak_from_first_clause
+from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -66,8 +67,9 @@ def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMServic
 
 
 def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
-    """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause."""
-    tts = ElevenLabsTTSService(
+    """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause;
+    fixed phrases (the greeting) come from the process's phrase cache once synthesised."""
+    tts = CachedPhraseElevenLabsTTSService(
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
         settings=ElevenLabsTTSService.Settings(
