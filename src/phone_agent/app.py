@@ -11,9 +11,10 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
-from phone_agent.api import health
+from phone_agent.api import chat, health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
 from phone_agent.memory import service as memory_service
@@ -22,6 +23,7 @@ from phone_agent.ops.control import start_control_bus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
+from phone_agent.telephony import transfer as telephony_transfer
 from phone_agent.telephony import webhooks as telephony_webhooks
 from phone_agent.voice import media_stream
 
@@ -35,7 +37,10 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.public,
         admin_pages.router,
         admin_api.router,
+        admin_knowledge.router,
         telephony_webhooks.router,
+        chat.router,
+        telephony_transfer.router,
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,

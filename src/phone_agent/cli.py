@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from phone_agent import __version__
+from phone_agent.admin import cli as admin_cli
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
+from phone_agent.memory.cli import register as register_memory_commands
 from phone_agent.ops import cli as ops_cli
 
 app = typer.Typer(
@@ -25,8 +27,10 @@ config_app = typer.Typer(help="Show the configuration and where each value comes
 db_app = typer.Typer(help="Database migrations.")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.add_typer(admin_cli.admin_app, name="admin")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +125,13 @@ class Settings(BaseSettings):
         "Hi {caller_name}, welcome back to {business_name}. This is {agent_name}. How can I help?",
         description="Greeting for a caller known by name ({caller_name} also available).",
     )
+    idle_prompt: str = Field(
+        "Are you still there?", description="Said when the caller has been silent for idle_timeout_seconds."
+    )
+    idle_goodbye: str = Field(
+        "I can't hear anything, so I'll end the call now. Thanks for calling, goodbye!",
+        description="Said before hanging up after a second silence as long.",
+    )
     business_facts: str = Field("", description="Business facts the agent may always quote.")
     business_hours: str = Field(
         "Mon-Fri 09:00-17:00", description="Opening hours, e.g. 'Mon-Fri 09:00-17:00; Sat 10:00-12:00'."
@@ -161,6 +169,9 @@ class Settings(BaseSettings):
         None, description="Public wss URL of the media stream; default PUBLIC_URL/media-stream."
     )
     stream_token_ttl_seconds: int = Field(300, gt=0, description="Lifetime of the signed media-stream token.")
+    idle_timeout_seconds: float = Field(
+        8.0, gt=0, description="Caller silence (s) before the agent checks in; twice in a row ends the call."
+    )
 
     # --- Storage and services --------------------------------------------------------------
     database_url: str = Field(
@@ -217,6 +228,15 @@ class Settings(BaseSettings):
             value = value.strip().rstrip("/")
             if "://" not in value or value.split("://", 1)[0] not in ("http", "https", "ws", "wss"):
                 raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
+        return value
+
+    @field_validator("handoff_number", "owner_sms_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = re.sub(r"[\s\-().]", "", value)
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+                raise ValueError("must be a phone number in E.164 form, like +15551234567")
         return value
 
     # --- Helpers ---------------------------------------------------------------------------

@@ -58,3 +58,12 @@ async def insert_calls(runtime: Runtime) -> None:
         ]
         s.add(done)
         s.add(Call(call_sid="CA-live", from_number="+15559990000", status="in-progress", started_at=start))
+        s.add(
+            Call(
+                call_sid="chat-1",
+                from_number="web-visitor",
+                direction="chat",
+                status="in-progress",
+                started_at=start - timedelta(minutes=5),
+            )
+        )

@@ -23,7 +23,8 @@ def admin_routes() -> list[tuple[str, str]]:
     for route in [r for router in routers_for("all") for r in router.routes]:
         if isinstance(route, APIRoute) and route.path.startswith("/admin") and route.path not in PUBLIC:
             path = route.path.replace("{section}", "voice").replace("{name}", "tts_stability")
-            path = path.replace("{call_sid}", "CA-none")
+            path = path.replace("{call_sid}", "CA-none").replace("{document_id}", "1")
+            path = path.replace("{phone}", "+15550001111").replace("{memory_id}", "1")
             out.extend((method, path) for method in sorted(route.methods))
     return out
 
@@ -158,3 +159,36 @@ def test_env_password_change_replaces_the_stored_hash(tmp_path: Path) -> None:
         bad = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": login_csrf(client)})
         assert bad.status_code == 401
         log_in(client, "the second password")
+
+
+def test_pages_are_never_framed_nor_cached(admin: tuple[TestClient, str]) -> None:
+    client, _ = admin
+    for path in ("/admin", "/admin/login"):
+        response = client.get(path)
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cli_sets_the_password_and_ends_sessions(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONE_AGENT_", "ADMIN_PASSWORD"))}
+        env.update(DATABASE_URL=settings.database_url, PHONE_AGENT_DATA_DIR=str(tmp_path))
+        run = [sys.executable, "-m", "phone_agent", "admin", "set-password", "--stdin"]
+        short = subprocess.run(run, input="short\n", env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert short.returncode == 2 and "at least 10 characters" in short.stderr
+        done = subprocess.run(
+            run, input="from the shell 123\n", env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        log_in(client, "from the shell 123")
+        again = subprocess.run(
+            run, input="another one 4567\n", env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert again.returncode == 0
+        assert client.get("/admin", headers={"Accept": "application/json"}).status_code == 401  # logged out

@@ -4,10 +4,14 @@ open a call's transcript and waterfall, log out. Screenshots go to test-artifact
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+
+import pytest
 
 from phone_agent.app import create_app
 from phone_agent.brain.persona import greeting_for
+from phone_agent.memory import MemoryItem, memory_store_for
 from phone_agent.runtime import Runtime
 from phone_agent.storage.migrate import upgrade
 from tests.admin.browser import chromium_page, screenshot
@@ -17,12 +21,17 @@ from tests.admin.live_server import LiveServer
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 
+expect = pytest.importorskip("playwright.sync_api").expect
+
 
 async def _seed(settings: object) -> None:
     runtime = Runtime.create(settings, "all")  # type: ignore[arg-type]
     try:
         await upgrade(runtime.engine)
         await insert_calls(runtime)
+        await memory_store_for(runtime.settings, runtime).store_memories(
+            "+15551230001", [MemoryItem(content="Prefers morning appointments")], name="Maria Lopez"
+        )
     finally:
         await runtime.close()
 
@@ -39,6 +48,8 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
         app = create_app(settings)
         runtime = app.state.runtime
         with LiveServer(app) as server, chromium_page() as page:
+            console_errors: list[str] = []  # e.g. a script or sample refused by the page's CSP
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
             # no session: the page sends the browser to the login form
             page.goto(server.url + "/admin")
             assert page.url.startswith(server.url + "/admin/login")
@@ -52,7 +63,8 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
 
             # 1. voice: the list comes from ElevenLabs; a bad value is refused on the form
             voice = page.locator("#voice")
-            page.wait_for_function("document.querySelectorAll('#voice-list option').length === 2")
+            page.locator("#voice-list option").nth(1).wait_for(state="attached")
+            assert page.locator("#voice-list option").count() == 2
             assert "2 voices available" in page.locator("#voice-status").inner_text()
             page.fill("#f-tts_stability", "1.5")
             voice.locator("button.primary").click()
@@ -68,14 +80,14 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             assert runtime.settings.tts_stability == 0.8
             page.fill("#f-elevenlabs_voice_id", "EXAVITQu4vr4xnSDxMaL")
             page.click("#play-sample")
-            page.wait_for_function("document.getElementById('sample-audio').src.startsWith('blob:')")
+            expect(page.locator("#sample-audio")).to_have_attribute("src", re.compile("^blob:"))
             assert eleven.http_requests[-1]["voice_id"] == "EXAVITQu4vr4xnSDxMaL"
             assert eleven.http_requests[-1]["json"]["voice_settings"]["stability"] == 0.8
             assert runtime.settings.elevenlabs_voice_id == "21m00Tcm4TlvDq8ikWAM"  # played, not saved
             screenshot(voice, "1-voice")
             eleven.fail_next(status=503)
             page.click("#play-sample")
-            page.wait_for_function("document.getElementById('voice-status').className.includes('error')")
+            page.locator("#voice-status.error").wait_for()
             message = page.locator("#voice-status").inner_text()
             assert message.startswith("No sample: elevenlabs: HTTP 503")
             screenshot(voice.locator(".sample"), "1-voice-elevenlabs-down")
@@ -104,6 +116,37 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             screenshot(page.locator("#waterfall"), "5-call-waterfall")
             screenshot(page, "5-call-page")
 
+            # 4. knowledge & memory: upload a document and find it; delete all data of a caller
+            page.goto(server.url + "/admin#knowledge")
+            knowledge = page.locator("#knowledge")
+            doc = tmp_path / "opening-hours.md"
+            doc.write_text(
+                "# Opening hours\n\nOpen on Saturdays from 10:00 to 12:00; parking behind the building.\n"
+            )
+            knowledge.locator("#upload-form input[type=file]").set_input_files(str(doc))
+            knowledge.locator("#upload-form button").click()
+            page.wait_for_url("**/admin?saved=knowledge#knowledge")
+            assert "Opening hours" in knowledge.locator("#documents").inner_text()
+            knowledge.locator("#knowledge-search input[name=kq]").fill("is there parking")
+            knowledge.locator("#knowledge-search button").click()
+            assert "parking behind the building" in knowledge.locator("#knowledge-hits").inner_text()
+            knowledge.locator("#caller-search input[name=cq]").fill("maria")
+            knowledge.locator("#caller-search button").click()
+            assert "Maria Lopez" in knowledge.locator("#callers").inner_text()
+            screenshot(knowledge, "4-knowledge-memory")
+            knowledge.locator("#callers a").first.click()
+            page.wait_for_url("**/admin/callers/*")
+            memory = page.locator("#memories input[name=content]").first.input_value()
+            assert memory == "Prefers morning appointments"
+            screenshot(page, "4-caller")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("#delete-caller button")
+            page.wait_for_url("**/admin?saved=caller-deleted#knowledge")
+            assert "All data of the caller was deleted." in knowledge.inner_text()
+            assert "Maria Lopez" not in knowledge.inner_text()
+            assert page.goto(server.url + "/admin/callers/+15551230001").status == 404
+            assert page.goto(server.url + "/admin/calls/CA-done").status == 404  # transcript gone too
+
             # 6. system: health, every config value with its source, the audit trail of this session
             page.goto(server.url + "/admin#system")
             system = page.locator("#system")
@@ -114,6 +157,7 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             assert "config.set\tgreeting" in audit and "0.5 → 0.8" in audit
             screenshot(system, "6-system")
 
+            assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
             page.click(".logout button")
             page.wait_for_url(server.url + "/admin/login")
             page.goto(server.url + "/admin")

@@ -16,7 +16,8 @@ def test_calls_section_lists_live_and_finished_calls(admin: tuple[TestClient, st
     data = client.get("/admin/api/calls").json()
     assert [c["call_sid"] for c in data["live"]] == ["CA-live"]
     assert [(c["call_sid"], c["duration_seconds"], c["end_reason"]) for c in data["log"]] == [
-        ("CA-done", 42.0, "caller-hangup")
+        ("CA-done", 42.0, "caller-hangup"),
+        ("chat-1", None, None),  # a /v1/chat conversation is logged, never "live"
     ]
     assert client.get("/admin/api/calls", params={"phone": "999"}).json()["log"] == []
     page = client.get("/admin").text

@@ -88,6 +88,18 @@ def test_bad_values_show_on_the_form_and_nothing_is_saved(admin: tuple[TestClien
     assert set(api["errors"]) == {"tts_stability", "tts_style"}
     assert client.app.state.runtime.settings.tts_speed == 1.0
     assert rows(client, ConfigOverride) == []
+    phone = client.post(
+        "/admin/settings/personality",
+        data={"csrf_token": csrf, "handoff_number": "call Bob"},
+        headers=JSON,
+    )
+    assert phone.status_code == 422 and "E.164" in phone.json()["errors"]["handoff_number"]
+    ok = client.post(
+        "/admin/settings/personality",
+        data={"csrf_token": csrf, "handoff_number": "+1 (555) 765-4321"},
+        headers=JSON,
+    )
+    assert ok.json()["values"]["handoff_number"] == "+15557654321"
     bad_url = client.post(
         "/admin/settings/llm", data={"csrf_token": csrf, "llm_base_url": "ftp://x"}, headers=JSON
     )

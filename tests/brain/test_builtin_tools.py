@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -211,10 +212,16 @@ async def test_transfer_call_updates_the_call_after_speech(
     refused = await default_registry().run("transfer_call", {"reason": "billing"}, ctx)
     assert refused.error == "This is not a phone call, so it cannot be transferred; offer to take a message."
     call = fake_twilio.add_call(from_=CALLER)
-    ctx.channel, ctx.call_sid = "phone", call["sid"]
+    order: list[str] = []
+
+    async def before_transfer() -> None:  # the pipeline disarms its own hang-up here
+        order.append(f"before transfer, {len(fake_twilio.requests)} requests sent, ended={ctx.ended}")
+
+    ctx.channel, ctx.call_sid, ctx.before_transfer = "phone", call["sid"], before_transfer
     result = await default_registry().run("transfer_call", {"reason": "billing"}, ctx)
     assert result.ok and fake_twilio.requests == []
     await ctx.speech_finished()
+    assert order == ["before transfer, 0 requests sent, ended=True"]
     (request,) = fake_twilio.requests
     assert (request.method, request.path) == (
         "POST",
@@ -241,3 +248,28 @@ async def test_lookup_caller_gives_memory_and_open_items(ctx: ToolContext) -> No
         "upcoming_appointments": [{"id": 1, "when": "Wednesday 2 December at 11:00", "reason": None}],
         "open_messages": [{"id": 1, "message": "Call me"}],
     }
+
+
+async def test_concurrent_bookings_of_one_slot_book_it_once(
+    tmp_path: Path, fake_twilio: FakeTwilioREST, database_url: str
+) -> None:
+    settings = twilio_settings(tmp_path, fake_twilio, DATABASE_URL=database_url)
+    runtime = Runtime.create(settings, "all")
+    await upgrade(runtime.engine)
+    try:
+        contexts = [
+            ToolContext(
+                settings=settings,
+                sessions=runtime.sessions,
+                caller_phone=f"+1555000000{i}",
+                clock=lambda: NOW,
+            )
+            for i in range(4)
+        ]
+        results = await asyncio.gather(
+            *(book(ctx, "2026-12-01T10:00", name=f"C{i}") for i, ctx in enumerate(contexts))
+        )
+        assert sorted(r["ok"] for r in results) == [False, False, False, True]
+        assert len(await appointments(runtime)) == 1
+    finally:
+        await runtime.close()

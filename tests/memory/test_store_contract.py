@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,6 +141,10 @@ async def test_vectors_are_stored_and_ranked_by_cosine(
         }
         missing = await session.scalar(text("SELECT count(*) FROM memories WHERE embedding IS NULL"))
     assert missing == 0
+    if store.engine.dialect.name == "sqlite":  # sqlite-vec ranks in SQL wherever Python can load it
+        async with store.transaction() as session:
+            loaded = await store.has_sqlite_vec(session)  # type: ignore[attr-defined]
+        assert loaded == hasattr(sqlite3.Connection, "enable_load_extension")
     assert contents[ids[0]] == "red mountain fire"
     # hybrid retrieval puts the memory both searches rank first on top
     hits = await store.retrieve(MARIA, "fire", limit=1)
@@ -224,3 +230,15 @@ async def test_purge_expired_deletes_old_caller_data(store: SQLMemoryStore) -> N
     context = await store.caller_context(MARIA)
     assert [m.content for m in context.memories] == ["Fresh fact."]
     assert (await _counts(store))["calls"] == 0
+
+
+async def test_two_calls_writing_the_same_new_caller_at_once_make_one_caller(store: SQLMemoryStore) -> None:
+    await asyncio.gather(
+        *(
+            store.store_memories(MARIA, [MemoryItem(content=f"Fact from call {i}.")], name="Maria")
+            for i in range(4)
+        )
+    )
+    context = await store.caller_context(MARIA)
+    assert sorted(m.content for m in context.memories) == [f"Fact from call {i}." for i in range(4)]
+    assert (await _counts(store))["callers"] == 1

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.calls import call_detail, call_log, live_calls
-from phone_agent.admin.pages import admin_context, templates
+from phone_agent.admin.pages import admin_context
 from phone_agent.admin.settings_form import SECTIONS, FormErrors, reset_setting, save_section
+from phone_agent.admin.templating import render
 from phone_agent.admin.voice import list_voices, synthesize_sample
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import ConfigError, NotFoundError
@@ -46,7 +47,7 @@ async def save_settings(section: str, request: Request, runtime: RuntimeDep, adm
         context = await admin_context(
             runtime, admin, request, errors={section: exc.errors}, entered={section: form}
         )
-        return templates.TemplateResponse(request, "admin.html", context, status_code=422)
+        return render(request, "admin.html", context, status_code=422)
     if _wants_json(request):
         values = {name: getattr(runtime.settings, name) for name in SECTIONS[section]}
         sources = {name: runtime.settings.source_of(name) for name in SECTIONS[section]}

@@ -36,6 +36,7 @@ MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and fields around an upload of the maximum size
 
 _hasher = PasswordHasher()
 
@@ -233,14 +234,19 @@ def wants_html(request: Request) -> bool:
     return request.method in SAFE_METHODS and "text/html" in request.headers.get("accept", "")
 
 
+def upload_too_large(max_upload_mb: int) -> HTTPException:
+    """The 413 of an upload above ``max_upload_mb``."""
+    return HTTPException(
+        status_code=413,
+        detail=f"The file is larger than the upload limit of {max_upload_mb} MB (setting max_upload_mb).",
+    )
+
+
 def refuse_oversize(request: Request, max_upload_mb: int) -> None:
     """413 before a body larger than ``max_upload_mb`` is read (checked on Content-Length)."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_upload_mb * 1024 * 1024:
-        raise HTTPException(
-            status_code=413,
-            detail=f"The upload is larger than the limit of {max_upload_mb} MB (setting max_upload_mb).",
-        )
+    if length.isdigit() and int(length) > max_upload_mb * 1024 * 1024 + FORM_OVERHEAD:
+        raise upload_too_large(max_upload_mb)
 
 
 async def _submitted_csrf(request: Request, max_upload_mb: int) -> str:

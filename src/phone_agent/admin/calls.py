@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -43,16 +43,18 @@ def call_row(call: Call) -> dict[str, Any]:
 
 
 async def live_calls(session: AsyncSession) -> list[dict[str, Any]]:
-    """Calls that have not ended, newest first."""
-    rows = await session.execute(select(Call).where(Call.ended_at.is_(None)).order_by(Call.started_at.desc()))
+    """Phone calls that have not ended, newest first (chat conversations are not calls in progress)."""
+    rows = await session.execute(
+        select(Call).where(Call.ended_at.is_(None), Call.direction != "chat").order_by(Call.started_at.desc())
+    )
     return [call_row(c) for c in rows.scalars()]
 
 
 async def call_log(
     session: AsyncSession, *, phone: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Ended calls, newest first; optionally only those from/to numbers containing ``phone``."""
-    stmt = select(Call).where(Call.ended_at.is_not(None))
+    """Ended calls and chat conversations, newest first; optionally only numbers containing ``phone``."""
+    stmt = select(Call).where(or_(Call.ended_at.is_not(None), Call.direction == "chat"))
     if phone:
         pattern = f"%{phone.strip()}%"
         stmt = stmt.where(Call.from_number.like(pattern) | Call.to_number.like(pattern))

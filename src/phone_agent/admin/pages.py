@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.knowledge import search_callers
 from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
-from phone_agent.errors import NotFoundError
+from phone_agent.errors import NotFoundError, StoreError
+from phone_agent.memory import MemoryStore, memory_store_for
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import AuditEntry
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 public = APIRouter(tags=["admin"])
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
@@ -37,7 +36,7 @@ def _login_form(
     request: Request, *, error: str | None = None, status: int = 200, setup: bool = False
 ) -> Response:
     nonce = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
+    response = render(
         request,
         "setup.html" if setup else "login.html",
         {"csrf_token": nonce, "error": error, "next": auth.safe_next(request.query_params.get("next"))},
@@ -160,6 +159,9 @@ async def admin_context(
     """Everything the /admin page shows."""
     settings = runtime.settings
     phone = request.query_params.get("phone", "").strip()
+    knowledge_query = request.query_params.get("kq", "").strip()
+    caller_query = request.query_params.get("cq", "").strip()
+    store = memory_store_for(settings, runtime)
     async with runtime.sessions() as session:
         live = await live_calls(session)
         log = await call_log(session, phone=phone or None)
@@ -180,14 +182,29 @@ async def admin_context(
         "health": await component_health(runtime),
         "config": settings.public_view(),
         "audit": audit,
+        **await _knowledge(store, knowledge_query),
+        "caller_query": caller_query,
+        "callers": await search_callers(runtime, caller_query),
+        "max_upload_mb": settings.max_upload_mb,
+        "upload_error": request.query_params.get("upload_error"),
     }
+
+
+async def _knowledge(store: MemoryStore, query: str) -> dict[str, Any]:
+    """Documents and search hits; a message instead when the memory service cannot answer."""
+    try:
+        documents = await store.list_documents()
+        hits = await store.search_knowledge(query, limit=5) if query else None
+    except StoreError as exc:
+        return {"documents": [], "knowledge_hits": None, "knowledge_query": query, "memory_error": str(exc)}
+    return {"documents": documents, "knowledge_hits": hits, "knowledge_query": query, "memory_error": None}
 
 
 @router.get("/admin", response_class=HTMLResponse)
 @router.get("/admin.html", response_class=HTMLResponse)
 async def admin_page(request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
     """The owner's page: every section."""
-    return templates.TemplateResponse(request, "admin.html", await admin_context(runtime, admin, request))
+    return render(request, "admin.html", await admin_context(runtime, admin, request))
 
 
 @router.get("/admin/calls/{call_sid}", response_class=HTMLResponse)
@@ -197,7 +214,7 @@ async def call_page(call_sid: str, request: Request, runtime: RuntimeDep, admin:
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
-    return templates.TemplateResponse(
+    return render(
         request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
     )
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
+from phone_agent.ops.control import broadcast_config_change
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.overrides import clear_override, save_overrides
@@ -186,6 +187,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
     async with transaction(runtime.sessions) as session:
         await save_overrides(session, settings, typed, actor=actor)
     await runtime.apply_overrides()
+    await broadcast_config_change(runtime, changes)  # the other roles reload too (Redis)
     return sorted(changes)
 
 
@@ -196,3 +198,4 @@ async def reset_setting(runtime: Runtime, name: str, *, actor: str) -> None:
     async with transaction(runtime.sessions) as session:
         await clear_override(session, runtime.settings, name, actor=actor)
     await runtime.apply_overrides()
+    await broadcast_config_change(runtime, [name])

@@ -11,7 +11,8 @@ provider fault:
   the other request is cancelled.
 - When every endpoint has failed, or none has produced a token ``CANNED_GRACE`` after the
   timeout, the chain streams a canned spoken reply offering to take a message (so with the
-  default 2 s the canned reply starts by 2.3 s, never dead air).
+  default 2 s the canned reply starts by 2.4 s, never dead air). A primary that hangs leaves
+  the secondary ``CANNED_GRACE`` to answer: lower ``llm_first_token_timeout`` to give it more room.
 
 A failure after the first token cannot be retried without repeating words, so the stream just
 ends there (logged). The SDK's own retries are off: the chain's failover is faster than backoff.
@@ -29,15 +30,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from loguru import logger
-from openai import APIError, AsyncOpenAI
+from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
 
-CANNED_GRACE = 0.3  # seconds after llm_first_token_timeout before the canned reply is spoken
-REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
+REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
 
 
 def canned_reply(settings: Settings) -> str:
@@ -85,7 +85,7 @@ class ChainStream:
         try:
             async for chunk in self._rest:
                 yield chunk
-        except (APIError, httpx.HTTPError) as exc:  # after the first token: end the reply here
+        except Exception as exc:  # after the first token nothing can be retried: end the reply here
             logger.warning("llm {} failed mid-stream: {}", self.provider, type(exc).__name__)
             self.failures.append(f"{self.provider}: mid-stream {type(exc).__name__}")
 
@@ -114,12 +114,12 @@ class LLMChain:
         self.temperature = temperature
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> LLMChain:
+    def from_settings(cls, settings: Settings) -> LLMChain:
         """Primary from ``llm_*``/``openai_api_key``; secondary when ``llm_secondary_base_url`` is set."""
         endpoints = [
             LLMEndpoint(
                 "primary",
-                _client(settings.llm_base_url, settings.secret("openai_api_key"), http_client),
+                _client(settings.llm_base_url, settings.secret("openai_api_key")),
                 settings.llm_model,
             )
         ]
@@ -127,9 +127,7 @@ class LLMChain:
             endpoints.append(
                 LLMEndpoint(
                     "secondary",
-                    _client(
-                        settings.llm_secondary_base_url, settings.secret("llm_secondary_api_key"), http_client
-                    ),
+                    _client(settings.llm_secondary_base_url, settings.secret("llm_secondary_api_key")),
                     settings.llm_secondary_model or settings.llm_model,
                 )
             )
@@ -250,13 +248,12 @@ class LLMChain:
         )
 
 
-def _client(base_url: str, api_key: str | None, http_client: httpx.AsyncClient | None) -> AsyncOpenAI:
+def _client(base_url: str, api_key: str | None) -> AsyncOpenAI:
     return AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "not-set",  # never fall back to OPENAI_API_KEY from the process env
         max_retries=0,
         timeout=REQUEST_TIMEOUT,
-        http_client=http_client,
     )
 
 

@@ -104,6 +104,10 @@ class ToolContext:
     call_id: int | None = None  # calls.id of this conversation, when stored
     channel: Literal["phone", "chat"] = "chat"
     clock: Callable[[], datetime] = utcnow
+    on_hang_up: Callable[[], Awaitable[None]] | None = None  # the voice pipeline's own hang-up, if any
+    # Called just before a transfer redirects the call: the pipeline must then end without hanging
+    # up (Pipecat's Twilio serializer would otherwise end the call being transferred).
+    before_transfer: Callable[[], Awaitable[None]] | None = None
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -237,7 +241,7 @@ def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any
         return dict(arguments)
     try:
         value = json.loads(arguments)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ToolError(f"The arguments were not valid JSON: {exc.msg}.") from exc
     if not isinstance(value, dict):
         raise ToolError("The arguments must be a JSON object.")

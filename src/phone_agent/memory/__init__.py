@@ -14,20 +14,47 @@ The brain's prompt packer consumes ``CallerContext`` (``.name``, ``.summary()``)
 from ``store.search_knowledge(query)``; per-turn memory search is ``store.retrieve(phone, query)``.
 """
 
-from phone_agent.memory.base import (
-    CallerContext,
-    KnowledgeDocumentInfo,
-    KnowledgeHit,
-    MemoryItem,
-    MemoryStore,
-)
-from phone_agent.memory.calls import (
-    delete_caller,
-    extract_and_store_after_call,
-    fetch_caller_context,
-    schedule_after_call,
-)
-from phone_agent.memory.factory import memory_store_for
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phone_agent.memory.base import (
+        CallerContext,
+        KnowledgeDocumentInfo,
+        KnowledgeHit,
+        MemoryItem,
+        MemoryStore,
+    )
+    from phone_agent.memory.calls import (
+        delete_caller,
+        extract_and_store_after_call,
+        fetch_caller_context,
+        schedule_after_call,
+    )
+    from phone_agent.memory.factory import memory_store_for
+
+# Imported on first use, so `import phone_agent.memory.cli` (every CLI start) stays cheap.
+_EXPORTS = {
+    "CallerContext": "base",
+    "KnowledgeDocumentInfo": "base",
+    "KnowledgeHit": "base",
+    "MemoryItem": "base",
+    "MemoryStore": "base",
+    "delete_caller": "calls",
+    "extract_and_store_after_call": "calls",
+    "fetch_caller_context": "calls",
+    "schedule_after_call": "calls",
+    "memory_store_for": "factory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'phone_agent.memory' has no attribute {name!r}")
+    return getattr(import_module(f"phone_agent.memory.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "CallerContext",

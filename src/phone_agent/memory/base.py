@@ -20,10 +20,10 @@ class MemoryItem(BaseModel):
     id: int | None = None
     content: str
     kind: str = "fact"
-    key: str | None = Field(None, description="Facts sharing a key merge; the newer one wins.")
+    key: str | None = Field(default=None, description="Facts sharing a key merge; the newer one wins.")
     call_sid: str | None = None
     created_at: datetime | None = None
-    score: float = Field(0.0, description="Retrieval rank score (fused); 0 outside retrieval.")
+    score: float = Field(default=0.0, description="Retrieval rank score (fused); 0 outside retrieval.")
 
 
 class CallerContext(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from phone_agent.errors import PhoneAgentError
 from phone_agent.memory.base import CallerContext, MemoryItem
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
-from phone_agent.memory.factory import memory_store_for
+from phone_agent.memory.factory import memory_store_for, service_store_for
 from phone_agent.memory.search import normalise_phone
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn
@@ -111,8 +111,5 @@ async def delete_caller(runtime: Runtime, phone: str) -> bool:
     deleted = await store.delete_caller(phone)
     if runtime.settings.memory_backend == "http":
         # calls and transcripts live in this process's database, not the memory service's
-        from phone_agent.memory.factory import local_store
-
-        local = local_store(runtime.settings, runtime=runtime)
-        deleted = await local.delete_caller(phone) or deleted
+        deleted = await service_store_for(runtime).delete_caller(phone) or deleted
     return deleted

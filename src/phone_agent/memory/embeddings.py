@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from openai import AsyncOpenAI, OpenAIError
+from openai import AsyncOpenAI, OpenAIError, omit
 
 from phone_agent.config import Settings
 from phone_agent.errors import ProviderError
@@ -53,10 +53,11 @@ class OpenAIEmbedder:
         return (await self.embed([text]))[0]
 
     async def _embed_batch(self, batch: list[str]) -> list[np.ndarray]:
-        extra = {"dimensions": EMBEDDING_DIMENSIONS} if self.model.startswith("text-embedding-3") else {}
+        # text-embedding-3 models shorten to the pgvector column's size; ada-002 is 1536 already
+        dimensions = EMBEDDING_DIMENSIONS if self.model.startswith("text-embedding-3") else omit
         try:
             response = await self._client.embeddings.create(
-                model=self.model, input=batch, encoding_format="float", **extra
+                model=self.model, input=batch, encoding_format="float", dimensions=dimensions
             )
         except OpenAIError as exc:
             raise ProviderError("openai", f"embeddings failed ({type(exc).__name__}: {exc})") from exc

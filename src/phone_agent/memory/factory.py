@@ -72,7 +72,7 @@ def memory_store_for(
 
 
 def service_store_for(runtime: Runtime) -> SQLMemoryStore:
-    """The store the memory service itself serves: always the local database."""
+    """The store on this process's own database (what the memory service serves), cached."""
     store = runtime.extras.get(LOCAL_STORE_KEY)
     if store is None:
         cached = runtime.extras.get(STORE_KEY)

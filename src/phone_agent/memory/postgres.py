@@ -68,10 +68,7 @@ class PostgresMemoryStore(SQLMemoryStore):
         rows = await session.execute(text(sql), params)
         return [row[0] for row in rows if row[1] is not None and 1.0 - row[1] >= self.min_similarity]
 
-    async def write_vectors(
-        self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
-    ) -> None:
-        await session.execute(
-            text(f"UPDATE {table} SET embedding = CAST(:embedding AS vector) WHERE id = :id"),
-            [{"id": row_id, "embedding": vector_literal(vector)} for row_id, vector in rows],
-        )
+    embedding_placeholder = "CAST(:embedding AS vector)"
+
+    def embedding_value(self, vector: np.ndarray) -> str:
+        return vector_literal(vector)

@@ -30,7 +30,7 @@ from phone_agent.memory.sql import SQLMemoryStore
 from phone_agent.runtime import Runtime
 
 RETENTION_INTERVAL = 24 * 3600.0
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def require_service_token(request: Request, runtime: RuntimeDep) -> None:

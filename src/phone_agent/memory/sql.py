@@ -12,11 +12,13 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 import numpy as np
 from loguru import logger
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.errors import ProviderError
@@ -34,6 +36,7 @@ from phone_agent.storage.tables import (
     KnowledgeDocument,
     Memory,
     Message,
+    UTCDateTime,
     utcnow,
 )
 
@@ -81,11 +84,39 @@ class SQLMemoryStore:
         """Row ids of ``table`` nearest to ``vector`` (cosine ≥ ``min_similarity``), best first."""
         raise NotImplementedError
 
+    embedding_placeholder = ":embedding"  # how a bound vector is written in SQL (PostgreSQL casts)
+
+    def embedding_value(self, vector: np.ndarray) -> Any:
+        """A vector as the driver binds it."""
+        raise NotImplementedError
+
     async def write_vectors(
         self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
     ) -> None:
-        """Store embeddings for rows of ``table``."""
-        raise NotImplementedError
+        """Store embeddings for existing rows of ``table``."""
+        await session.execute(
+            text(f"UPDATE {table} SET embedding = {self.embedding_placeholder} WHERE id = :id"),
+            [{"id": row_id, "embedding": self.embedding_value(vector)} for row_id, vector in rows],
+        )
+
+    async def insert_rows(
+        self, session: AsyncSession, table: str, rows: list[dict[str, Any]], vectors: list[np.ndarray | None]
+    ) -> None:
+        """Insert rows with their embeddings in the same statement (one row version, one index entry)."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        pairs = list(zip(rows, vectors, strict=True))
+        # consecutive runs with / without a vector, so ids keep the order of ``rows``
+        for with_vector, run in groupby(pairs, key=lambda pair: pair[1] is not None):
+            batch = [
+                {**row, "embedding": self.embedding_value(v)} if v is not None else row for row, v in run
+            ]
+            names = columns + ["embedding"] if with_vector else columns
+            values = [f":{c}" for c in columns] + ([self.embedding_placeholder] if with_vector else [])
+            statement = text(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(values)})")
+            stamps = [bindparam(c, type_=UTCDateTime()) for c in columns if c in ("created_at", "updated_at")]
+            await session.execute(statement.bindparams(*stamps), batch)
 
     # -- sessions ----------------------------------------------------------------------------------
     @asynccontextmanager
@@ -147,7 +178,21 @@ class SQLMemoryStore:
         phone = normalise_phone(phone)
         items = [item for item in items if item.content.strip()]
         vectors = await self._embed([item.content for item in items])
-        embedded: list[tuple[Memory, np.ndarray]] = []
+        try:
+            await self._merge(phone, items, vectors, name, profile)
+        except IntegrityError:  # the same new caller written by two calls at once: merge again
+            await self._merge(phone, items, vectors, name, profile)
+
+    async def _merge(
+        self,
+        phone: str,
+        items: list[MemoryItem],
+        vectors: list[np.ndarray] | None,
+        name: str | None,
+        profile: dict[str, Any] | None,
+    ) -> None:
+        vector_of: dict[int, np.ndarray] = {}  # id(Memory) -> vector of its (new) content
+        fresh: list[Memory] = []  # inserted at the end with their vectors, one row version each
         async with self.transaction() as session:
             caller = await _caller_by_phone(session, phone)
             if caller is None:
@@ -187,15 +232,19 @@ class SQLMemoryStore:
                         created_at=when,
                         updated_at=when,
                     )
-                    session.add(memory)
+                    fresh.append(memory)
                 by_text[normalise_fact(item.content)] = memory
                 if item.key:
                     by_key[item.key] = memory
                 if changed and vectors is not None:
-                    embedded.append((memory, vectors[index]))
+                    vector_of[id(memory)] = vectors[index]
             await session.flush()
-            if embedded:
-                await self.write_vectors(session, "memories", [(m.id, v) for m, v in embedded])
+            updated = [(m.id, vector_of[id(m)]) for m in existing if id(m) in vector_of]
+            if updated:
+                await self.write_vectors(session, "memories", updated)
+            columns = ("caller_id", "call_id", "kind", "key", "content", "created_at", "updated_at")
+            rows = [{c: getattr(m, c) for c in columns} for m in fresh]
+            await self.insert_rows(session, "memories", rows, [vector_of.get(id(m)) for m in fresh])
 
     async def retrieve(self, phone: str | None, query: str, *, limit: int = 5) -> list[MemoryItem]:
         """Memories relevant to ``query`` (one caller's, or everyone's when ``phone`` is None)."""
@@ -353,13 +402,9 @@ class SQLMemoryStore:
     async def _insert_chunks(
         self, session: AsyncSession, document_id: int, chunks: list[str], vectors: list[np.ndarray] | None
     ) -> None:
-        rows = [KnowledgeChunk(document_id=document_id, seq=i, text=chunk) for i, chunk in enumerate(chunks)]
-        session.add_all(rows)
-        await session.flush()
-        if vectors is not None:
-            await self.write_vectors(
-                session, "knowledge_chunks", [(r.id, v) for r, v in zip(rows, vectors, strict=True)]
-            )
+        rows = [{"document_id": document_id, "seq": i, "text": chunk} for i, chunk in enumerate(chunks)]
+        per_row: list[np.ndarray | None] = [*vectors] if vectors is not None else [None] * len(rows)
+        await self.insert_rows(session, "knowledge_chunks", rows, per_row)
 
     async def list_documents(self) -> list[KnowledgeDocumentInfo]:
         """Every document with its chunk count, newest first."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -41,7 +42,8 @@ class SQLiteMemoryStore(SQLMemoryStore):
             return
         raw.info["sqlite_vec"] = await _load_sqlite_vec(raw.driver_connection)
 
-    async def _has_sqlite_vec(self, session: AsyncSession) -> bool:
+    async def has_sqlite_vec(self, session: AsyncSession) -> bool:
+        """True when this session's connection ranks vectors with sqlite-vec in SQL."""
         raw = await (await session.connection()).get_raw_connection()
         return bool(raw.info.get("sqlite_vec"))
 
@@ -62,25 +64,21 @@ class SQLiteMemoryStore(SQLMemoryStore):
     ) -> list[int]:
         where = f"t.embedding IS NOT NULL{_owner_filter(table, caller_id)}"
         params = {"caller_id": caller_id, "k": k, "query": to_blob(vector)}
-        if await self._has_sqlite_vec(session):
+        if await self.has_sqlite_vec(session):
             sql = (
                 f"SELECT t.id, vec_distance_cosine(t.embedding, :query) AS d FROM {table} t "
                 f"WHERE {where} ORDER BY d LIMIT :k"
             )
-            rows = await session.execute(text(sql), params)
-            return [row[0] for row in rows if 1.0 - row[1] >= self.min_similarity]
+            ranked = await session.execute(text(sql), params)
+            return [row[0] for row in ranked if 1.0 - row[1] >= self.min_similarity]
         rows = (
             await session.execute(text(f"SELECT t.id, t.embedding FROM {table} t WHERE {where}"), params)
         ).all()
-        return await asyncio.to_thread(_nearest, rows, vector, k, self.min_similarity)
+        pairs = [(int(row[0]), bytes(row[1])) for row in rows]
+        return await asyncio.to_thread(_nearest, pairs, vector, k, self.min_similarity)
 
-    async def write_vectors(
-        self, session: AsyncSession, table: str, rows: list[tuple[int, np.ndarray]]
-    ) -> None:
-        await session.execute(
-            text(f"UPDATE {table} SET embedding = :embedding WHERE id = :id"),
-            [{"id": row_id, "embedding": to_blob(vector)} for row_id, vector in rows],
-        )
+    def embedding_value(self, vector: np.ndarray) -> Any:
+        return to_blob(vector)
 
 
 def _nearest(rows: list[tuple[int, bytes]], vector: np.ndarray, k: int, floor: float) -> list[int]:

@@ -2,7 +2,7 @@
 
 An admin clicks "hang up" in the orchestrator, but the call's pipeline lives in the voice bridge
 process. ``send_call_command`` publishes the command; every process's bus delivers it to the call
-handlers registered there (the voice bridge's handler acts when it holds that call). Likewise
+handlers registered there, and to the call itself where a pipeline holds it (``hold_call``). Likewise
 ``announce_config_change`` makes every process reload admin overrides from the database.
 
 With ``redis_url`` set, messages go through Redis pub/sub; without it (one process) they are
@@ -15,7 +15,8 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from loguru import logger
@@ -24,6 +25,7 @@ CALLS_CHANNEL = "phone-agent:calls"
 CONFIG_CHANNEL = "phone-agent:config"
 
 CallHandler = Callable[[str, str, dict[str, Any]], Awaitable[Any]]  # (call_sid, action, params)
+HeldCallHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]  # (action, params)
 ConfigHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -36,6 +38,7 @@ class ControlBus:
         self._calls = channel_prefix + CALLS_CHANNEL
         self._config = channel_prefix + CONFIG_CHANNEL
         self._call_handlers: list[CallHandler] = []
+        self._held: dict[str, HeldCallHandler] = {}
         self._config_handlers: list[ConfigHandler] = []
         self._redis: Any = None
         self._pubsub: Any = None
@@ -50,6 +53,21 @@ class ControlBus:
     def on_call_command(self, handler: CallHandler) -> None:
         """Run ``handler(call_sid, action, params)`` for every call command (any process may send it)."""
         self._call_handlers.append(handler)
+
+    @contextmanager
+    def hold_call(self, call_sid: str, handler: HeldCallHandler) -> Iterator[None]:
+        """While the block runs (the call lives in this process), commands for ``call_sid`` sent from
+        any process go to ``handler(action, params)``."""
+        self._held[call_sid] = handler
+        try:
+            yield
+        finally:
+            if self._held.get(call_sid) is handler:
+                del self._held[call_sid]
+
+    def held_calls(self) -> list[str]:
+        """Call SIDs whose pipeline runs in this process."""
+        return sorted(self._held)
 
     def on_config_change(self, handler: ConfigHandler) -> None:
         """Run ``handler(info)`` whenever any process announces a config change."""
@@ -96,13 +114,15 @@ class ControlBus:
         return await self._publish(self._calls, message)
 
     async def announce_config_change(self, **info: Any) -> int:
-        """Tell every process that admin settings changed (they reload overrides)."""
+        """Tell every other process that admin settings changed (they reload overrides)."""
         return await self._publish(self._config, {"info": info, "origin": self.origin})
 
     async def _publish(self, channel: str, message: dict[str, Any]) -> int:
         if self._redis is None:
             await self._dispatch(channel, message, wait=True)
-            return len(self._call_handlers if channel == self._calls else self._config_handlers)
+            if channel != self._calls:
+                return 0
+            return len(self._call_handlers) + (message["call_sid"] in self._held)
         return int(await self._redis.publish(channel, json.dumps(message)))
 
     async def _listen(self) -> None:
@@ -129,10 +149,13 @@ class ControlBus:
 
     async def _dispatch(self, channel: str, message: dict[str, Any], *, wait: bool) -> None:
         if channel == self._calls:
-            coros = [
-                h(str(message.get("call_sid")), str(message.get("action")), dict(message.get("params") or {}))
-                for h in self._call_handlers
-            ]
+            call_sid, action = str(message.get("call_sid")), str(message.get("action"))
+            params = dict(message.get("params") or {})
+            coros = [h(call_sid, action, params) for h in self._call_handlers]
+            if call_sid in self._held:
+                coros.append(self._held[call_sid](action, params))
+        elif message.get("origin") == self.origin:
+            return  # this process made the change and has applied it already
         else:
             coros = [h(dict(message.get("info") or {})) for h in self._config_handlers]
         for coro in coros:
@@ -163,3 +186,22 @@ async def start_control_bus(runtime: Any) -> ControlBus:
     await bus.start()
     runtime.extras["control"] = bus
     return bus
+
+
+async def broadcast_config_change(runtime: Any, keys: Iterable[str]) -> None:
+    """After an admin change in this process: make the other roles reload (never fails the caller)."""
+    bus: ControlBus | None = runtime.extras.get("control")
+    if bus is None or not bus.distributed:
+        return
+    try:
+        await bus.announce_config_change(keys=sorted(keys))
+    except Exception as exc:  # Redis down: the change is saved; other roles get it on restart
+        logger.warning("could not announce a config change over Redis: {}", type(exc).__name__)
+
+
+async def send_call_command(runtime: Any, call_sid: str, action: str, **params: Any) -> int:
+    """Ask the process holding ``call_sid`` (any role, via Redis when configured) to do ``action``."""
+    bus: ControlBus | None = runtime.extras.get("control")
+    if bus is None:
+        raise RuntimeError("the control bus is not running (it starts with the app)")
+    return await bus.send_call_command(call_sid, action, **params)

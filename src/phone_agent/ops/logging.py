@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -63,6 +64,18 @@ def setup_logging(settings: Settings, *, sink: Any = None) -> None:
             format=TEXT_FORMAT,
             filter=redact,
             colorize=False if sink is not None else None,
+        )
+    if settings.log_file:  # a plain copy for operators and `phone-agent doctor` (counts its errors)
+        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True)
+        logger.add(
+            settings.log_file,
+            level=settings.log_level,
+            serialize=settings.log_format == "json",
+            format=TEXT_FORMAT,
+            filter=redact,
+            colorize=False,
+            rotation="50 MB",
+            retention=5,
         )
     logger.configure(extra={"call_sid": "-"})
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)

@@ -9,7 +9,8 @@ The voice and brain code call, e.g.::
     metrics.call_ended("completed")
 
 Each process exposes its own counters (the voice bridge has the call metrics, the orchestrator the
-webhooks); Prometheus scrapes every role. /metrics answers loopback or the admin status token.
+webhooks); Prometheus scrapes every role. /metrics answers the admin status token, or loopback
+clients when none is set.
 """
 
 from __future__ import annotations

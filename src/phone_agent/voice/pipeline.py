@@ -17,6 +17,7 @@ from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -35,11 +36,13 @@ from phone_agent.brain.persona import greeting_for, persona_prompt
 from phone_agent.config import Settings
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import caller_name, finish_call, open_call
+from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import PlayoutTracker
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_llm, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2
@@ -106,14 +109,17 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     )
     stt = build_stt(settings)
     llm = build_llm(settings, system_instruction=persona_prompt(settings))
-    tts: FrameProcessor = build_primary_tts(settings)
-    tts_services = [tts]
+    primary_tts = build_primary_tts(settings)
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    tts_stage: list[FrameProcessor] = [primary_tts]
+    tts_services: list[FrameProcessor] = [primary_tts]
     fallback = build_fallback_tts(settings)
     if fallback is not None:
-        from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
-
         tts_services.append(fallback)
-        tts = ServiceSwitcher(services=tts_services, strategy_type=ServiceSwitcherStrategyFailover)
+        tts_stage = [
+            TTSFailover(primary=primary_tts, fallback=fallback, tracker=tracker),
+            ServiceSwitcher(services=tts_services),
+        ]
 
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(
@@ -123,16 +129,16 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             user_turn_strategies=UserTurnStrategies(
                 stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())]
             ),
+            user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
-    tracker = PlayoutTracker(stream_sid=start.stream_sid)
     pipeline = Pipeline(
         [
             transport.input(),
             stt,
             aggregators.user(),
             llm,
-            tts,
+            *tts_stage,
             tracker,
             transport.output(),
             aggregators.assistant(),
@@ -167,6 +173,25 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         logger.info("media stream closed by the caller")
         await task.cancel()
 
+    async def speak(text: str) -> None:
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    idle = IdleCaller(
+        prompt=settings.idle_prompt,
+        goodbye=settings.idle_goodbye,
+        tracker=tracker,
+        speak=speak,
+        hang_up=lambda reason: hang_up(session, reason),
+    )
+
+    @aggregators.user().event_handler("on_user_turn_started")
+    async def on_caller_speaking(_aggregator: object, _strategy: object) -> None:
+        idle.caller_spoke()
+
+    @aggregators.user().event_handler("on_user_turn_idle")
+    async def on_caller_silent(_aggregator: object) -> None:
+        await idle.caller_silent()
+
     @aggregators.user().event_handler("on_user_turn_stopped")
     async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
         if message.content:
@@ -176,7 +201,7 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     async def on_agent_turn(_aggregator: object, message: AssistantTurnStoppedMessage) -> None:
         if message.interrupted:
             heard = tracker.reply_text(heard_only=True)
-            planned = tracker.reply_text(heard_only=False) or message.content
+            planned = message.content or tracker.reply_text(heard_only=False)
             keep_only_heard(context, message.content, heard)
             recorder.agent_turn(heard, planned=planned, interrupted=True)
         elif message.content:

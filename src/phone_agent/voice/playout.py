@@ -27,6 +27,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
+MARK_INTERVAL_MS = 200  # finest unit of "heard": one mark per this much agent audio
 
 
 @dataclass
@@ -75,11 +76,33 @@ class PlayoutTracker(FrameProcessor):
             self._start_reply()
         if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSTextFrame):
             self._add_text(frame)
-        await self.push_frame(frame, direction)
         if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSAudioRawFrame) and frame.audio:
-            if self._reply_audio_start is None:
-                self._reply_audio_start = self.sent_ms
-            self.sent_ms += 1000 * len(frame.audio) / (2 * frame.sample_rate * frame.num_channels)
+            await self._send_marked_audio(frame)
+            return
+        await self.push_frame(frame, direction)
+
+    async def _send_marked_audio(self, frame: TTSAudioRawFrame) -> None:
+        """Forward TTS audio in pieces of at most MARK_INTERVAL_MS, each followed by a mark."""
+        if self._reply_audio_start is None:
+            self._reply_audio_start = self.sent_ms
+        bytes_per_ms = 2 * frame.sample_rate * frame.num_channels / 1000
+        step = max(2, int(MARK_INTERVAL_MS * bytes_per_ms) // 2 * 2)
+        if len(frame.audio) <= step:
+            pieces: list[TTSAudioRawFrame] = [frame]
+        else:
+            pieces = []
+            for start in range(0, len(frame.audio), step):
+                piece = TTSAudioRawFrame(
+                    frame.audio[start : start + step],
+                    frame.sample_rate,
+                    frame.num_channels,
+                    context_id=frame.context_id,
+                )
+                piece.interruptible = frame.interruptible
+                pieces.append(piece)
+        for piece in pieces:
+            await self.push_frame(piece)
+            self.sent_ms += len(piece.audio) / bytes_per_ms
             await self._send_mark()
 
     def _start_reply(self) -> None:

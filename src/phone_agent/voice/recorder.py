@@ -125,9 +125,12 @@ class CallRecorder(BaseObserver):
         self._store(TurnRecord("caller", text, marks))
 
     def agent_turn(self, text: str, *, planned: str | None = None, interrupted: bool = False) -> None:
-        """The agent finished (or was cut off in) a turn; ``text`` is what the caller heard."""
+        """The agent finished (or was cut off in) a turn; ``text`` is what the caller heard.
+
+        ``planned``: what the agent meant to say, when no LLM reply (e.g. a spoken prompt) tells it.
+        """
         marks = dict(self._exchange.marks)
-        planned_text = planned if planned is not None else "".join(self._exchange.planned) or None
+        planned_text = "".join(self._exchange.planned) or planned or None
         self._store(TurnRecord("agent", text, marks, planned_text, interrupted))
         self._exchange = _Exchange()
 

@@ -7,6 +7,9 @@ Every provider is reached through the base URL in Settings.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.openai.llm import OpenAILLMService
@@ -66,10 +69,29 @@ def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMServic
     )
 
 
+class ElevenLabsCallTTSService(ElevenLabsTTSService):
+    """ElevenLabs TTS that reports a dropped socket as an error before reconnecting.
+
+    Pipecat only logs the drop and reconnects; the sentence in flight is lost without a word. The
+    error lets ``TTSFailover`` move to the fallback voice and speak what was not heard.
+    """
+
+    async def _maybe_try_reconnect(
+        self, error_message: str, report_error: Any, error: Exception | None = None
+    ) -> bool:
+        if not self._disconnecting:
+            await report_error(ErrorFrame(f"ElevenLabs connection dropped: {error_message}", exception=error))
+        return await super()._maybe_try_reconnect(error_message, report_error, error)
+
+
+class CachedElevenLabsCallTTSService(CachedPhraseElevenLabsTTSService, ElevenLabsCallTTSService):
+    """The call's ElevenLabs voice, with fixed phrases served from the phrase cache."""
+
+
 def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
     """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause;
     fixed phrases (the greeting) come from the process's phrase cache once synthesised."""
-    tts = CachedPhraseElevenLabsTTSService(
+    tts = CachedElevenLabsCallTTSService(
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
         settings=ElevenLabsTTSService.Settings(

@@ -116,3 +116,19 @@ if (play && !play.disabled) {
   play.addEventListener("click", playSample);
   loadVoices();
 }
+
+// Destructive forms ask first; uploads above the limit are refused before they are sent.
+document.querySelectorAll("form[data-confirm]").forEach((form) => form.addEventListener("submit", (event) => {
+  if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+}));
+const upload = document.getElementById("upload-form");
+if (upload) upload.addEventListener("submit", (event) => {
+  const file = upload.querySelector("input[type=file]").files[0];
+  const limit = Number(upload.dataset.maxMb) * 1024 * 1024;
+  if (file && file.size > limit) {
+    event.preventDefault();
+    const status = document.querySelector(".upload-status");
+    status.className = "upload-status error";
+    status.textContent = `${file.name} is larger than the ${upload.dataset.maxMb} MB upload limit.`;
+  }
+});

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +17,16 @@ from phone_agent.errors import ToolError
 from phone_agent.storage.tables import Appointment
 
 BOOKING_LOCK = 4_242_001  # PostgreSQL advisory lock serialising check-then-insert of bookings
+_local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _booking_lock() -> asyncio.Lock:
+    """This process's booking lock (SQLite reads outside a transaction, so check-then-insert races)."""
+    loop = asyncio.get_running_loop()
+    lock = _local_locks.get(loop)
+    if lock is None:
+        lock = _local_locks[loop] = asyncio.Lock()
+    return lock
 
 
 class BookAppointmentArgs(BaseModel):
@@ -39,8 +51,8 @@ async def book_appointment(ctx: ToolContext, args: BookAppointmentArgs) -> dict[
     if start.tzinfo is None:
         start = start.replace(tzinfo=tz)
     now = ctx.now()
-    async with db(ctx) as session:
-        if session.bind.dialect.name == "postgresql":
+    async with _booking_lock(), db(ctx) as session:
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOKING_LOCK})
         rows = await session.execute(
             select(Appointment.starts_at, Appointment.duration_minutes).where(

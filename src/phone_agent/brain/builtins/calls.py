@@ -25,8 +25,11 @@ async def transfer_call(ctx: ToolContext, args: TransferCallArgs) -> dict[str, o
     control, call_sid = ctx.control, ctx.call_sid
 
     async def transfer_now() -> None:
-        await control.transfer(call_sid, args.reason)
+        # Mark it first: Twilio ends the media stream as soon as the call is redirected.
         ctx.ended, ctx.end_reason = True, "transferred"
+        if ctx.before_transfer is not None:
+            await ctx.before_transfer()
+        await control.transfer(call_sid, args.reason)
 
     ctx.after_speech(transfer_now, "transfer_call")
     return {"status": "transferring", "say": "Tell the caller you are connecting them now, in one sentence."}
@@ -41,7 +44,9 @@ class EndCallArgs(BaseModel):
 async def end_call(ctx: ToolContext, args: EndCallArgs) -> dict[str, object]:
     """End the conversation: on the phone, hang up once the goodbye has finished playing."""
     reason = args.reason or "agent ended the call"
-    if ctx.channel == "phone" and ctx.call_sid and ctx.control is not None:
+    if ctx.channel == "phone" and ctx.on_hang_up is not None:
+        ctx.after_speech(ctx.on_hang_up, "end_call")
+    elif ctx.channel == "phone" and ctx.call_sid and ctx.control is not None:
         control, call_sid = ctx.control, ctx.call_sid
 
         async def hang_up() -> None:

@@ -63,7 +63,7 @@ class Thresholds:
     disk_warn_free_pct: float = 15.0
     disk_fail_free_pct: float = 5.0
     load_warn_per_core: float = 1.0
-    load_fail_per_core: float = 2.0
+    load_fail_per_core: float = 3.0
     memory_warn_available_pct: float = 15.0
     memory_fail_available_pct: float = 5.0
     open_files_warn: int = 4096

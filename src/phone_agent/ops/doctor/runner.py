@@ -12,8 +12,10 @@ from pydantic import BaseModel
 
 from phone_agent import __version__
 from phone_agent.config import Settings
+from phone_agent.errors import PhoneAgentError
 from phone_agent.ops.doctor import host, providers, services, tls  # noqa: F401  (registers checks)
 from phone_agent.ops.doctor.model import REGISTRY, STATUSES, Check, CheckSpec, DoctorContext, Status
+from phone_agent.storage.db import create_engine
 
 SCHEMA_VERSION = 1
 GROUP_ORDER = ("twilio", "openai", "elevenlabs", "storage", "services", "ports", "tls", "host")
@@ -82,10 +84,20 @@ async def run_doctor(
     deadline = check_timeout or settings.doctor_timeout
     specs = [s for s in REGISTRY if not only or s.name in only or s.group in only]
     specs.sort(key=lambda s: GROUP_ORDER.index(s.group) if s.group in GROUP_ORDER else len(GROUP_ORDER))
-    async with httpx.AsyncClient(timeout=deadline, follow_redirects=False) as http:
-        ctx = DoctorContext(settings=settings, http=http, timeout=deadline, **context)
-        checks = list(await asyncio.gather(*(run_check(spec, ctx) for spec in specs)))
-    counts = {status: sum(c.status == status for c in checks) for status in STATUSES}
+    own_engine = None
+    if context.get("engine") is None:
+        try:  # one engine for all checks (SQLite dislikes concurrent first connections)
+            context["engine"] = own_engine = create_engine(settings.database_url)
+        except PhoneAgentError:
+            context["engine"] = None  # the database check reports the bad URL
+    try:
+        async with httpx.AsyncClient(timeout=deadline, follow_redirects=False) as http:
+            ctx = DoctorContext(settings=settings, http=http, timeout=deadline, **context)
+            checks = list(await asyncio.gather(*(run_check(spec, ctx) for spec in specs)))
+    finally:
+        if own_engine is not None:
+            await own_engine.dispose()
+    counts: dict[str, int] = {s: sum(c.status == s for c in checks) for s in STATUSES}
     return Report(status=overall(checks), counts=counts, checks=checks)
 
 

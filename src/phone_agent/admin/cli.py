@@ -1,0 +1,56 @@
+"""``phone-agent admin set-password``: set the admin page's password from the machine itself
+(first run without a browser, or a forgotten password). Every open admin session ends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy import delete
+
+from phone_agent.admin import auth
+from phone_agent.config import load_settings
+from phone_agent.errors import ConfigError
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
+from phone_agent.storage.migrate import upgrade
+from phone_agent.storage.tables import AdminSession
+
+admin_app = typer.Typer(help="The admin page's account.")
+
+
+async def _set_password(password: str) -> None:
+    runtime = Runtime.create(load_settings(os.environ), "all")
+    try:
+        await upgrade(runtime.engine)
+        await auth.set_password(runtime, password, actor="cli")
+        async with transaction(runtime.sessions) as session:
+            await session.execute(delete(AdminSession))
+    finally:
+        await runtime.close()
+
+
+@admin_app.command("set-password")
+def set_password(
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Set the admin password (argon2 hash in the database) and log every browser out."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New admin password", hide_input=True, confirmation_prompt=True)
+    if len(password) < auth.MIN_PASSWORD_LENGTH:
+        typer.echo(f"error: use at least {auth.MIN_PASSWORD_LENGTH} characters.", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(_set_password(password))
+    typer.echo("Admin password set; every admin session was ended.")
+    if settings.admin_password is not None:
+        typer.echo("Note: ADMIN_PASSWORD is set and replaces this password at the next login.", err=True)

@@ -1,0 +1,237 @@
+"""Knowledge & memory on the admin page: documents, knowledge search, callers and their memories.
+
+Documents and caller deletion go through the memory API (``memory_store_for``, ``delete_caller``)
+so chunks, embeddings and search indexes stay right whichever backend runs. Listing callers and
+editing or deleting a single memory read this process's database directly (the memory API has no
+such calls); with ``memory_backend=http`` those two are shown only when the memory rows live here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import delete, func, or_, select
+
+from phone_agent.admin import auth
+from phone_agent.admin.auth import AdminDep
+from phone_agent.admin.templating import render
+from phone_agent.api.deps import RuntimeDep
+from phone_agent.errors import NotFoundError
+from phone_agent.memory import MemoryItem, delete_caller, memory_store_for
+from phone_agent.memory.documents import DocumentError, document_text
+from phone_agent.memory.search import normalise_phone
+from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
+from phone_agent.storage.tables import AuditEntry, Call, Caller, Memory
+
+router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
+
+
+def masked_phone(phone: str) -> str:
+    """How the audit log names a caller: enough to tell callers apart, not enough to call them."""
+    return "…" + phone[-4:] if len(phone) > 4 else "…"
+
+
+def memories_editable(runtime: Runtime) -> bool:
+    """Single memories can be edited here when the memory rows are in this process's database."""
+    return runtime.settings.memory_backend == "local"
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def _audit(runtime: Runtime, actor: str, action: str, target: str, new: str | None = None) -> None:
+    async with transaction(runtime.sessions) as session:
+        session.add(AuditEntry(actor=actor, action=action, target=target[:200], new_value=new))
+
+
+async def search_callers(runtime: Runtime, query: str, *, limit: int = 25) -> list[dict[str, Any]]:
+    """Callers whose number or name contains ``query`` (all callers, newest first, when empty)."""
+    memories = select(Memory.caller_id, func.count().label("n")).group_by(Memory.caller_id).subquery()
+    stmt = select(Caller, memories.c.n).outerjoin(memories, memories.c.caller_id == Caller.id)
+    if query.strip():
+        pattern = f"%{query.strip().lower()}%"
+        digits = normalise_phone(query)
+        stmt = stmt.where(or_(Caller.phone.like(f"%{digits}%"), func.lower(Caller.name).like(pattern)))
+    stmt = stmt.order_by(Caller.last_call_at.desc().nulls_last(), Caller.id.desc()).limit(limit)
+    async with runtime.sessions() as session:
+        rows = (await session.execute(stmt)).all()
+    return [
+        {
+            "phone": caller.phone,
+            "name": caller.name,
+            "memories": n or 0,
+            "last_call_at": caller.last_call_at.isoformat() if caller.last_call_at else None,
+        }
+        for caller, n in rows
+    ]
+
+
+async def caller_view(runtime: Runtime, phone: str) -> dict[str, Any]:
+    """A caller's profile, memories (with ids) and calls."""
+    store = memory_store_for(runtime.settings, runtime)
+    context = await store.caller_context(phone, limit=500)
+    async with runtime.sessions() as session:
+        calls = (
+            await session.execute(
+                select(Call.call_sid, Call.started_at, Call.status, Call.summary)
+                .where(or_(Call.from_number == context.phone, Call.to_number == context.phone))
+                .order_by(Call.started_at.desc())
+                .limit(50)
+            )
+        ).all()
+    return {
+        "phone": context.phone,
+        "name": context.name,
+        "known": context.known or bool(calls),
+        "profile": context.profile,
+        "memories": [m.model_dump(mode="json") for m in context.memories],
+        "calls": [
+            {"call_sid": sid, "started_at": at.isoformat(), "status": status, "summary": summary}
+            for sid, at, status, summary in calls
+        ],
+    }
+
+
+@router.post("/admin/knowledge/documents")
+async def upload_document(
+    request: Request, runtime: RuntimeDep, admin: AdminDep, file: UploadFile
+) -> Response:
+    """Add an uploaded file (text, Markdown, HTML, PDF) to the knowledge base; 413 above max_upload_mb."""
+    limit = runtime.settings.max_upload_mb
+    auth.refuse_oversize(request, limit)
+    data = await file.read(limit * 1024 * 1024 + 1)
+    if len(data) > limit * 1024 * 1024:
+        raise auth.upload_too_large(limit)
+    try:
+        title, text, content_type = document_text(data, file.filename or "upload.txt", file.content_type)
+    except DocumentError as exc:
+        if _wants_json(request):
+            raise
+        return RedirectResponse(f"/admin?upload_error={quote(str(exc))}#knowledge", status_code=303)
+    store = memory_store_for(runtime.settings, runtime)
+    info = await store.add_document(
+        title=title, text=text, content_type=content_type, source_name=file.filename
+    )
+    await _audit(runtime, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
+    if _wants_json(request):
+        return JSONResponse(info.model_dump(mode="json"), status_code=201)
+    return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
+
+
+@router.post("/admin/knowledge/documents/{document_id}/delete")
+async def remove_document(
+    document_id: int, request: Request, runtime: RuntimeDep, admin: AdminDep
+) -> Response:
+    """Delete a document and its chunks."""
+    store = memory_store_for(runtime.settings, runtime)
+    if not await store.delete_document(document_id):
+        raise NotFoundError(f"No knowledge document {document_id}.")
+    await _audit(runtime, admin.actor, "knowledge.delete", f"document {document_id}")
+    if _wants_json(request):
+        return JSONResponse({"ok": True})
+    return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
+
+
+@router.get("/admin/api/knowledge/documents")
+async def documents(runtime: RuntimeDep) -> dict[str, Any]:
+    """Every knowledge document, newest first."""
+    store = memory_store_for(runtime.settings, runtime)
+    return {"documents": [d.model_dump(mode="json") for d in await store.list_documents()]}
+
+
+@router.get("/admin/api/knowledge/search")
+async def knowledge_search(runtime: RuntimeDep, q: str) -> dict[str, Any]:
+    """What the agent would find in the knowledge base for a question."""
+    store = memory_store_for(runtime.settings, runtime)
+    return {"hits": [h.model_dump() for h in await store.search_knowledge(q, limit=5)]}
+
+
+@router.get("/admin/api/callers")
+async def callers(runtime: RuntimeDep, q: str = "") -> dict[str, Any]:
+    """Callers matching a number or name."""
+    return {"callers": await search_callers(runtime, q)}
+
+
+@router.get("/admin/api/callers/{phone}")
+async def caller(phone: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """A caller's profile, memories and calls."""
+    view = await caller_view(runtime, phone)
+    if not view["known"]:
+        raise NotFoundError(f"No caller {phone}.")
+    return view
+
+
+@router.get("/admin/callers/{phone}")
+async def caller_page(phone: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """One caller: profile, memories (view, edit, delete), calls, and "delete all data"."""
+    view = await caller_view(runtime, phone)
+    if not view["known"]:
+        raise NotFoundError(f"No caller {phone}.")
+    context = {
+        "csrf_token": admin.csrf_token,
+        "caller": view,
+        "editable": memories_editable(runtime),
+        "saved": request.query_params.get("saved"),
+    }
+    return render(request, "caller.html", context)
+
+
+async def _own_memory(runtime: Runtime, phone: str, memory_id: int) -> Memory:
+    if not memories_editable(runtime):
+        raise NotFoundError("Memories are kept by the memory service (memory_backend=http); edit them there.")
+    async with runtime.sessions() as session:
+        row = (
+            await session.execute(
+                select(Memory)
+                .join(Caller, Caller.id == Memory.caller_id)
+                .where(Memory.id == memory_id, Caller.phone == normalise_phone(phone))
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"Caller {phone} has no memory {memory_id}.")
+    return row
+
+
+@router.post("/admin/callers/{phone}/memories/{memory_id}")
+async def edit_memory(
+    phone: str, memory_id: int, runtime: RuntimeDep, admin: AdminDep, content: str = Form(...)
+) -> Response:
+    """Reword a memory: stored again through the memory API so its search index and embedding follow."""
+    memory = await _own_memory(runtime, phone, memory_id)
+    if not content.strip():
+        return await delete_memory(phone, memory_id, runtime, admin)
+    async with transaction(runtime.sessions) as session:
+        await session.execute(delete(Memory).where(Memory.id == memory.id))
+    store = memory_store_for(runtime.settings, runtime)
+    await store.store_memories(
+        phone, [MemoryItem(content=content.strip(), kind=memory.kind, key=memory.key, score=0.0)]
+    )
+    await _audit(runtime, admin.actor, "memory.edit", f"caller {masked_phone(phone)} memory {memory_id}")
+    return RedirectResponse(f"/admin/callers/{normalise_phone(phone)}?saved=memory", status_code=303)
+
+
+@router.post("/admin/callers/{phone}/memories/{memory_id}/delete")
+async def delete_memory(phone: str, memory_id: int, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """Forget one memory of a caller."""
+    memory = await _own_memory(runtime, phone, memory_id)
+    async with transaction(runtime.sessions) as session:
+        await session.execute(delete(Memory).where(Memory.id == memory.id))
+    await _audit(runtime, admin.actor, "memory.delete", f"caller {masked_phone(phone)} memory {memory_id}")
+    return RedirectResponse(f"/admin/callers/{normalise_phone(phone)}?saved=memory", status_code=303)
+
+
+@router.post("/admin/callers/{phone}/delete")
+async def forget_caller(phone: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """Delete everything about a caller: profile, memories, calls and transcripts."""
+    deleted = await delete_caller(runtime, phone)
+    if not deleted:
+        raise NotFoundError(f"No data about {phone}.")
+    await _audit(runtime, admin.actor, "caller.delete", f"caller {masked_phone(phone)}")
+    if _wants_json(request):
+        return JSONResponse({"ok": True})
+    return RedirectResponse("/admin?saved=caller-deleted#knowledge", status_code=303)

@@ -1,0 +1,45 @@
+"""ElevenLabs failing (HTTP 500 at connect, or its socket dropped mid-call) → the caller still hears
+every reply, in the fallback voice (OpenAI TTS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from phone_agent.storage.tables import Call, CallTurn
+from tests.fakes.audio import is_silent, speech_wav
+
+
+@pytest.mark.parametrize("fault", ["http-500", "dropped-socket"])
+async def test_reply_is_heard_in_the_fallback_voice(agent_factory: Any, db_rows: Any, fault: str) -> None:
+    with agent_factory() as agent:
+        if fault == "http-500":
+            agent.elevenlabs.fail_next(20, status=500)  # every (re)connect attempt fails
+        else:
+            agent.elevenlabs.drop_next(1)  # the call's socket is cut after its first audio message
+        agent.openai.transcripts.append("Are you open on Sundays?")
+        agent.openai.script("No, we are closed on Sundays.")
+        async with agent.caller() as caller:
+            greeting_at = await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            greeting_ms = (
+                sum(
+                    len(a.audio) for a in caller.agent_audio if a.at >= greeting_at and not is_silent(a.audio)
+                )
+                / 8
+            )
+            turn = await caller.say_wav(speech_wav("Are you open on Sundays"))
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+    assert turn.speech_ended is not None
+    print(f"greeting audio {greeting_ms} ms; speech requests {agent.openai.speech_requests}")
+    assert greeting_ms >= 4000  # the whole greeting (79 characters) was heard, whoever spoke it
+    reply_audio = [a for a in caller.agent_audio if a.at > turn.speech_ended and not is_silent(a.audio)]
+    assert sum(len(a.audio) for a in reply_audio) / 8 > 1500  # 29 characters of speech
+    spoken = [r["input"] for r in agent.openai.speech_requests]
+    assert any("closed on Sundays" in text for text in spoken), spoken
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert turns[-1].text == "No, we are closed on Sundays."
