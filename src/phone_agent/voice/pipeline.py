@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -46,6 +47,9 @@ from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2
+# Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
+# "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
+TURN_FALLBACK_SECS = 1.0
 
 
 @dataclass
@@ -122,13 +126,14 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         ]
 
     context = LLMContext()
+    end_of_turn = TurnAnalyzerUserTurnStopStrategy(
+        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
+    )
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())]
-            ),
+            user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
             user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
