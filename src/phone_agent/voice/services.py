@@ -19,6 +19,7 @@ from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
+from phone_agent.voice.shared_http import SharedPoolOpenAILLMService, shared_http_client
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -52,13 +53,14 @@ def build_stt(settings: Settings) -> FrameProcessor:
     return OpenAISTTService(
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
         base_url=settings.openai_base_url,
+        http_client=shared_http_client(),
         settings=OpenAISTTService.Settings(model=settings.stt_model),
     )
 
 
 def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMService:
     """The chat model, streaming, on the configured OpenAI-compatible endpoint."""
-    return OpenAILLMService(
+    return SharedPoolOpenAILLMService(
         api_key=_require(settings, "openai_api_key", "the LLM"),
         base_url=settings.llm_base_url,
         settings=OpenAILLMService.Settings(
@@ -115,6 +117,7 @@ def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
     return OpenAITTSService(
         api_key=settings.secret("openai_api_key"),
         base_url=settings.openai_base_url,
+        http_client=shared_http_client(),
         sample_rate=OPENAI_TTS_SAMPLE_RATE,
         settings=OpenAITTSService.Settings(voice=settings.tts_fallback_voice, model=FALLBACK_TTS_MODEL),
     )
