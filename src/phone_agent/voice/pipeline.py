@@ -9,6 +9,7 @@ conversation keeps only what the caller heard (``PlayoutTracker``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -36,9 +37,10 @@ from pipecat.workers.runner import WorkerRunner
 from phone_agent.brain.persona import greeting_for, persona_prompt
 from phone_agent.config import Settings
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import caller_name, finish_call, open_call
+from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import PlayoutTracker
+from phone_agent.voice.prefetch import caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_llm, build_primary_tts, build_stt
@@ -95,11 +97,11 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     """Build the pipeline of one call (nothing runs until ``run_call``)."""
     settings = runtime.settings  # this call keeps the settings it started with
     caller = start.parameters.get("caller") or None
-    call_id = await open_call(
-        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    call_id, known = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
     )
-    name = await caller_name(runtime.sessions, caller)
-    greeting = greeting_for(settings, name)
+    greeting = greeting_for(settings, known.name)
 
     transport = FastAPIWebsocketTransport(
         websocket,
