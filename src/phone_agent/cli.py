@@ -15,6 +15,7 @@ from rich.table import Table
 
 from phone_agent import __version__
 from phone_agent.admin import cli as admin_cli
+from phone_agent.brain import cli as brain_cli
 from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
 from phone_agent.memory.cli import register as register_memory_commands
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.command("chat")(brain_cli.chat)
 app.add_typer(admin_cli.admin_app, name="admin")
 
 console = Console()
