@@ -11,12 +11,15 @@ the conversation keeps only what the caller heard (``PlayoutTracker``).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -39,11 +42,13 @@ from phone_agent.brain.persona import greeting_for
 from phone_agent.brain.pipeline import build_call_brain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
-from phone_agent.memory.calls import fetch_caller_context, schedule_after_call
+from phone_agent.memory.calls import schedule_after_call
+from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
+from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
@@ -51,7 +56,10 @@ from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmart
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
-VAD_STOP_SECS = 0.2
+VAD_STOP_SECS = 0.15  # Pipecat: 0.2; smart-turn and the 1 s fallback guard against cutting in
+# Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
+# "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
+TURN_FALLBACK_SECS = 1.0
 
 
 @dataclass
@@ -98,10 +106,10 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     """Build the pipeline of one call (nothing runs until ``run_call``)."""
     settings = runtime.settings  # this call keeps the settings it started with
     caller = start.parameters.get("caller") or None
-    call_id = await open_call(
-        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    call_id, caller_context = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
     )
-    caller_context = await fetch_caller_context(runtime, caller) if caller else None
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
@@ -149,14 +157,15 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         ]
 
     context = LLMContext(tools=brain.tools)
+    end_of_turn = TurnAnalyzerUserTurnStopStrategy(
+        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
+    )
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
             user_idle_timeout=settings.idle_timeout_seconds,
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())]
-            ),
         ),
     )
     pipeline = Pipeline(
@@ -258,10 +267,18 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
     """Run one call to its end and close its records."""
     session = await build_call(websocket, runtime, start)
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+
+    async def on_command(action: str, params: dict[str, Any]) -> None:
+        await live_call_command(session, action, params)
+
+    metrics.call_started(start.parameters.get("direction", "inbound"))
     try:
-        await runner.add_workers(session.task)
-        await runner.run()
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(session.task)
+            await runner.run()
     finally:
+        metrics.call_ended(session.end_reason)
         await session.recorder.flush()
         await finish_call(
             runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=session.end_reason
@@ -274,6 +291,15 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
             session.tracker.marks_sent,
         )
     return session
+
+
+async def live_call_command(session: CallSession, action: str, params: dict[str, Any]) -> None:
+    """A command for this live call sent from any process (e.g. the admin's "hang up")."""
+    if action == "hangup":
+        logger.info("hanging up on request ({})", params.get("reason") or "admin")
+        await hang_up(session, str(params.get("reason") or "admin"))
+    else:
+        logger.warning("ignoring unknown live-call command {!r}", action)
 
 
 async def hang_up(session: CallSession, reason: str) -> None:

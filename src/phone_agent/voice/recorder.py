@@ -30,6 +30,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameProcessor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from phone_agent.ops import metrics
 from phone_agent.voice.call_records import add_turn
 
 CALLER_MARKS = ("caller_stopped", "turn_detected", "stt_final")
@@ -138,6 +139,7 @@ class CallRecorder(BaseObserver):
         ``planned``: what the agent meant to say, when no LLM reply (e.g. a spoken prompt) tells it.
         """
         marks = dict(self._exchange.marks)
+        metrics.observe_turn(marks)
         planned_text = "".join(self._exchange.planned) or planned or None
         self._store(TurnRecord("agent", text, marks, planned_text, interrupted, tool_calls or None))
         self._exchange = _Exchange()
