@@ -254,7 +254,7 @@ def keep_only_heard(context: LLMContext, said: str, heard: str) -> None:
         if isinstance(message, dict) and message.get("role") == "assistant":
             if said and message.get("content") != said:
                 return  # not the message of this turn
-            updated = list(messages)
+            updated: list[Any] = list(messages)
             if heard:
                 updated[index] = {**message, "content": heard}
             else:

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -50,7 +51,7 @@ class SpokenText:
 class PlayoutTracker(FrameProcessor):
     """Marks agent audio for Twilio and keeps the text of the current reply with its positions."""
 
-    def __init__(self, *, stream_sid: str, **kwargs: object) -> None:
+    def __init__(self, *, stream_sid: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._stream_sid = stream_sid
         self.sent_ms = 0.0  # agent audio sent so far
