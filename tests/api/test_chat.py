@@ -139,6 +139,8 @@ async def test_streamed_completion_with_usage(served: Served, fake_openai: FakeO
         stream=True,
         stream_options={"include_usage": True},
         extra_headers={"X-Caller": CALLER},
+        temperature=0.2,
+        max_tokens=60,
     )
     chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -149,6 +151,8 @@ async def test_streamed_completion_with_usage(served: Served, fake_openai: FakeO
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == len(tokenize(text))
     assert all(c.id == chunks[0].id for c in chunks)
+    sent = fake_openai.chat_requests[0]  # the client's sampling options reach the LLM
+    assert (sent["temperature"], sent["max_tokens"], sent["model"]) == (0.2, 60, "gpt-4o-mini")
 
 
 async def test_wrong_or_missing_key_is_401_in_openai_shape(served: Served) -> None:

@@ -3,6 +3,7 @@ both down → canned reply by the deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -154,3 +155,26 @@ def _closed_port() -> int:
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+async def test_a_cancelled_request_releases_its_attempts(
+    tmp_path: Path, fake_openai: FakeOpenAI, secondary: FakeOpenAI
+) -> None:
+    """Barge-in cancels the LLM while it waits: the hanging attempts are dropped, the chain still works."""
+    fake_openai.hang_next()
+    chain = LLMChain.from_settings(chain_settings(tmp_path, fake_openai.url + "/v1", secondary))
+    try:
+        task = asyncio.create_task(chain.stream(messages=MESSAGES))
+        for _ in range(1000):  # wait (up to 10 s) until the primary has the request
+            if fake_openai.requests_to("/chat/completions"):
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert secondary.requests == []  # cancelled before the secondary's turn
+        fake_openai.script("Still here.")
+        text, _ = await collect(await chain.stream(messages=MESSAGES))
+        assert text == "Still here."
+    finally:
+        await chain.aclose()

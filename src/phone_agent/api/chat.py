@@ -27,19 +27,27 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.brain.agent import TurnResult
-from phone_agent.brain.builtins._common import caller_id
 from phone_agent.brain.components import agent_for, tool_context_for
+from phone_agent.brain.conversations import ConversationEnded, open_conversation, store_exchange
 from phone_agent.config import mask_secret
+from phone_agent.errors import NotFoundError
 from phone_agent.memory.calls import schedule_after_call
-from phone_agent.runtime import Runtime
-from phone_agent.storage.db import transaction
-from phone_agent.storage.tables import Call, CallTurn, utcnow
 
 AGENT_MODEL = "phone-agent"
+# Client options handed to the LLM as they are; anything else OpenAI knows is accepted and ignored.
+SAMPLING_OPTIONS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+)
 
 
 class APIProblem(Exception):
@@ -193,7 +201,8 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions, answered by the agent (persona, memory, tools, LLM chain)."""
     body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
-    builtin = set(agent_for(runtime).registry.names)
+    agent = agent_for(runtime)
+    builtin = set(agent.registry.names)
     external = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
     clash = [t["function"]["name"] for t in external if t["function"]["name"] in builtin]
     if clash:
@@ -209,13 +218,16 @@ async def chat_completions(
     if not history:
         raise APIProblem(422, "Invalid request: messages needs at least one user message.", param="messages")
     caller = x_caller or body.user
-    agent = agent_for(runtime)
+    extra = body.model_extra or {}
+    sampling = {name: extra[name] for name in SAMPLING_OPTIONS if extra.get(name) is not None}
     ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
     if not body.stream:
-        result = await agent.run_turn(history, ctx, extra_instructions=instructions, external_tools=external)
+        result = await agent.run_turn(
+            history, ctx, extra_instructions=instructions, external_tools=external, sampling=sampling
+        )
         message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
         if result.external_tool_calls:
             message["tool_calls"] = result.external_tool_calls
@@ -241,7 +253,12 @@ async def chat_completions(
     async def produce() -> None:
         try:
             result = await agent.run_turn(
-                history, ctx, extra_instructions=instructions, external_tools=external, on_text=on_text
+                history,
+                ctx,
+                extra_instructions=instructions,
+                external_tools=external,
+                on_text=on_text,
+                sampling=sampling,
             )
             for index, call in enumerate(result.external_tool_calls):
                 delta = {"tool_calls": [{"index": index, **call}]}
@@ -273,10 +290,17 @@ async def chat_completions(
 async def chat(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """One message of a server-side conversation; the reply and what the agent did."""
     body: ChatRequest = await _parse(request, ChatRequest)
-    call, history, seq = await _load_conversation(runtime, body)
+    try:
+        call, history, seq = await open_conversation(
+            runtime.sessions, caller=body.caller, conversation_id=body.conversation_id
+        )
+    except NotFoundError as exc:
+        raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
+    except ConversationEnded as exc:
+        raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
     ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
     result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
-    await _store_turn(runtime, call.id, seq, body.message, result)
+    await store_exchange(runtime.sessions, call_id=call.id, seq=seq, message=body.message, result=result)
     if result.ended:  # learn from the conversation, as after a phone call
         schedule_after_call(runtime, call.call_sid)
     return {
@@ -286,103 +310,6 @@ async def chat(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
         "tool_calls": result.tool_records,
         "provider": result.provider,
     }
-
-
-# -- conversation storage -----------------------------------------------------------------------------
-async def _load_conversation(runtime: Runtime, body: ChatRequest) -> tuple[Call, list[dict[str, Any]], int]:
-    """The conversation's call row, its history as messages, and the next turn number."""
-    async with transaction(runtime.sessions) as session:
-        if body.conversation_id:
-            call = await session.scalar(
-                select(Call).where(Call.call_sid == body.conversation_id, Call.direction == "chat")
-            )
-            if call is None or call.from_number != body.caller:
-                raise APIProblem(
-                    404,
-                    f"No conversation {body.conversation_id!r} for this caller.",
-                    param="conversation_id",
-                    code="conversation_not_found",
-                )
-            if call.status == "completed":
-                raise APIProblem(
-                    409,
-                    "This conversation has ended; send no conversation_id to start a new one.",
-                    param="conversation_id",
-                    code="conversation_ended",
-                )
-            turns = (
-                await session.scalars(
-                    select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq)
-                )
-            ).all()
-            return call, _history_from_turns(turns), len(turns)
-        call = Call(
-            call_sid=f"chat-{uuid.uuid4().hex}",
-            caller_id=await caller_id(session, body.caller),
-            from_number=body.caller,
-            direction="chat",
-            status="in-progress",
-        )
-        session.add(call)
-        await session.flush()
-        return call, [], 0
-
-
-def _history_from_turns(turns: Any) -> list[dict[str, Any]]:
-    """Stored turns back to messages: tool calls are replayed so the model remembers their results."""
-    history: list[dict[str, Any]] = []
-    for turn in turns:
-        if turn.role == "caller":
-            history.append({"role": "user", "content": turn.text})
-            continue
-        records = [r for r in turn.tool_calls or [] if r.get("id")]
-        if records:
-            history.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": r["id"],
-                            "type": "function",
-                            "function": {"name": r["name"], "arguments": json.dumps(r["arguments"])},
-                        }
-                        for r in records
-                    ],
-                }
-            )
-            history.extend(
-                {
-                    "role": "tool",
-                    "tool_call_id": r["id"],
-                    "content": json.dumps(
-                        {"ok": r["ok"], **r["result"]} if r["ok"] else {"ok": False, "error": r["error"]}
-                    ),
-                }
-                for r in records
-            )
-        if turn.text:
-            history.append({"role": "assistant", "content": turn.text})
-    return history
-
-
-async def _store_turn(runtime: Runtime, call_id: int, seq: int, message: str, result: TurnResult) -> None:
-    async with transaction(runtime.sessions) as session:
-        session.add(CallTurn(call_id=call_id, seq=seq, role="caller", text=message))
-        session.add(
-            CallTurn(
-                call_id=call_id,
-                seq=seq + 1,
-                role="agent",
-                text=result.text,
-                planned_text=result.text,
-                tool_calls=result.tool_records or None,
-            )
-        )
-        if result.ended:
-            call = await session.get(Call, call_id)
-            if call is not None:
-                call.status, call.ended_at, call.end_reason = "completed", utcnow(), result.end_reason
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

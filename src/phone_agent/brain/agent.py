@@ -74,8 +74,12 @@ class Agent:
         extra_instructions: str = "",
         external_tools: Sequence[dict[str, Any]] = (),
         on_text: TextSink | None = None,
+        sampling: dict[str, Any] | None = None,
     ) -> TurnResult:
-        """Answer the last user message of ``history`` (OpenAI-form messages, oldest first)."""
+        """Answer the last user message of ``history`` (OpenAI-form messages, oldest first).
+
+        ``sampling`` holds request options passed to the LLM as given (temperature, max_tokens, ...).
+        """
         settings = ctx.settings
         caller, knowledge = await self.recall(ctx.caller_phone, last_user_text(history))
         if caller is not None and caller.name and not ctx.caller_name:
@@ -95,7 +99,7 @@ class Agent:
                 now=ctx.now(),
                 extra_instructions=extra_instructions,
             )
-            params: dict[str, Any] = {"messages": packed.messages}
+            params: dict[str, Any] = {**(sampling or {}), "messages": packed.messages}
             if tools:
                 params |= {"tools": tools, "tool_choice": "none" if limit_hit else "auto"}
             text, calls = await self._complete(params, result, on_text)

@@ -78,6 +78,8 @@ class ChainedLLMService(OpenAILLMService):
             **kwargs,
         )
         self.chain = chain
+        # One-shot inferences (run_inference) share the primary's client: no pool per call.
+        self._client = chain.endpoints[0].client
         self.app_settings = settings
         self.caller = caller
         self.memory = memory

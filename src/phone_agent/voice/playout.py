@@ -3,7 +3,7 @@
 ``PlayoutTracker`` sits just before the output transport. After every chunk of agent audio it
 queues a ``mark`` named with the position (ms of agent audio sent so far in this call); Twilio
 echoes a mark once everything queued before it has played on the phone. Words are placed on the
-same timeline, so at a barge-in the words whose audio had started playing are what was heard.
+same timeline, so at a barge-in the words whose audio was played are what was heard.
 Marks echoed after an interruption are ignored: Twilio echoes the pending ones on ``clear``
 without playing them.
 
@@ -11,19 +11,24 @@ Placing a word: Pipecat's word ``pts`` is a clock reading (when the context's fi
 the TTS, or the previous word's pts if that is later) plus the word's time in the alignment, so only
 pts differences *within one TTS context* are audio time. A word is placed at its context's first
 audio on our timeline plus that difference, never beyond the audio sent when it arrives. A word
-the TTS could not time carries the previous word's pts (ElevenLabs: a word opening a new text
-message with no space before it, merged with the word before; a context's force-completed last
-word): it is placed at a point its audio starts before — the next timed word's start, or the end
-of the audio sent when it arrived — so it is never counted as heard before it played.
+the TTS could not time carries the previous word's pts. When a timed word of its context follows,
+it is one that opened a new text message with no space before it (ElevenLabs merged it into the
+word before): its audio starts with the last audio chunk before it. Otherwise (a context's
+force-completed last word) it is placed at the end of the audio sent when it arrived. Either way
+no word is placed before its audio.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
     Frame,
     InterruptionFrame,
     OutputTransportMessageFrame,
@@ -32,13 +37,26 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
+QUIET_AFTER_SPEECH_SECS = 0.3  # no new agent audio for this long = the agent has finished
+SPEECH_END_TIMEOUT_SECS = 30.0
 MARK_INTERVAL_MS = 200  # finest unit of "heard": one mark per this much agent audio
 CONTEXT_CLOCKS_KEPT = 8  # TTS contexts whose word clock is remembered (a reply uses one or two)
+
+
+@dataclass
+class ContextClock:
+    """Where one TTS context's word clock sits on the agent-audio timeline."""
+
+    audio_start_ms: float  # sent_ms when the context's first audio went out
+    chunk_ms: float  # sent_ms when its latest audio chunk went out
+    first_pts: int | None = None  # pts of its first word: the clock reading at that audio
+    last_pts: int | None = None
 
 
 @dataclass
@@ -48,21 +66,9 @@ class SpokenText:
     text: str
     offset_ms: float
     spaced: bool  # the text carries its own spacing (no space to add before it)
-    context_id: str | None = None
+    clock: ContextClock | None = field(default=None, repr=False, compare=False)
     timed: bool = True  # False: no time of its own; its audio starts before offset_ms
-
-    def started_by(self, played_ms: float) -> bool:
-        """Whether its audio had started once ``played_ms`` of agent audio had played."""
-        return self.offset_ms < played_ms or (not self.timed and self.offset_ms <= played_ms)
-
-
-@dataclass
-class ContextClock:
-    """Where one TTS context's word clock sits on the agent-audio timeline."""
-
-    audio_start_ms: float  # sent_ms when the context's first audio went out
-    first_pts: int | None = None  # pts of its first word: the clock reading at that audio
-    last_pts: int | None = None
+    chunk_ms: float = 0.0  # untimed: where the last audio chunk of its context before it started
 
 
 class PlayoutTracker(FrameProcessor):
@@ -76,15 +82,36 @@ class PlayoutTracker(FrameProcessor):
         self.marks_sent = 0
         self.marks_played = 0
         self._reply: list[SpokenText] = []
+        self._reply_audio_end = 0.0
         self._clocks: dict[str | None, ContextClock] = {}
         self._interrupted_at: float | None = None  # played_ms frozen at the last barge-in
 
     # -- what was heard ---------------------------------------------------------------------------
     def reply_text(self, *, heard_only: bool) -> str:
-        """The current reply's text: all of it, or only what had been played at the barge-in."""
+        """The current reply's text: all of it, or only the words played in full before the barge-in.
+
+        A word counts as heard once the next word's audio has started playing (the last word: once
+        the reply's audio has all played), so a word cut off in the middle is not kept.
+        """
+        if not heard_only:
+            return _join(self._reply)
         limit = self._interrupted_at if self._interrupted_at is not None else self.played_ms
-        parts = [p for p in self._reply if not heard_only or p.started_by(limit)]
-        return _join(parts)
+        ends = [part.offset_ms for part in self._reply[1:]] + [self._reply_audio_end]
+        return _join([part for part, end in zip(self._reply, ends, strict=True) if end <= limit])
+
+    async def wait_until_played(self, *, since_ms: float, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until agent audio sent after ``since_ms`` has all been played by the phone."""
+        deadline = time.monotonic() + timeout
+        last_sent, steady_since = self.sent_ms, time.monotonic()
+        while time.monotonic() < deadline:
+            if self.sent_ms != last_sent:
+                last_sent, steady_since = self.sent_ms, time.monotonic()
+            done = self.sent_ms > since_ms and self.played_ms >= self.sent_ms - 1
+            if done and time.monotonic() - steady_since >= QUIET_AFTER_SPEECH_SECS:
+                return True
+            await asyncio.sleep(0.05)
+        logger.warning("gave up waiting for the phone to play the last words")
+        return False
 
     # -- frames -----------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -110,10 +137,12 @@ class PlayoutTracker(FrameProcessor):
 
     async def _send_marked_audio(self, frame: TTSAudioRawFrame) -> None:
         """Forward TTS audio in pieces of at most MARK_INTERVAL_MS, each followed by a mark."""
-        if frame.context_id not in self._clocks:
-            self._clocks[frame.context_id] = ContextClock(audio_start_ms=self.sent_ms)
+        clock = self._clocks.get(frame.context_id)
+        if clock is None:
+            clock = self._clocks[frame.context_id] = ContextClock(self.sent_ms, self.sent_ms)
             if len(self._clocks) > CONTEXT_CLOCKS_KEPT:
                 del self._clocks[next(iter(self._clocks))]
+        clock.chunk_ms = self.sent_ms
         bytes_per_ms = 2 * frame.sample_rate * frame.num_channels / 1000
         step = max(2, int(MARK_INTERVAL_MS * bytes_per_ms) // 2 * 2)
         if len(frame.audio) <= step:
@@ -132,33 +161,32 @@ class PlayoutTracker(FrameProcessor):
         for piece in pieces:
             await self.push_frame(piece)
             self.sent_ms += len(piece.audio) / bytes_per_ms
+            self._reply_audio_end = self.sent_ms
             await self._send_mark()
 
     def _start_reply(self) -> None:
         self._reply = []
+        self._reply_audio_end = self.sent_ms
         self._interrupted_at = None
 
     def _add_text(self, frame: TTSTextFrame) -> None:
         if not frame.text:
             return
-        # untimed: sentence-level text follows its audio; a word without a time of its own
-        # follows the audio it came with
-        part = SpokenText(
-            frame.text, self.sent_ms, frame.includes_inter_frame_spaces, frame.context_id, timed=False
-        )
         clock = self._clocks.get(frame.context_id)
+        # untimed: sentence-level text follows its audio, so does a word without a time of its own
+        part = SpokenText(frame.text, self.sent_ms, frame.includes_inter_frame_spaces, clock, timed=False)
+        part.chunk_ms = clock.chunk_ms if clock else self.sent_ms
         if frame.pts and clock is not None and len(frame.text.split()) == 1:
             if clock.first_pts is None:
                 clock.first_pts = frame.pts
             if clock.last_pts is None or frame.pts > clock.last_pts:
                 clock.last_pts = frame.pts
                 start = clock.audio_start_ms + (frame.pts - clock.first_pts) / 1e6
-                # beyond the audio sent, the clock is off: the word's audio starts before sent_ms
-                part.offset_ms, part.timed = min(self.sent_ms, start), start < self.sent_ms
-                for earlier in reversed(self._reply):  # untimed words just before start before it
-                    if earlier.timed or earlier.context_id != part.context_id:
+                part.offset_ms, part.timed = min(self.sent_ms, start), True  # never beyond its audio
+                for earlier in reversed(self._reply):  # untimed words that opened a text message
+                    if earlier.timed or earlier.clock is not clock:
                         break
-                    earlier.offset_ms = min(earlier.offset_ms, part.offset_ms)
+                    earlier.offset_ms = min(earlier.offset_ms, earlier.chunk_ms, part.offset_ms)
         self._reply.append(part)
 
     async def _send_mark(self) -> None:
@@ -178,6 +206,26 @@ class PlayoutTracker(FrameProcessor):
             return
         self.marks_played += 1
         self.played_ms = max(self.played_ms, position)
+
+
+class SpeechEndWatcher(BaseObserver):
+    """Calls ``on_played`` each time the agent stops talking and the phone has played it all
+    (the brain's ``end_call``/``transfer_call`` wait for this before acting)."""
+
+    def __init__(self, tracker: PlayoutTracker, on_played: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(observe_every_push=False)
+        self._tracker, self._on_played = tracker, on_played
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        if isinstance(data.frame, BotStoppedSpeakingFrame) and (
+            self._waiting is None or self._waiting.done()
+        ):
+            self._waiting = asyncio.create_task(self._when_played())
+
+    async def _when_played(self) -> None:
+        if await self._tracker.wait_until_played(since_ms=-1, timeout=SPEECH_END_TIMEOUT_SECS):
+            await self._on_played()
 
 
 def _join(parts: list[SpokenText]) -> str:

@@ -1,6 +1,6 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
-STT: OpenAI transcription (default) or Deepgram streaming. LLM: OpenAI-compatible chat streaming.
+STT: OpenAI transcription (default) or Deepgram streaming (the LLM is the brain's: brain/pipeline.py).
 TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS) behind a failover switcher.
 Every provider is reached through the base URL in Settings.
 """
@@ -12,7 +12,6 @@ from typing import Any
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.config import Settings
@@ -52,19 +51,6 @@ def build_stt(settings: Settings) -> FrameProcessor:
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
         base_url=settings.openai_base_url,
         settings=OpenAISTTService.Settings(model=settings.stt_model),
-    )
-
-
-def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMService:
-    """The chat model, streaming, on the configured OpenAI-compatible endpoint."""
-    return OpenAILLMService(
-        api_key=_require(settings, "openai_api_key", "the LLM"),
-        base_url=settings.llm_base_url,
-        settings=OpenAILLMService.Settings(
-            model=settings.llm_model,
-            temperature=settings.llm_temperature,
-            system_instruction=system_instruction,
-        ),
     )
 
 

@@ -1,0 +1,61 @@
+"""``phone-agent chat``: talk to the agent from a terminal, in-process (same brain as a call)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from phone_agent.config import Settings
+
+
+def chat(
+    message: Annotated[
+        str | None, typer.Argument(help="One message; without it, read lines from stdin.")
+    ] = None,
+    caller: Annotated[str, typer.Option(help="Caller number: memory and tools act for this caller.")] = (
+        "+15550000000"
+    ),
+) -> None:
+    """Chat with the agent (persona, memory, tools, LLM chain) without a phone; tool calls are shown."""
+    from phone_agent.cli import _settings_with_overrides, console, settings_or_exit
+
+    settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
+    lines = [message] if message is not None else (line.strip() for line in sys.stdin)
+    asyncio.run(converse(settings, caller, lines, console))
+
+
+async def converse(settings: Settings, caller: str, lines: Iterable[str], console: Console) -> None:
+    """Run one conversation over ``lines`` and print each reply and tool call."""
+    from phone_agent.brain.components import agent_for, tool_context_for
+    from phone_agent.runtime import Runtime
+    from phone_agent.storage.db import is_sqlite
+    from phone_agent.storage.migrate import upgrade
+
+    runtime = Runtime.create(settings, "all")
+    try:
+        if is_sqlite(settings.database_url):
+            await upgrade(runtime.engine)
+        agent = agent_for(runtime)
+        ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
+        history: list[dict[str, Any]] = []
+        for line in lines:
+            if not line:
+                continue
+            history.append({"role": "user", "content": line})
+            result = await agent.run_turn(history, ctx)
+            history.extend(result.new_messages)
+            for record in result.tool_records:
+                outcome = "ok" if record["ok"] else f"error: {record['error']}"
+                console.print(f"  [tool] {record['name']} {record['arguments']} -> {outcome}", markup=False)
+            console.print(f"{settings.agent_name}: {result.text}", highlight=False, markup=False)
+            if result.ended:
+                break
+    finally:
+        await runtime.close()
