@@ -111,6 +111,14 @@ async def test_learning_runs_in_the_background_and_survives_a_bad_reply(
     assert await extract_and_store_after_call(runtime_for, "CA-unknown") is None
 
 
+async def test_a_call_where_the_caller_said_nothing_costs_no_llm_request(
+    runtime_for: Runtime, openai_fake: FakeOpenAI
+) -> None:
+    await record_call(runtime_for, "CA-silent", MARIA, [("agent", "Hello, thanks for calling.")])
+    assert await extract_and_store_after_call(runtime_for, "CA-silent") is None
+    assert openai_fake.chat_requests == []
+
+
 async def test_fetch_caller_context_never_waits_long_or_raises(runtime_for: Runtime) -> None:
     class SlowStore:
         async def caller_context(self, phone: str, *, limit: int = 8) -> CallerContext:

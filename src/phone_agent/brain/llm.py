@@ -36,6 +36,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
 from phone_agent.ops import metrics
+from phone_agent.voice.shared_http import shared_http_client
 
 CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
 REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
@@ -259,6 +260,7 @@ def _client(base_url: str, api_key: str | None) -> AsyncOpenAI:
         api_key=api_key or "not-set",  # never fall back to OPENAI_API_KEY from the process env
         max_retries=0,
         timeout=REQUEST_TIMEOUT,
+        http_client=shared_http_client(),  # a chain per call must not cost a pool + TLS set-up per call
     )
 
 

@@ -11,6 +11,7 @@ the conversation keeps only what the caller heard (``PlayoutTracker``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -40,12 +42,13 @@ from phone_agent.brain.persona import greeting_for
 from phone_agent.brain.pipeline import build_call_brain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
-from phone_agent.memory.calls import fetch_caller_context, schedule_after_call
+from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
+from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
@@ -53,7 +56,10 @@ from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmart
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
-VAD_STOP_SECS = 0.2
+VAD_STOP_SECS = 0.15  # Pipecat: 0.2; smart-turn and the 1 s fallback guard against cutting in
+# Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
+# "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
+TURN_FALLBACK_SECS = 1.0
 
 
 @dataclass
@@ -100,10 +106,10 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     """Build the pipeline of one call (nothing runs until ``run_call``)."""
     settings = runtime.settings  # this call keeps the settings it started with
     caller = start.parameters.get("caller") or None
-    call_id = await open_call(
-        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    call_id, caller_context = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
     )
-    caller_context = await fetch_caller_context(runtime, caller) if caller else None
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
@@ -151,14 +157,15 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         ]
 
     context = LLMContext(tools=brain.tools)
+    end_of_turn = TurnAnalyzerUserTurnStopStrategy(
+        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
+    )
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
             user_idle_timeout=settings.idle_timeout_seconds,
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())]
-            ),
         ),
     )
     pipeline = Pipeline(
