@@ -256,7 +256,9 @@ def keep_only_heard(context: LLMContext, said: str, heard: str) -> None:
                 return  # not the message of this turn
             updated: list[Any] = list(messages)
             if heard:
-                updated[index] = {**message, "content": heard}
+                replaced = message.copy()
+                replaced["content"] = heard
+                updated[index] = replaced
             else:
                 del updated[index]
             context.set_messages(updated)
