@@ -20,6 +20,7 @@ from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
 from phone_agent.memory.cli import register as register_memory_commands
 from phone_agent.ops import cli as ops_cli
+from phone_agent.voice import call_cli as voice_cli
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.command("call")(voice_cli.call)
 app.command("chat")(brain_cli.chat)
 app.add_typer(admin_cli.admin_app, name="admin")
 

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Caller
-from phone_agent.voice.prefetch import EXTRA_KEY, caller_context, prefetch_call
+from phone_agent.voice.prefetch import EXTRA_KEY, prefetch_call, take_caller_context
 
 
 def count_queries(runtime: Runtime) -> list[str]:
@@ -29,19 +29,19 @@ async def test_prefetched_context_is_used_without_a_query(runtime: Any) -> None:
     prefetch_call(runtime, call_sid="CA1", caller="+15550001111")
     await runtime.extras[EXTRA_KEY]["CA1"].task  # the webhook has long answered by now
     statements = count_queries(runtime)
-    context = await caller_context(runtime, call_sid="CA1", caller="+15550001111")
-    assert context.name == "Maria" and statements == []
+    context = await take_caller_context(runtime, call_sid="CA1", caller="+15550001111")
+    assert context is not None and context.name == "Maria" and statements == []
     assert "CA1" not in runtime.extras[EXTRA_KEY]  # used once
 
 
 async def test_without_prefetch_or_for_another_number_it_fetches(runtime: Any) -> None:
     await add_caller(runtime, "+15550002222", "Ann")
     statements = count_queries(runtime)
-    assert (await caller_context(runtime, call_sid="CA2", caller="+15550002222")).name == "Ann"
-    assert len(statements) == 1
+    assert (await take_caller_context(runtime, call_sid="CA2", caller="+15550002222")).name == "Ann"
+    assert statements  # fetched from the database at stream start
     prefetch_call(runtime, call_sid="CA3", caller="+15550009999")
-    context = await caller_context(runtime, call_sid="CA3", caller="+15550002222")  # signed number wins
-    assert context.name == "Ann" and context.phone == "+15550002222"
+    context = await take_caller_context(runtime, call_sid="CA3", caller="+15550002222")  # signed number wins
+    assert context is not None and context.name == "Ann" and context.phone == "+15550002222"
 
 
 def test_incoming_webhook_starts_the_prefetch(tmp_path: Any) -> None:
@@ -60,8 +60,8 @@ def test_incoming_webhook_starts_the_prefetch(tmp_path: Any) -> None:
         assert FORM["CallSid"] in runtime.extras[EXTRA_KEY]  # fetching while Twilio connects the stream
 
         async def stream_starts() -> Any:
-            return await caller_context(runtime, call_sid=FORM["CallSid"], caller=FORM["From"])
+            return await take_caller_context(runtime, call_sid=FORM["CallSid"], caller=FORM["From"])
 
         context = client.portal.call(stream_starts)
         assert FORM["CallSid"] not in runtime.extras[EXTRA_KEY]  # taken by the stream
-        assert context.phone == FORM["From"] and context.name is None
+        assert context.phone == FORM["From"] and context.name is None and not context.known

@@ -1,6 +1,6 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
-STT: OpenAI transcription (default) or Deepgram streaming. LLM: OpenAI-compatible chat streaming.
+STT: OpenAI transcription (default) or Deepgram streaming (the LLM is the brain's: brain/pipeline.py).
 TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS) behind a failover switcher.
 Every provider is reached through the base URL in Settings.
 """
@@ -12,14 +12,13 @@ from typing import Any
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
-from phone_agent.voice.shared_http import SharedPoolOpenAILLMService, shared_http_client
+from phone_agent.voice.shared_http import shared_http_client
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -55,19 +54,6 @@ def build_stt(settings: Settings) -> FrameProcessor:
         base_url=settings.openai_base_url,
         http_client=shared_http_client(),
         settings=OpenAISTTService.Settings(model=settings.stt_model),
-    )
-
-
-def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMService:
-    """The chat model, streaming, on the configured OpenAI-compatible endpoint."""
-    return SharedPoolOpenAILLMService(
-        api_key=_require(settings, "openai_api_key", "the LLM"),
-        base_url=settings.llm_base_url,
-        settings=OpenAILLMService.Settings(
-            model=settings.llm_model,
-            temperature=settings.llm_temperature,
-            system_instruction=system_instruction,
-        ),
     )
 
 
