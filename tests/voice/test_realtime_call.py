@@ -63,3 +63,92 @@ async def test_caller_hears_greeting_and_a_spoken_reply(
         ("agent", "Of course. For what day and time?"),
     ]
     assert {"stt_final", "tts_first_audio", "first_audio_sent"} <= set(turns[2].marks), turns[2].marks
+
+
+REPLY = (
+    "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "
+    "with black truffles, a grilled sea bass, and a lemon sorbet to finish."
+)
+
+
+async def test_caller_speech_during_the_reply_clears_it(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.audio_realtime_factor = 1.0  # the model speaks as fast as the phone plays
+    fake.transcripts.extend(["Tell me about the tasting menu.", "How much does it cost?"])
+    fake.script(GREETING, REPLY, "It is ninety dollars.")
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            question = await caller.say_wav(speech_wav("Tell me about the tasting menu"))
+            await caller.wait_for_agent_audio(timeout=20, since=question.speech_ended)
+            await caller.send_silence(1.5)  # let part of the reply play
+            barge = await caller.say_wav(speech_wav("How much does it cost"))
+            await caller.wait_for_agent_audio(timeout=20, since=barge.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+
+    assert caller.protocol_errors == []
+    assert barge.speech_started is not None and barge.speech_ended is not None
+    clears = [t for t in caller.clears if t >= barge.speech_started]
+    assert clears and clears[0] < barge.speech_ended  # cleared while the caller was still talking
+    assert not [
+        a for a in caller.agent_audio if clears[0] < a.at < barge.speech_ended and not is_silent(a.audio)
+    ]
+    # the model stopped talking and was told how much of its answer was heard
+    [session] = fake.sessions
+    assert [r["status"] for r in session["responses"]] == ["completed", "cancelled", "completed"]
+    truncates = [e for e in session["events"] if e["type"] == "conversation.item.truncate"]
+    assert truncates and 0 < truncates[-1]["audio_end_ms"] < 70 * len(REPLY)
+
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    [cut] = [t for t in turns if t.interrupted]
+    assert cut.role == "agent" and cut.text and REPLY.startswith(cut.text.rstrip(" ,."))
+    assert len(cut.text) < len(REPLY)
+    assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
+
+
+async def test_a_dropped_realtime_socket_gets_an_apology_and_a_clean_end(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    from phone_agent.voice.realtime import APOLOGY
+
+    fake = fake_openai_realtime
+    fake.script(GREETING)
+    fake.drop_at_response(2)  # the socket dies when the model should answer the caller
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("I would like to book a table"))
+            apology_at = await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_close(timeout=30)  # the agent ends the call after the apology
+        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
+
+    assert caller.protocol_errors == []
+    assert apology_at - turn.speech_ended < 5  # no dead air
+    heard_after = [a for a in caller.agent_audio if a.at >= apology_at and not is_silent(a.audio)]
+    assert len(heard_after) * 0.02 > 2  # seconds of apology reached the phone
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.status == "completed" and call.ended_at is not None and call.end_reason == "realtime_error"
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert turns[0].text == GREETING and turns[-1].role == "agent" and turns[-1].text == APOLOGY
+
+
+async def test_a_refused_realtime_connection_gets_an_apology_instead_of_the_greeting(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    from phone_agent.voice.realtime import APOLOGY
+
+    fake = fake_openai_realtime
+    fake.fail_next(1, status=503)
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_close(timeout=30)
+        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
+
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.status == "completed" and call.end_reason == "realtime_error"

@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
+    LLMContextFrame,
     LLMRunFrame,
     TTSSpeakFrame,
 )
@@ -65,6 +66,7 @@ APOLOGY = (
     "I'm sorry, I'm having trouble on this line right now. Please call us back in a few minutes. Goodbye."
 )
 APOLOGY_PLAY_TIMEOUT_SECS = 20.0
+TRANSCRIPT_SETTLE_SECS = 0.2  # lets frames already on their way reach the user aggregator
 SILENCE_DURATION_MS = 500  # server VAD: quiet that ends the caller's turn
 
 
@@ -127,8 +129,8 @@ class RealtimeFailover(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, ErrorFrame) and frame.processor is self._service:
             self.fail(self._service.failed or frame.error)
-        if self.failed and isinstance(frame, InputAudioRawFrame):
-            return  # the model is gone: sending it audio would only fail again, 50 times a second
+        if self.failed and isinstance(frame, (InputAudioRawFrame, LLMContextFrame)):
+            return  # the model is gone: sending it more would only fail again (audio: 50 times a second)
         await self.push_frame(frame, direction)
 
 
@@ -212,6 +214,10 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
 
     async def apologise_and_hang_up(reason: str) -> None:
         call.end_reason = "realtime_error"
+        # The caller's last words (a transcript that reached the user aggregator just before the
+        # error) are stored before the apology, so the call's record stays in order.
+        await asyncio.sleep(TRANSCRIPT_SETTLE_SECS)
+        await aggregators.user().push_aggregation()
         if apology_voice is not None:
             before = tracker.sent_ms
             await task.queue_frames([TTSSpeakFrame(APOLOGY)])
