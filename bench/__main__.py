@@ -29,6 +29,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     parser.add_argument(
         "--soak", type=float, default=0.0, help="keep every caller slot calling for S seconds"
     )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for ours (serve --workers)")
     parser.add_argument("--rounds", type=int, default=2, help="calls each caller places back to back")
     parser.add_argument("--stagger", type=float, default=0.3, help="seconds between caller starts")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
@@ -57,6 +58,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
         soak_seconds=args.soak,
         stagger=args.stagger,
         quick=args.quick,
+        workers=args.workers,
     )
     return options, args.out, args.label
 

@@ -93,7 +93,7 @@ async def run_call(
             result.started_at = caller.started_at
             await _until(lambda: caller.first_agent_audio_at is not None or caller.closed_at is not None, 20)
             result.greeting_latency = caller.greeting_latency
-            if utterances:
+            if utterances or linger:  # a warm-up call hears the whole greeting (it fills caches)
                 await caller.wait_for_quiet(pause, timeout=60)
             for i, (text, frames) in enumerate(utterances):
                 turn = await caller.say_frames(frames, text)

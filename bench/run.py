@@ -34,6 +34,7 @@ class Options:
     stagger: float = 0.3
     warmup: bool = True
     quick: bool = False
+    workers: int = 1  # phone-agent serve --workers
 
 
 @dataclass
@@ -85,11 +86,14 @@ class ProviderProcess:
                 self.process.wait()
 
 
-def start_target(name: str, urls: dict[str, str]) -> Target:
+def start_target(name: str, urls: dict[str, str], workers: int = 1) -> Target:
     if name == "stock":
         return start_stock(urls)
     if name == "ours":
-        return start_ours(urls)
+        target = start_ours(urls, workers=workers)
+        if workers > 1:
+            target.name = f"ours-{workers}w"
+        return target
     raise ValueError(f"unknown target {name!r}: choose from {', '.join(TARGETS)}")
 
 
@@ -97,7 +101,7 @@ async def measure_target(target: Target, providers: ProviderProcess, options: Op
     """Warm the bot up, then one run per N."""
     frames = utterance_frames(options.utterances)
     if options.warmup:  # imports, model files and connections are warm before anything is timed
-        await run_calls(1, target.plan_call, [], stagger=0)
+        await run_calls(2 * options.workers - 1, target.plan_call, [], stagger=0.1)  # each worker
     await asyncio.sleep(1.0)
     sampler = ResourceSampler(target.process.pid)
     runs = []
@@ -129,7 +133,7 @@ async def run_bench(options: Options) -> BenchResult:
     runs: list[RunFigures] = []
     try:
         for name in options.targets:
-            target = await asyncio.to_thread(start_target, name, providers.urls)
+            target = await asyncio.to_thread(start_target, name, providers.urls, options.workers)
             try:
                 runs += await measure_target(target, providers, options)
             finally:

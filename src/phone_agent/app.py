@@ -14,6 +14,7 @@ from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
+from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
@@ -30,7 +31,7 @@ from phone_agent.voice import media_stream
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
-    common = [health.router, metrics.router]
+    common = [health.router, metrics.router, memory_service.retention]
     # One router per line: several features add theirs here.
     orchestrator = [
         admin_status.router,
@@ -38,6 +39,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_try_it.router,
         telephony_webhooks.router,
         chat.router,
         telephony_transfer.router,

@@ -20,6 +20,7 @@ from phone_agent.config import ROLES, Role, Settings, load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
 from phone_agent.memory.cli import register as register_memory_commands
 from phone_agent.ops import cli as ops_cli
+from phone_agent.voice import call_cli as voice_cli
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
 app.command("doctor")(ops_cli.doctor)
 app.command("logs")(ops_cli.logs)
+app.command("call")(voice_cli.call)
 app.command("chat")(brain_cli.chat)
 app.add_typer(admin_cli.admin_app, name="admin")
 
@@ -101,14 +103,36 @@ def serve(
         f"(app built in {1000 * (time.perf_counter() - started):.0f} ms)",
         highlight=False,
     )
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=bind_port,
-        log_config=None,
-        ws_per_message_deflate=False,
-        workers=workers if workers == 1 else None,
-    )
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": bind_port,
+        "log_config": None,
+        "ws_per_message_deflate": False,  # a media stream's audio does not compress; don't pay for it
+    }
+    if workers <= 1:
+        uvicorn.run(application, **options)
+        return
+    # Several processes share the port, each with its own app; migrations run here, once.
+    from phone_agent.storage.db import is_sqlite
+
+    if is_sqlite(settings.database_url) if migrate is None else migrate:
+        asyncio.run(_upgrade_database(settings.database_url))
+    os.environ[WORKER_ROLE_ENV] = chosen
+    uvicorn.run("phone_agent.cli:worker_app", factory=True, workers=workers, **options)
+
+
+WORKER_ROLE_ENV = "_PHONE_AGENT_SERVE_ROLE"
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers N`` process (uvicorn calls this in each worker)."""
+    from phone_agent.app import create_app
+    from phone_agent.ops.logging import setup_logging
+
+    settings = settings_or_exit()
+    setup_logging(settings)
+    role: Role = os.environ.get(WORKER_ROLE_ENV, "all")  # type: ignore[assignment]
+    return create_app(settings, role, migrate=False, env=os.environ)
 
 
 @config_app.command("show")
@@ -139,26 +163,28 @@ def _shown(value: Any) -> str:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations (SQLite or PostgreSQL from DATABASE_URL)."""
-    from phone_agent.storage.db import create_engine
-    from phone_agent.storage.migrate import current_revision, upgrade
 
     settings = settings_or_exit()
-
-    async def run() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            await upgrade(engine, revision)
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
     try:
-        now = asyncio.run(run())
+        now = asyncio.run(_upgrade_database(settings.database_url, revision))
     except PhoneAgentError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"database_url: cannot reach the database ({exc}).", 1) from None
     console.print(f"database at revision {now}")
+
+
+async def _upgrade_database(database_url: str, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``; returns the revision the database is at."""
+    from phone_agent.storage.db import create_engine
+    from phone_agent.storage.migrate import current_revision, upgrade
+
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, revision)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -237,6 +238,21 @@ class Settings(BaseSettings):
                 raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
         return value
 
+    @field_validator("greeting", "returning_greeting")
+    @classmethod
+    def _greeting_template(cls, value: str) -> str:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
+        unknown = sorted({f for f in fields if f not in ("business_name", "agent_name", "caller_name")})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; "
+                "use {business_name}, {agent_name} or {caller_name}"
+            )
+        return value
+
     @field_validator("handoff_number", "owner_sms_number")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
@@ -282,7 +298,7 @@ class Settings(BaseSettings):
             rows.append(
                 {
                     "name": name,
-                    "value": mask_secret(value.get_secret_value() if value else None) if secret else value,
+                    "value": _masked(name, value) if secret else value,
                     "source": self.source_of(name),
                     "secret": secret,
                     "env": env_names(name)[0],
@@ -320,6 +336,16 @@ def env_names(name: str) -> list[str]:
     if name in WELL_KNOWN_ENV:
         names.insert(0, WELL_KNOWN_ENV[name])
     return names
+
+
+# Secrets a person chose (or that sign things): no characters of them are ever shown.
+UNHINTED_SECRETS = {"admin_password", "session_secret", "admin_status_token"}
+
+
+def _masked(name: str, value: SecretStr | None) -> str | None:
+    if not value:
+        return None
+    return "…****" if name in UNHINTED_SECRETS else mask_secret(value.get_secret_value())
 
 
 def mask_secret(value: str | None) -> str | None:

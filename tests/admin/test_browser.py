@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,16 @@ from phone_agent.app import create_app
 from phone_agent.brain.persona import greeting_for
 from phone_agent.memory import MemoryItem, memory_store_for
 from phone_agent.runtime import Runtime
+from phone_agent.storage.db import transaction
 from phone_agent.storage.migrate import upgrade
+from phone_agent.storage.tables import Call
 from tests.admin.browser import chromium_page, screenshot
 from tests.admin.conftest import PASSWORD
 from tests.admin.helpers import insert_calls
 from tests.admin.live_server import LiveServer
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
+from tests.fakes.openai import FakeOpenAI
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -36,10 +40,22 @@ async def _seed(settings: object) -> None:
         await runtime.close()
 
 
+async def _add_live_call(settings: object) -> None:
+    runtime = Runtime.create(settings, "all")  # type: ignore[arg-type]
+    try:
+        async with transaction(runtime.sessions) as session:
+            session.add(Call(call_sid="CA-new", from_number="+15557770000", status="in-progress"))
+    finally:
+        await runtime.close()
+
+
 def test_owner_session_in_chromium(tmp_path: Path) -> None:
-    with FakeElevenLabs() as eleven:
+    with FakeElevenLabs() as eleven, FakeOpenAI() as llm:
         settings = make_settings(
             tmp_path,
+            OPENAI_API_KEY=llm.api_key,
+            PHONE_AGENT_LLM_BASE_URL=llm.url + "/v1",
+            PHONE_AGENT_EMBEDDINGS_ENABLED="false",
             ADMIN_PASSWORD=PASSWORD,
             ELEVENLABS_API_KEY=eleven.api_key,
             PHONE_AGENT_ELEVENLABS_BASE_URL=eleven.url,
@@ -89,22 +105,38 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             page.click("#play-sample")
             page.locator("#voice-status.error").wait_for()
             message = page.locator("#voice-status").inner_text()
-            assert message.startswith("No sample: elevenlabs: HTTP 503")
+            assert message.startswith("No sample: elevenlabs: not available right now (HTTP 503")
+            assert "Calls use the fallback voice" in message
+            assert page.locator("#sample-audio").is_hidden()
             screenshot(voice.locator(".sample"), "1-voice-elevenlabs-down")
 
             # 2. personality: the greeting the next call will speak
             personality = page.locator("#personality")
             page.fill("#f-greeting", "Good morning, {business_name}. {agent_name} speaking.")
             page.fill("#f-business_name", "Lopez Dental")
-            personality.locator("button.primary").click()
+            personality.locator("form.settings button.primary").click()
             personality.locator(".form-status.ok").wait_for()
             assert greeting_for(runtime.settings) == "Good morning, Lopez Dental. Ava speaking."
+            llm.script("Yes, on Saturdays from ten to noon.")
+            page.fill("#try-input", "Are you open on Saturday?")
+            page.click("#try-form button.primary")
+            reply = page.locator("#try-log .turn.agent .text")
+            reply.wait_for()
+            assert reply.inner_text() == "Yes, on Saturdays from ten to noon."
+            system = " ".join(
+                m["content"] for m in llm.chat_requests[-1]["messages"] if m["role"] == "system"
+            )
+            assert "receptionist of Lopez Dental" in system  # the brain got the persona just saved
             screenshot(personality, "2-personality")
 
             # 5. calls: live call listed; the finished call's transcript and waterfall
             page.reload()
             calls = page.locator("#calls")
             assert "+15559990000" in calls.locator("#live-calls").inner_text()
+            with ThreadPoolExecutor(1) as pool:  # a call comes in while the page is open (own loop)
+                pool.submit(asyncio.run, _add_live_call(settings)).result(timeout=30)
+            expect(calls.locator("#live-count")).to_have_text("2", timeout=20_000)
+            assert "+15557770000" in calls.locator("#live-calls").inner_text()
             screenshot(calls, "5-calls")
             calls.locator('a[href="/admin/calls/CA-done"]').click()
             page.wait_for_url(server.url + "/admin/calls/CA-done")

@@ -88,7 +88,7 @@ def test_oversize_and_unsupported_uploads_are_refused(admin: tuple[TestClient, s
         files={"file": ("x.exe", b"MZ", "application/octet-stream")},
         data={"csrf_token": csrf},
     )
-    assert page.status_code == 200 and "unsupported document type" in page.text
+    assert page.status_code == 422 and "x.exe: unsupported document type" in page.text  # the page, again
     assert client.get("/admin/api/knowledge/documents").json()["documents"] == []
 
 

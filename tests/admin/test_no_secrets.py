@@ -58,8 +58,11 @@ def test_pages_and_status_contain_no_secret(admin: tuple[TestClient, str]) -> No
         "/admin-status", headers={"Authorization": f"Bearer {token}"}
     )
     answers["login page"] = TestClient(client.app).get("/admin/login")
-    assert answers["/admin"].status_code == 200 and answers["status by token"].status_code == 200
+    assert answers["/admin"].status_code == answers["/admin.html"].status_code == 200
+    assert answers["status by token"].status_code == 200
     assert "sk-…6789" in answers["/admin"].text  # shown masked
+    config = {row["name"]: row["value"] for row in answers["/admin-status"].json()["config"]}
+    assert config["admin_password"] == config["session_secret"] == config["admin_status_token"] == "…****"
     for name, response in answers.items():
         for secret in [*SECRETS.values(), PASSWORD]:
             assert secret not in response.text, (name, secret)

@@ -88,6 +88,17 @@ def test_bad_values_show_on_the_form_and_nothing_is_saved(admin: tuple[TestClien
     assert set(api["errors"]) == {"tts_stability", "tts_style"}
     assert client.app.state.runtime.settings.tts_speed == 1.0
     assert rows(client, ConfigOverride) == []
+    persona = client.post(
+        "/admin/settings/personality",
+        data={"csrf_token": csrf, "greeting": "Hi {name}!", "business_hours": "whenever"},
+        headers=JSON,
+    ).json()["errors"]
+    assert "unknown placeholder {name}" in persona["greeting"]
+    assert persona["business_hours"].startswith("business_hours: cannot read 'whenever'.")
+    brace = client.post(
+        "/admin/settings/personality", data={"csrf_token": csrf, "greeting": "Hi {"}, headers=JSON
+    ).json()["errors"]
+    assert "literal brace" in brace["greeting"]
     phone = client.post(
         "/admin/settings/personality",
         data={"csrf_token": csrf, "handoff_number": "call Bob"},
@@ -183,10 +194,18 @@ def test_elevenlabs_down_gives_a_clear_message(admin: tuple[TestClient, str], el
     eleven.fail_next(status=503)
     down = client.post("/admin/api/voice-sample", json={}, headers={"X-CSRF-Token": csrf})
     assert down.status_code == 502
-    assert down.json()["error"]["message"].startswith("elevenlabs: HTTP 503")
+    assert down.json()["error"]["message"] == (
+        "elevenlabs: not available right now (HTTP 503: Injected failure 503). "
+        "Calls use the fallback voice until it is back."
+    )
+    eleven.api_key = "a-rotated-key"  # the configured key no longer works
+    refused = client.get("/admin/api/voices")
+    assert refused.json()["error"]["message"] == (
+        "elevenlabs: the API key was refused (HTTP 401); check ELEVENLABS_API_KEY."
+    )
     eleven.stop()
     gone = client.get("/admin/api/voices")
-    assert gone.status_code == 502 and "cannot be reached" in gone.json()["error"]["message"]
+    assert gone.status_code == 502 and "(unreachable (ConnectError))" in gone.json()["error"]["message"]
     bad = client.post(
         "/admin/api/voice-sample", json={"elevenlabs_voice_id": "../v1/user"}, headers={"X-CSRF-Token": csrf}
     )

@@ -93,6 +93,7 @@ def test_systemd_unit(role: str, tmp_path: Path) -> None:
     assert int(fields["LimitNOFILE"]) >= 65536
     assert fields["MemoryMax"] and fields["CPUQuota"] and fields["TasksMax"]
     assert fields["User"] == "phone-agent" and fields["NoNewPrivileges"] == "true"
+    assert fields["StateDirectory"] == "phone-agent" and fields["ProtectSystem"] == "strict"
     assert fields["EnvironmentFile"] == "/etc/phone-agent/phone-agent.env"
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -107,3 +108,18 @@ def test_systemd_unit(role: str, tmp_path: Path) -> None:
     result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert unit.name not in result.stderr, result.stderr  # systemd names the file in every complaint
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_config_internal_routes_are_served_by_the_role(role: str) -> None:
+    from phone_agent.app import routers_for
+
+    service = next(
+        s for s in json.loads((ROOT / "config-internal.json").read_text())["services"] if s["name"] == role
+    )
+    paths = {getattr(route, "path", "") for router in routers_for(role) for route in router.routes}
+    for served in service["serves"]:
+        if served.endswith("/*"):
+            assert any(p.startswith(served[:-1]) for p in paths), (role, served, sorted(paths))
+        else:
+            assert served in paths, (role, served, sorted(paths))

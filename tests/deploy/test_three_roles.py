@@ -15,12 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from phone_agent.ops.control import ControlBus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import Call, CallTurn
 from tests.admin.conftest import log_in
@@ -65,7 +67,12 @@ def role_processes(tmp_path: Path, env: dict[str, str], ports: dict[str, int]) -
                     str(ports[role]),
                 ],
                 cwd=tmp_path,
-                env=clean | env | {"PHONE_AGENT_DATA_DIR": str(data_dir)},
+                env=clean
+                | env
+                | {
+                    "PHONE_AGENT_DATA_DIR": str(data_dir),
+                    "PHONE_AGENT_LOG_FILE": str(tmp_path / f"{role}.log"),
+                },
                 stdout=logs[role],
                 stderr=subprocess.STDOUT,
             )
@@ -102,6 +109,7 @@ def split_env(
     fake_twilio: FakeTwilioREST,
 ) -> tuple[dict[str, str], dict[str, int]]:
     asyncio.run(_reset_pg(postgres_url))
+    fake_twilio.auth_token = AUTH_TOKEN  # the roles hang up through the Twilio REST fake
     ports = {role: free_port() for role in ROLES}
     env = agent_env(tmp_path, fake_openai, fake_elevenlabs) | {
         "DATABASE_URL": postgres_url,
@@ -124,7 +132,7 @@ def split_env(
     return env, ports
 
 
-async def answer_call(ports: dict[str, int], call_sid: str) -> MediaStreamCaller:
+async def answer_call(ports: dict[str, int], call_sid: str, **caller: Any) -> MediaStreamCaller:
     """Twilio's side: the signed webhook to the orchestrator, then a caller on the stream it names."""
     url = f"http://127.0.0.1:{ports['orchestrator']}/phone/incoming"
     form = {"CallSid": call_sid, "From": "+15551230001", "To": "+15005550001", "Direction": "inbound"}
@@ -141,6 +149,7 @@ async def answer_call(ports: dict[str, int], call_sid: str) -> MediaStreamCaller
         custom_parameters={"caller": "+15551230001", "call_sid": call_sid, "token": token[1]},
         call_sid=call_sid,
         from_number="+15551230001",
+        **caller,
     )
 
 
@@ -163,8 +172,10 @@ async def wait_for_log(path: Path, text: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def rows_when(runtime: Runtime, call_sid: str, turns: int) -> tuple[Call, list[CallTurn]]:
-    """The call and its turns once the voice bridge has written ``turns`` of them."""
+async def rows_when(
+    runtime: Runtime, call_sid: str, turns: int, *, ended: bool = False
+) -> tuple[Call, list[CallTurn]]:
+    """The call and its turns once the voice bridge has written ``turns`` of them (and closed it)."""
     deadline = time.monotonic() + 30
     while True:
         async with runtime.sessions() as session:
@@ -173,7 +184,7 @@ async def rows_when(runtime: Runtime, call_sid: str, turns: int) -> tuple[Call, 
             if call is not None:
                 stmt = select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq)
                 found = list((await session.execute(stmt)).scalars())
-        if call is not None and len(found) >= turns:
+        if call is not None and len(found) >= turns and (call.ended_at is not None or not ended):
             return call, found
         assert time.monotonic() < deadline, f"call {call_sid}: {len(found)} turns written"
         await asyncio.sleep(0.2)
@@ -184,6 +195,7 @@ async def test_three_processes_serve_a_call(
     split_env: tuple[dict[str, str], dict[str, int]],
     fake_openai: FakeOpenAI,
     fake_elevenlabs: FakeElevenLabs,
+    fake_twilio: FakeTwilioREST,
 ) -> None:
     env, ports = split_env
     upgraded = run_cli(["db", "upgrade"], cwd=tmp_path, env=env)
@@ -234,13 +246,49 @@ async def test_three_processes_serve_a_call(
             saved = await asyncio.to_thread(save_on_admin_page, ports["orchestrator"], "Trattoria Nova")
             assert saved.status_code == 200 and saved.json()["changed"] == ["business_name"], saved.text
             await wait_for_log(tmp_path / "voice-bridge.out", "settings reloaded after a config change")
-            second = await answer_call(ports, new_sid("CA"))
+            second_sid = new_sid("CA")
+            second = await answer_call(ports, second_sid, twilio_rest=fake_twilio)
             async with second:
                 await second.wait_for_agent_audio(timeout=30)
-            spoken = " ".join(m.get("text", "") for m in fake_elevenlabs.messages)
-            assert "Trattoria Nova" in spoken, spoken[-300:]
+                spoken = " ".join(m.get("text", "") for m in fake_elevenlabs.messages)
+                assert "Trattoria Nova" in spoken, spoken[-300:]
+                # "hang up" for a live call, sent from another process, ends it in the voice bridge
+                bus = ControlBus(redis_url=REDIS)
+                await bus.start()
+                try:
+                    await bus.send_call_command(second_sid, "hangup", reason="admin-hangup")
+                finally:
+                    await bus.close()
+                await second.wait_for_close(timeout=30)
+            assert second.ended_by == "agent_hangup"
+            assert {"sid": second_sid, "params": {"Status": "completed"}} in fake_twilio.call_updates
+            ended, _ = await rows_when(runtime, second_sid, 1, ended=True)
+            assert ended.end_reason == "admin-hangup" and ended.ended_at is not None
         finally:
             await runtime.close()
+
+        # the voice bridge counted both calls, their turn stages and how they ended
+        async with httpx.AsyncClient(timeout=20) as client:
+            scraped = await client.get(base["voice-bridge"] + "/metrics", headers=bearer)
+        assert scraped.status_code == 200
+        exposition = scraped.text
+        assert 'phone_agent_calls_total{direction="inbound"} 2.0' in exposition
+        assert "phone_agent_calls_active 0.0" in exposition
+        assert 'phone_agent_calls_ended_total{reason="admin-hangup"} 1.0' in exposition
+        assert re.search(r'phone_agent_turn_stage_seconds_count\{stage="voice_to_voice"\} [1-9]', exposition)
+
+        # the call's story from PostgreSQL, with the voice bridge's log lines (each carries the call SID)
+        story = run_cli(
+            ["logs", call_sid],
+            cwd=tmp_path,
+            env=env | {"PHONE_AGENT_LOG_FILE": str(tmp_path / "voice-bridge.log")},
+        )
+        assert story.returncode == 0, story.stderr
+        assert f"call {call_sid}  inbound  unknown caller (+15551230001)" in story.stdout
+        assert "caller What time do you open?" in story.stdout
+        assert "agent  We open at nine every weekday." in story.stdout
+        assert "timing: stt" in story.stdout and "voice_to_voice" in story.stdout
+        assert "media stream started" in story.stdout.split("log lines:")[1]
 
         # the doctor sees the split deployment: every role listening, memory + Redis + PostgreSQL up
         doctor = run_cli(

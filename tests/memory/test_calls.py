@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
+from phone_agent.brain.packer import pack_prompt
 from phone_agent.brain.persona import greeting_for
 from phone_agent.config import Settings
 from phone_agent.memory import (
@@ -87,7 +88,12 @@ async def test_call_two_greets_maria_by_name_and_knows_her_topic(
     ]
     greeting = greeting_for(runtime_for.settings, context.name)
     assert greeting.startswith("Hi Maria Lopez, welcome back")
-    assert "Topic: home insurance." in context.summary()
+    packed = pack_prompt(
+        runtime_for.settings, [{"role": "user", "content": "Hi, it's me again."}], caller=context
+    )
+    about = [m["content"] for m in packed.messages if "About the caller" in str(m["content"])]
+    assert len(about) == 1 and "Name: Maria Lopez." in about[0] and "Topic: home insurance." in about[0]
+    assert "Her house is in Austin, Texas." in about[0]
     async with transaction(runtime_for.sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == "CA-maria-1"))).scalar_one()
         caller = (await session.execute(select(Caller).where(Caller.phone == MARIA))).scalar_one()
@@ -103,6 +109,14 @@ async def test_learning_runs_in_the_background_and_survives_a_bad_reply(
     assert await asyncio.wait_for(task, 30) is None
     assert (await fetch_caller_context(runtime_for, MARIA)).known is False
     assert await extract_and_store_after_call(runtime_for, "CA-unknown") is None
+
+
+async def test_a_call_where_the_caller_said_nothing_costs_no_llm_request(
+    runtime_for: Runtime, openai_fake: FakeOpenAI
+) -> None:
+    await record_call(runtime_for, "CA-silent", MARIA, [("agent", "Hello, thanks for calling.")])
+    assert await extract_and_store_after_call(runtime_for, "CA-silent") is None
+    assert openai_fake.chat_requests == []
 
 
 async def test_fetch_caller_context_never_waits_long_or_raises(runtime_for: Runtime) -> None:

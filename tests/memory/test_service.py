@@ -189,3 +189,25 @@ async def test_outbox_survives_a_restart_of_the_client(service_settings: Setting
     finally:
         await second.aclose()
         service.stop()
+
+
+def test_every_role_applies_retention_to_its_own_database_at_start(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, PHONE_AGENT_MEMORY_RETENTION_DAYS="30")
+    database = tmp_path / "test.db"
+    with TestClient(create_app(settings, "orchestrator", migrate=True)):
+        pass  # migrated
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO calls (call_sid, from_number, direction, status, started_at) VALUES "
+            "('CAold', '+15551230001', 'inbound', 'completed', '2020-01-01 00:00:00'), "
+            "('CAnew', '+15551230001', 'inbound', 'completed', datetime('now'))"
+        )
+    with TestClient(create_app(settings, "orchestrator", migrate=True)):
+        deadline = time.monotonic() + 30
+        while True:
+            with sqlite3.connect(database) as conn:
+                sids = [row[0] for row in conn.execute("SELECT call_sid FROM calls ORDER BY id")]
+            if sids == ["CAnew"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert sids == ["CAnew"]

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from phone_agent.app import create_app
 from phone_agent.ops import metrics
 from tests.conftest import make_settings
+from tests.fakes.openai import FakeOpenAI
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -79,3 +80,35 @@ def test_metrics_needs_loopback_or_token(tmp_path: Path) -> None:
         assert client.get("/metrics").status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
     assert ok.status_code == 200 and "phone_agent_calls_active" in ok.text
+
+
+async def test_llm_chain_counts_provider_errors_and_fallbacks(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    from phone_agent.brain.llm import LLMChain
+
+    with FakeOpenAI(api_key="sk-secondary") as secondary:
+        secondary.models.add("llama-3.1-8b")
+        secondary.script("Saturdays we open at ten.")
+        fake_openai.fail_next(1, status=500)
+        settings = make_settings(
+            tmp_path,
+            OPENAI_API_KEY=fake_openai.api_key,
+            PHONE_AGENT_LLM_BASE_URL=fake_openai.url + "/v1",
+            PHONE_AGENT_LLM_SECONDARY_BASE_URL=secondary.url + "/v1",
+            PHONE_AGENT_LLM_SECONDARY_MODEL="llama-3.1-8b",
+            PHONE_AGENT_LLM_SECONDARY_API_KEY="sk-secondary",
+        )
+        before = metrics.exposition().decode()
+        chain = LLMChain.from_settings(settings)
+        try:
+            stream = await chain.stream(messages=[{"role": "user", "content": "Open Saturday?"}])
+            await stream.close()
+        finally:
+            await chain.aclose()
+    after = metrics.exposition().decode()
+    assert stream.provider == "secondary"
+    errors = ("phone_agent_provider_errors_total", {"provider": "llm", "kind": "primary"})
+    used = ("phone_agent_fallbacks_total", {"component": "llm", "to": "secondary"})
+    for name, labels in (errors, used):
+        assert value(after, name, **labels) == value(before, name, **labels) + 1

@@ -29,10 +29,6 @@ router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
 VOICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
-
-
 @router.post("/admin/settings/{section}")
 async def save_settings(section: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
     """Save one section of settings as admin overrides (validated, audited, live for new calls)."""
@@ -42,13 +38,13 @@ async def save_settings(section: str, request: Request, runtime: RuntimeDep, adm
     try:
         changed = await save_section(runtime, section, form, actor=admin.actor)
     except FormErrors as exc:
-        if _wants_json(request):
+        if auth.wants_json(request):
             return JSONResponse({"ok": False, "errors": exc.errors}, status_code=422)
         context = await admin_context(
             runtime, admin, request, errors={section: exc.errors}, entered={section: form}
         )
         return render(request, "admin.html", context, status_code=422)
-    if _wants_json(request):
+    if auth.wants_json(request):
         values = {name: getattr(runtime.settings, name) for name in SECTIONS[section]}
         sources = {name: runtime.settings.source_of(name) for name in SECTIONS[section]}
         return JSONResponse({"ok": True, "changed": changed, "values": values, "sources": sources})
@@ -61,7 +57,7 @@ async def reset(section: str, name: str, request: Request, runtime: RuntimeDep, 
     if name not in SECTIONS.get(section, ()):
         raise NotFoundError(f"{name!r} is not a setting of section {section!r}.")
     await reset_setting(runtime, name, actor=admin.actor)
-    if _wants_json(request):
+    if auth.wants_json(request):
         value = getattr(runtime.settings, name)
         return JSONResponse(
             {"ok": True, "name": name, "value": value, "source": runtime.settings.source_of(name)}

@@ -249,6 +249,11 @@ def refuse_oversize(request: Request, max_upload_mb: int) -> None:
         raise upload_too_large(max_upload_mb)
 
 
+def wants_json(request: Request) -> bool:
+    """``admin.js`` and API clients ask for JSON; plain form posts get redirects and pages."""
+    return "application/json" in request.headers.get("accept", "")
+
+
 async def _submitted_csrf(request: Request, max_upload_mb: int) -> str:
     token = request.headers.get("x-csrf-token")
     if token:

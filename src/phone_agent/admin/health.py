@@ -28,15 +28,21 @@ def record_provider(runtime: Runtime, provider: str, *, ok: bool, detail: str | 
         entry["last_error_at"], entry["last_error"] = time.time(), detail
 
 
-def provider_health(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    """Per provider: configured, last OK / last error (unix times), and whether the latest was OK."""
+def providers_configured(runtime: Runtime) -> dict[str, bool]:
+    """Which external providers have credentials."""
     s = runtime.settings
-    configured = {
+    return {
         "openai": s.openai_api_key is not None,
         "elevenlabs": s.elevenlabs_api_key is not None,
         "deepgram": s.deepgram_api_key is not None,
         "twilio": s.twilio_account_sid is not None and s.twilio_auth_token is not None,
+        "llm_secondary": s.llm_secondary_base_url is not None,
     }
+
+
+def provider_health(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Per provider: configured, last OK / last error (unix times), and whether the latest was OK."""
+    configured = {k: v for k, v in providers_configured(runtime).items() if k != "llm_secondary"}
     seen = runtime.extras.get("provider_seen", {})
     out = {}
     for name in sorted(set(configured) | set(seen)):

@@ -9,14 +9,15 @@ such calls); with ``memory_backend=http`` those two are shown only when the memo
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
+from phone_agent.admin.callers import caller_view, search_callers
+from phone_agent.admin.pages import admin_context
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import NotFoundError
@@ -25,7 +26,7 @@ from phone_agent.memory.documents import DocumentError, document_text
 from phone_agent.memory.search import normalise_phone
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
-from phone_agent.storage.tables import AuditEntry, Call, Caller, Memory
+from phone_agent.storage.tables import AuditEntry, Caller, Memory
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
 
@@ -40,61 +41,9 @@ def memories_editable(runtime: Runtime) -> bool:
     return runtime.settings.memory_backend == "local"
 
 
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
-
-
 async def _audit(runtime: Runtime, actor: str, action: str, target: str, new: str | None = None) -> None:
     async with transaction(runtime.sessions) as session:
         session.add(AuditEntry(actor=actor, action=action, target=target[:200], new_value=new))
-
-
-async def search_callers(runtime: Runtime, query: str, *, limit: int = 25) -> list[dict[str, Any]]:
-    """Callers whose number or name contains ``query`` (all callers, newest first, when empty)."""
-    memories = select(Memory.caller_id, func.count().label("n")).group_by(Memory.caller_id).subquery()
-    stmt = select(Caller, memories.c.n).outerjoin(memories, memories.c.caller_id == Caller.id)
-    if query.strip():
-        pattern = f"%{query.strip().lower()}%"
-        digits = normalise_phone(query)
-        stmt = stmt.where(or_(Caller.phone.like(f"%{digits}%"), func.lower(Caller.name).like(pattern)))
-    stmt = stmt.order_by(Caller.last_call_at.desc().nulls_last(), Caller.id.desc()).limit(limit)
-    async with runtime.sessions() as session:
-        rows = (await session.execute(stmt)).all()
-    return [
-        {
-            "phone": caller.phone,
-            "name": caller.name,
-            "memories": n or 0,
-            "last_call_at": caller.last_call_at.isoformat() if caller.last_call_at else None,
-        }
-        for caller, n in rows
-    ]
-
-
-async def caller_view(runtime: Runtime, phone: str) -> dict[str, Any]:
-    """A caller's profile, memories (with ids) and calls."""
-    store = memory_store_for(runtime.settings, runtime)
-    context = await store.caller_context(phone, limit=500)
-    async with runtime.sessions() as session:
-        calls = (
-            await session.execute(
-                select(Call.call_sid, Call.started_at, Call.status, Call.summary)
-                .where(or_(Call.from_number == context.phone, Call.to_number == context.phone))
-                .order_by(Call.started_at.desc())
-                .limit(50)
-            )
-        ).all()
-    return {
-        "phone": context.phone,
-        "name": context.name,
-        "known": context.known or bool(calls),
-        "profile": context.profile,
-        "memories": [m.model_dump(mode="json") for m in context.memories],
-        "calls": [
-            {"call_sid": sid, "started_at": at.isoformat(), "status": status, "summary": summary}
-            for sid, at, status, summary in calls
-        ],
-    }
 
 
 @router.post("/admin/knowledge/documents")
@@ -110,15 +59,16 @@ async def upload_document(
     try:
         title, text, content_type = document_text(data, file.filename or "upload.txt", file.content_type)
     except DocumentError as exc:
-        if _wants_json(request):
+        if auth.wants_json(request):
             raise
-        return RedirectResponse(f"/admin?upload_error={quote(str(exc))}#knowledge", status_code=303)
+        context = await admin_context(runtime, admin, request, upload_error=str(exc))
+        return render(request, "admin.html", context, status_code=exc.status_code)
     store = memory_store_for(runtime.settings, runtime)
     info = await store.add_document(
         title=title, text=text, content_type=content_type, source_name=file.filename
     )
     await _audit(runtime, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse(info.model_dump(mode="json"), status_code=201)
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
 
@@ -132,7 +82,7 @@ async def remove_document(
     if not await store.delete_document(document_id):
         raise NotFoundError(f"No knowledge document {document_id}.")
     await _audit(runtime, admin.actor, "knowledge.delete", f"document {document_id}")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
 
@@ -232,6 +182,6 @@ async def forget_caller(phone: str, request: Request, runtime: RuntimeDep, admin
     if not deleted:
         raise NotFoundError(f"No data about {phone}.")
     await _audit(runtime, admin.actor, "caller.delete", f"caller {masked_phone(phone)}")
-    if _wants_json(request):
+    if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=caller-deleted#knowledge", status_code=303)

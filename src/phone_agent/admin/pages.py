@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
+from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
-from phone_agent.admin.knowledge import search_callers
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep
@@ -155,6 +155,7 @@ async def admin_context(
     *,
     errors: dict[str, dict[str, str]] | None = None,
     entered: dict[str, dict[str, Any]] | None = None,
+    upload_error: str | None = None,
 ) -> dict[str, Any]:
     """Everything the /admin page shows."""
     settings = runtime.settings
@@ -186,7 +187,7 @@ async def admin_context(
         "caller_query": caller_query,
         "callers": await search_callers(runtime, caller_query),
         "max_upload_mb": settings.max_upload_mb,
-        "upload_error": request.query_params.get("upload_error"),
+        "upload_error": upload_error,
     }
 
 

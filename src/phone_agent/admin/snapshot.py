@@ -11,24 +11,12 @@ from sqlalchemy import func, select
 
 from phone_agent import __version__
 from phone_agent.admin.calls import latency_summary
-from phone_agent.admin.health import component_health
+from phone_agent.admin.health import component_health, providers_configured
 from phone_agent.ops.doctor import report_for_status
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import ping
 from phone_agent.storage.migrate import current_revision, head_revision
 from phone_agent.storage.tables import Call, Caller, Memory
-
-
-def providers_configured(runtime: Runtime) -> dict[str, bool]:
-    """Which external providers have credentials."""
-    s = runtime.settings
-    return {
-        "openai": s.openai_api_key is not None,
-        "elevenlabs": s.elevenlabs_api_key is not None,
-        "deepgram": s.deepgram_api_key is not None,
-        "twilio": s.twilio_account_sid is not None and s.twilio_auth_token is not None,
-        "llm_secondary": s.llm_secondary_base_url is not None,
-    }
 
 
 async def database_status(runtime: Runtime) -> dict[str, Any]:

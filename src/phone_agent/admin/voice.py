@@ -38,6 +38,10 @@ def _describe(exc: Exception | httpx.Response) -> str:
     return f"unreachable ({type(exc).__name__})"
 
 
+def _unavailable(detail: str) -> str:
+    return f"not available right now ({detail}). Calls use the fallback voice until it is back."
+
+
 async def _request(runtime: Runtime, method: str, path: str, **kwargs: Any) -> httpx.Response:
     url = runtime.settings.elevenlabs_base_url.rstrip("/") + path
     headers = {"xi-api-key": _key(runtime)}
@@ -46,10 +50,12 @@ async def _request(runtime: Runtime, method: str, path: str, **kwargs: Any) -> h
             response = await client.request(method, url, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         record_provider(runtime, "elevenlabs", ok=False, detail=_describe(exc))
-        raise ProviderError("elevenlabs", f"{_describe(exc)}; the voice cannot be reached now.") from exc
+        raise ProviderError("elevenlabs", _unavailable(_describe(exc))) from exc
     if response.status_code >= 400:
         record_provider(runtime, "elevenlabs", ok=False, detail=_describe(response))
-        raise ProviderError("elevenlabs", _describe(response))
+        if response.status_code == 401:
+            raise ProviderError("elevenlabs", "the API key was refused (HTTP 401); check ELEVENLABS_API_KEY.")
+        raise ProviderError("elevenlabs", _unavailable(_describe(response)))
     record_provider(runtime, "elevenlabs", ok=True)
     return response
 

@@ -35,6 +35,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
+from phone_agent.ops import metrics
+from phone_agent.voice.shared_http import shared_http_client
 
 CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
 REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
@@ -181,7 +183,10 @@ class LLMChain:
                     if task.exception() is None:
                         winner = task.result()
                         winner.failures = failures
+                        if endpoint.name != "primary":
+                            metrics.fallback_used("llm", endpoint.name)
                         return winner
+                    metrics.provider_error("llm", endpoint.name)
                     failures.append(f"{endpoint.name}: {_describe(task.exception())}")
                     logger.warning("llm {} failed: {}", endpoint.name, _describe(task.exception()))
                 if time.monotonic() >= deadline:
@@ -196,6 +201,7 @@ class LLMChain:
                     if not task.cancelled() and task.exception() is None:
                         await task.result().close()
         logger.error("every LLM endpoint failed ({}); speaking the canned reply", "; ".join(failures))
+        metrics.fallback_used("llm", "canned")
         return self._canned(start, failures)
 
     async def _open(self, endpoint: LLMEndpoint, params: dict[str, Any], start: float) -> ChainStream:
@@ -254,6 +260,7 @@ def _client(base_url: str, api_key: str | None) -> AsyncOpenAI:
         api_key=api_key or "not-set",  # never fall back to OPENAI_API_KEY from the process env
         max_retries=0,
         timeout=REQUEST_TIMEOUT,
+        http_client=shared_http_client(),  # a chain per call must not cost a pool + TLS set-up per call
     )
 
 

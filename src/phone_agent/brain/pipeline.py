@@ -51,6 +51,7 @@ from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, limit_error
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryStore
 from phone_agent.storage.tables import utcnow
+from phone_agent.voice.shared_http import SharedPoolOpenAILLMService
 
 if TYPE_CHECKING:
     from phone_agent.runtime import Runtime
@@ -59,7 +60,7 @@ KNOWLEDGE_TIMEOUT = 0.3  # seconds the knowledge search may add to a turn on the
 EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
 
 
-class ChainedLLMService(OpenAILLMService):
+class ChainedLLMService(SharedPoolOpenAILLMService):
     """Pipecat's OpenAI LLM service; prompts packed by the brain, completions opened through the chain."""
 
     def __init__(

@@ -46,7 +46,7 @@ async def fetch_caller_context(
 
 
 async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> ExtractedFacts | None:
-    """Learn from a finished call; None when it had no caller number or nothing was said."""
+    """Learn from a finished call; None when it had no caller number or the caller said nothing."""
     async with transaction(runtime.sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
         if call is None:
@@ -62,9 +62,9 @@ async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> Extra
             )
         ).all()
         started_at = call.started_at
+    if not phone or not any(role == "caller" and text for role, text in turns):
+        return None  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
     transcript = transcript_text([(role, text) for role, text in turns])
-    if not phone or not transcript:
-        return None
     store = memory_store_for(runtime.settings, runtime)
     known = await store.caller_context(phone, limit=50)
     facts = await extract_facts(transcript, known, runtime.settings)

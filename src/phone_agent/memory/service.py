@@ -6,7 +6,7 @@ clients on this machine (loopback) are let in. Routes:
 ``POST /memory/purge``, ``POST /knowledge/search``, ``GET|POST /knowledge/documents``,
 ``POST /knowledge/files`` (multipart upload), ``DELETE /knowledge/documents/{id}``,
 ``POST /knowledge/reindex``. ``/health`` is the common health route.
-The router's lifespan applies ``memory_retention_days`` at start and then once a day.
+``retention`` (mounted for every role) applies ``memory_retention_days`` at start and then daily.
 """
 
 from __future__ import annotations
@@ -80,9 +80,10 @@ async def retention_lifespan(app: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-router = APIRouter(
-    tags=["memory"], dependencies=[Depends(require_service_token)], lifespan=retention_lifespan
-)
+router = APIRouter(tags=["memory"], dependencies=[Depends(require_service_token)])
+# No routes: every role mounts it so each process applies retention to its own database (in split
+# mode the orchestrator's calls and transcripts too, not only the memory service's memories).
+retention = APIRouter(lifespan=retention_lifespan)
 
 
 class StoreRequest(BaseModel):

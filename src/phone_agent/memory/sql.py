@@ -1,5 +1,8 @@
 """``SQLMemoryStore``: the in-process store on the app's database, shared by SQLite and PostgreSQL.
 
+This module holds caller memory (profiles, merge, retrieval, privacy delete, retention) and the
+search plumbing; the knowledge-base methods come from ``knowledge.KnowledgeBaseMixin``.
+
 Profiles, memories and knowledge documents are plain ORM rows (``storage.tables``); the dialect
 subclasses (``memory.sqlite``, ``memory.postgres``) add only the two searches — lexical and vector —
 and how a vector is written. Retrieval fuses both rankings (``search.fuse_rankings``); with no
@@ -8,7 +11,6 @@ embedder, or when the query embedding fails or is slow, it is lexical-only.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.errors import ProviderError
-from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
-from phone_agent.memory.documents import chunk_text
+from phone_agent.memory.base import CallerContext, MemoryItem
 from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
+from phone_agent.memory.knowledge import KnowledgeBaseMixin
 from phone_agent.memory.search import fuse_rankings, normalise_fact, normalise_phone, query_terms
 from phone_agent.storage.db import session_factory
 from phone_agent.storage.tables import (
@@ -32,8 +34,6 @@ from phone_agent.storage.tables import (
     Call,
     Caller,
     CallTurn,
-    KnowledgeChunk,
-    KnowledgeDocument,
     Memory,
     Message,
     UTCDateTime,
@@ -44,7 +44,7 @@ CANDIDATES = 4  # each search returns limit * CANDIDATES ids before fusion
 MIN_SIMILARITY = 0.2  # cosine below this is unrelated text for text-embedding-3: not a hit
 
 
-class SQLMemoryStore:
+class SQLMemoryStore(KnowledgeBaseMixin):
     """Caller memory + knowledge base on a SQLAlchemy async engine (subclassed per dialect)."""
 
     def __init__(
@@ -100,7 +100,11 @@ class SQLMemoryStore:
         )
 
     async def insert_rows(
-        self, session: AsyncSession, table: str, rows: list[dict[str, Any]], vectors: list[np.ndarray | None]
+        self,
+        session: AsyncSession,
+        table: str,
+        rows: list[dict[str, Any]],
+        vectors: Sequence[np.ndarray | None],
     ) -> None:
         """Insert rows with their embeddings in the same statement (one row version, one index entry)."""
         if not rows:
@@ -347,108 +351,6 @@ class SQLMemoryStore:
             logger.info("memory: retention ({} days) deleted {} rows", days, deleted)
         return deleted
 
-    # -- knowledge base ----------------------------------------------------------------------------
-    async def search_knowledge(self, query: str, *, limit: int = 4) -> list[KnowledgeHit]:
-        """Knowledge chunks relevant to ``query``, best first."""
-        terms = query_terms(query)
-        vector = await self._query_vector(query)
-        async with self.transaction() as session:
-            fused = await self._fused(session, "knowledge_chunks", terms, vector, None, limit)
-            if not fused:
-                return []
-            rows = (
-                await session.execute(
-                    select(
-                        KnowledgeChunk.id,
-                        KnowledgeChunk.document_id,
-                        KnowledgeDocument.title,
-                        KnowledgeChunk.text,
-                    )
-                    .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
-                    .where(KnowledgeChunk.id.in_([i for i, _ in fused]))
-                )
-            ).all()
-            by_id = {row.id: row for row in rows}
-            return [
-                KnowledgeHit(
-                    document_id=by_id[i].document_id, title=by_id[i].title, text=by_id[i].text, score=s
-                )
-                for i, s in fused
-                if i in by_id
-            ]
-
-    async def add_document(
-        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
-    ) -> KnowledgeDocumentInfo:
-        """Store, chunk, embed and index a document; the same text again returns the stored one."""
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        async with self.transaction() as session:
-            same = (
-                await session.execute(select(KnowledgeDocument).where(KnowledgeDocument.sha256 == digest))
-            ).scalar()
-            if same is not None:
-                return await _document_info(session, same)
-        chunks = chunk_text(text)
-        vectors = await self._embed(chunks)
-        async with self.transaction() as session:
-            document = KnowledgeDocument(
-                title=title, source_name=source_name, content_type=content_type, content=text, sha256=digest
-            )
-            session.add(document)
-            await session.flush()
-            await self._insert_chunks(session, document.id, chunks, vectors)
-            return await _document_info(session, document)
-
-    async def _insert_chunks(
-        self, session: AsyncSession, document_id: int, chunks: list[str], vectors: list[np.ndarray] | None
-    ) -> None:
-        rows = [{"document_id": document_id, "seq": i, "text": chunk} for i, chunk in enumerate(chunks)]
-        per_row: list[np.ndarray | None] = [*vectors] if vectors is not None else [None] * len(rows)
-        await self.insert_rows(session, "knowledge_chunks", rows, per_row)
-
-    async def list_documents(self) -> list[KnowledgeDocumentInfo]:
-        """Every document with its chunk count, newest first."""
-        async with self.transaction() as session:
-            counts = (
-                select(KnowledgeChunk.document_id, func.count().label("n"))
-                .group_by(KnowledgeChunk.document_id)
-                .subquery()
-            )
-            rows = (
-                await session.execute(
-                    select(KnowledgeDocument, counts.c.n)
-                    .outerjoin(counts, counts.c.document_id == KnowledgeDocument.id)
-                    .order_by(KnowledgeDocument.created_at.desc(), KnowledgeDocument.id.desc())
-                )
-            ).all()
-            return [_info(document, n or 0) for document, n in rows]
-
-    async def delete_document(self, document_id: int) -> bool:
-        """Delete a document and its chunks."""
-        async with self.transaction() as session:
-            await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == document_id))
-            result = await session.execute(
-                delete(KnowledgeDocument).where(KnowledgeDocument.id == document_id)
-            )
-            return bool(getattr(result, "rowcount", 0))
-
-    async def reindex_documents(self, document_id: int | None = None) -> int:
-        """Re-chunk and re-embed one document or all of them; returns the chunks written."""
-        async with self.transaction() as session:
-            query = select(KnowledgeDocument.id, KnowledgeDocument.content)
-            if document_id is not None:
-                query = query.where(KnowledgeDocument.id == document_id)
-            documents = (await session.execute(query)).all()
-        written = 0
-        for doc_id, content in documents:
-            chunks = chunk_text(content)
-            vectors = await self._embed(chunks)
-            async with self.transaction() as session:
-                await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc_id))
-                await self._insert_chunks(session, doc_id, chunks, vectors)
-            written += len(chunks)
-        return written
-
     async def aclose(self) -> None:
         """Close the embedder (and the engine when this store created it)."""
         if self.embedder is not None:
@@ -492,21 +394,3 @@ def _item(memory: Memory, call_sid: str | None) -> MemoryItem:
         call_sid=call_sid,
         created_at=memory.updated_at,
     )
-
-
-def _info(document: KnowledgeDocument, chunks: int) -> KnowledgeDocumentInfo:
-    return KnowledgeDocumentInfo(
-        id=document.id,
-        title=document.title,
-        source_name=document.source_name,
-        content_type=document.content_type,
-        chunks=chunks,
-        created_at=document.created_at,
-    )
-
-
-async def _document_info(session: AsyncSession, document: KnowledgeDocument) -> KnowledgeDocumentInfo:
-    count = await session.scalar(
-        select(func.count()).select_from(KnowledgeChunk).where(KnowledgeChunk.document_id == document.id)
-    )
-    return _info(document, int(count or 0))

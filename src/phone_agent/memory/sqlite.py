@@ -52,11 +52,14 @@ class SQLiteMemoryStore(SQLMemoryStore):
     ) -> list[int]:
         fts = FTS_TABLES[table]
         match = " OR ".join(f'"{term}"' for term in terms)
-        sql = (
-            f"SELECT t.id FROM {fts} JOIN {table} t ON t.id = {fts}.rowid "
-            f"WHERE {fts} MATCH :match{_owner_filter(table, caller_id)} ORDER BY bm25({fts}) LIMIT :k"
-        )
-        rows = await session.execute(text(sql), {"match": match, "caller_id": caller_id, "k": k})
+        rank = f"bm25({fts})"
+        if table == "memories":  # text only; one caller = AND with its owner token (a short doclist)
+            match = f"{{content}} : ({match})"
+            if caller_id is not None:
+                match = f"owner : c{int(caller_id)} AND {match}"
+            rank = f"bm25({fts}, 1.0, 0.0)"
+        sql = f"SELECT rowid FROM {fts} WHERE {fts} MATCH :match ORDER BY {rank} LIMIT :k"
+        rows = await session.execute(text(sql), {"match": match, "k": k})
         return [row[0] for row in rows]
 
     async def vector_ids(

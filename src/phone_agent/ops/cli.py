@@ -21,9 +21,18 @@ def doctor(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per check (default: doctor_timeout setting).")
     ] = None,
+    role_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role-host",
+            help="ROLE=HOST where a role's port is probed (default 127.0.0.1), e.g. "
+            "voice-bridge=voice-bridge inside docker compose. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Check everything the agent needs; one line per check with how to fix it. Exit 1 if any fails."""
     from phone_agent.cli import _settings_with_overrides, console, settings_or_exit
+    from phone_agent.cli import fail as fail_exit
     from phone_agent.ops.doctor import render_text, run_doctor
 
     settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
@@ -32,7 +41,10 @@ def doctor(
         fixed = asyncio.run(_fix_webhook(settings, timeout))
         if not as_json:
             console.print(f"fix: {fixed}", highlight=False)
-    report = asyncio.run(run_doctor(settings, check_timeout=timeout, only=only or None))
+    hosts = dict(item.split("=", 1) for item in role_host or [] if "=" in item)
+    if len(hosts) != len(role_host or []) or not set(hosts) <= {"orchestrator", "voice-bridge", "memory"}:
+        raise fail_exit("--role-host takes ROLE=HOST, e.g. --role-host voice-bridge=10.0.0.5")
+    report = asyncio.run(run_doctor(settings, check_timeout=timeout, only=only or None, role_hosts=hosts))
     if as_json:
         body: dict[str, Any] = report.model_dump()
         if fix:

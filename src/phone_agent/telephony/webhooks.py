@@ -12,6 +12,7 @@ from phone_agent.telephony.signature import forwarded_base_url, verified_twilio_
 from phone_agent.telephony.stream_token import issue_stream_token, signing_key
 from phone_agent.telephony.twiml import connect_stream
 from phone_agent.voice.call_records import FINAL_STATUSES, finish_call, open_call
+from phone_agent.voice.prefetch import prefetch_call
 
 router = APIRouter(prefix="/phone", tags=["telephony"])
 
@@ -55,6 +56,7 @@ async def incoming_call(request: Request, runtime: RuntimeDep) -> Response:
                 status="ringing",
                 direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
             )
+            prefetch_call(runtime, call_sid=call_sid, caller=caller or None)  # ready when the stream opens
         url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
         logger.info("incoming call answered with a media stream to {}", url)
         twiml = connect_stream(url, {"caller": caller, "call_sid": call_sid, "token": token})

@@ -118,11 +118,3 @@ async def add_turn(
         session.add(turn)
         await session.flush()
         return turn.id
-
-
-async def caller_name(sessions: async_sessionmaker[AsyncSession], phone: str | None) -> str | None:
-    """The name we know for a phone number, if any."""
-    if not phone:
-        return None
-    async with transaction(sessions) as session:
-        return (await session.execute(select(Caller.name).where(Caller.phone == phone))).scalar_one_or_none()

@@ -3,8 +3,6 @@ hangs up — once the goodbye has actually played on the phone (known from the m
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 from loguru import logger
@@ -12,7 +10,6 @@ from loguru import logger
 from phone_agent.voice.playout import PlayoutTracker
 
 GOODBYE_PLAY_TIMEOUT_SECS = 30.0
-QUIET_AFTER_GOODBYE_SECS = 0.3
 
 
 class IdleCaller:
@@ -47,20 +44,5 @@ class IdleCaller:
         logger.info("caller silent again: saying goodbye and hanging up")
         before = self._tracker.sent_ms
         await self._speak(self._goodbye)
-        await wait_until_played(self._tracker, since_ms=before, timeout=GOODBYE_PLAY_TIMEOUT_SECS)
+        await self._tracker.wait_until_played(since_ms=before, timeout=GOODBYE_PLAY_TIMEOUT_SECS)
         await self._hang_up("idle")
-
-
-async def wait_until_played(tracker: PlayoutTracker, *, since_ms: float, timeout: float) -> bool:  # noqa: ASYNC109
-    """Wait until agent audio sent after ``since_ms`` has all been played by the phone."""
-    deadline = time.monotonic() + timeout
-    last_sent, steady_since = tracker.sent_ms, time.monotonic()
-    while time.monotonic() < deadline:
-        if tracker.sent_ms != last_sent:
-            last_sent, steady_since = tracker.sent_ms, time.monotonic()
-        done = tracker.sent_ms > since_ms and tracker.played_ms >= tracker.sent_ms - 1
-        if done and time.monotonic() - steady_since >= QUIET_AFTER_GOODBYE_SECS:
-            return True
-        await asyncio.sleep(0.05)
-    logger.warning("gave up waiting for the phone to play the last words")
-    return False

@@ -3,17 +3,23 @@
     transport.input → STT → user aggregator (Silero VAD + smart-turn) → LLM → TTS (+ fallback)
       → PlayoutTracker (marks) → transport.output → assistant aggregator
 
-The greeting is spoken first; each turn is stored by ``CallRecorder``; at a barge-in the
-conversation keeps only what the caller heard (``PlayoutTracker``).
+The greeting is spoken first (by name for a caller memory knows); the LLM is the brain's
+(``build_call_brain``: packed persona + caller memory + knowledge per turn, LLM chain with fallback,
+tools through Pipecat function calling); each turn is stored by ``CallRecorder``; at a barge-in
+the conversation keeps only what the caller heard (``PlayoutTracker``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -32,20 +38,28 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from phone_agent.brain.persona import greeting_for, persona_prompt
+from phone_agent.brain.persona import greeting_for
+from phone_agent.brain.pipeline import build_call_brain
+from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
+from phone_agent.memory.calls import schedule_after_call
+from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import caller_name, finish_call, open_call
+from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
-from phone_agent.voice.playout import PlayoutTracker
+from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
+from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
-from phone_agent.voice.services import build_fallback_tts, build_llm, build_primary_tts, build_stt
+from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
-VAD_STOP_SECS = 0.2
+VAD_STOP_SECS = 0.15  # Pipecat: 0.2; smart-turn and the 1 s fallback guard against cutting in
+# Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
+# "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
+TURN_FALLBACK_SECS = 1.0
 
 
 @dataclass
@@ -69,6 +83,7 @@ class CallSession:
     context: LLMContext
     tracker: PlayoutTracker
     recorder: CallRecorder
+    tools: ToolContext
     end_reason: str = "hangup"
 
 
@@ -91,11 +106,31 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
     """Build the pipeline of one call (nothing runs until ``run_call``)."""
     settings = runtime.settings  # this call keeps the settings it started with
     caller = start.parameters.get("caller") or None
-    call_id = await open_call(
-        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    call_id, caller_context = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
     )
-    name = await caller_name(runtime.sessions, caller)
-    greeting = greeting_for(settings, name)
+    greeting = greeting_for(settings, caller_context.name if caller_context else None)
+    serializer = build_serializer(settings, start)
+    session: CallSession | None = None
+
+    async def end_call() -> None:  # the end_call tool: the goodbye has already played
+        if session is not None:
+            await hang_up(session, "agent_hangup")
+
+    async def before_transfer() -> None:  # Twilio takes the call elsewhere: end without hanging up
+        serializer.keep_call_up()
+        if session is not None:
+            session.end_reason = "transferred"
+
+    brain = build_call_brain(
+        runtime,
+        call_sid=start.call_sid,
+        caller=caller_context,
+        call_id=call_id,
+        on_hang_up=end_call,
+        before_transfer=before_transfer,
+    )
 
     transport = FastAPIWebsocketTransport(
         websocket,
@@ -103,12 +138,12 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             audio_in_enabled=True,
             audio_out_enabled=True,
             add_wav_header=False,
-            serializer=build_serializer(settings, start),
+            serializer=serializer,
             allowed_origins=[],
         ),
     )
     stt = build_stt(settings)
-    llm = build_llm(settings, system_instruction=persona_prompt(settings))
+    llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     tts_stage: list[FrameProcessor] = [primary_tts]
@@ -121,15 +156,16 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             ServiceSwitcher(services=tts_services),
         ]
 
-    context = LLMContext()
+    context = LLMContext(tools=brain.tools)
+    end_of_turn = TurnAnalyzerUserTurnStopStrategy(
+        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
+    )
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
             user_idle_timeout=settings.idle_timeout_seconds,
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())]
-            ),
         ),
     )
     pipeline = Pipeline(
@@ -158,11 +194,11 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         params=PipelineParams(
             audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
         ),
-        observers=[recorder],
+        observers=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
-    session = CallSession(start, call_id, task, context, tracker, recorder)
+    session = CallSession(start, call_id, task, context, tracker, recorder, brain.ctx)
 
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
@@ -203,9 +239,9 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             heard = tracker.reply_text(heard_only=True)
             planned = message.content or tracker.reply_text(heard_only=False)
             keep_only_heard(context, message.content, heard)
-            recorder.agent_turn(heard, planned=planned, interrupted=True)
+            recorder.agent_turn(heard, planned=planned, interrupted=True, tool_calls=brain.ctx.take_records())
         elif message.content:
-            recorder.agent_turn(message.content)
+            recorder.agent_turn(message.content, tool_calls=brain.ctx.take_records())
 
     return session
 
@@ -231,14 +267,23 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
     """Run one call to its end and close its records."""
     session = await build_call(websocket, runtime, start)
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+
+    async def on_command(action: str, params: dict[str, Any]) -> None:
+        await live_call_command(session, action, params)
+
+    metrics.call_started(start.parameters.get("direction", "inbound"))
     try:
-        await runner.add_workers(session.task)
-        await runner.run()
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(session.task)
+            await runner.run()
     finally:
+        metrics.call_ended(session.end_reason)
         await session.recorder.flush()
         await finish_call(
             runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=session.end_reason
         )
+        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
         logger.info(
             "call ended: {} turns, {} of {} marks played",
             len(session.recorder.turns),
@@ -246,6 +291,15 @@ async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -
             session.tracker.marks_sent,
         )
     return session
+
+
+async def live_call_command(session: CallSession, action: str, params: dict[str, Any]) -> None:
+    """A command for this live call sent from any process (e.g. the admin's "hang up")."""
+    if action == "hangup":
+        logger.info("hanging up on request ({})", params.get("reason") or "admin")
+        await hang_up(session, str(params.get("reason") or "admin"))
+    else:
+        logger.warning("ignoring unknown live-call command {!r}", action)
 
 
 async def hang_up(session: CallSession, reason: str) -> None:

@@ -11,10 +11,14 @@ without playing them.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
 from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
     Frame,
     InterruptionFrame,
     OutputTransportMessageFrame,
@@ -22,11 +26,15 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
+EST_MS_PER_CHAR = 60  # speaking rate used when a word has no usable timestamp
+QUIET_AFTER_SPEECH_SECS = 0.3  # no new agent audio for this long = the agent has finished
+SPEECH_END_TIMEOUT_SECS = 30.0
 MARK_INTERVAL_MS = 200  # finest unit of "heard": one mark per this much agent audio
 
 
@@ -51,15 +59,36 @@ class PlayoutTracker(FrameProcessor):
         self.marks_played = 0
         self._reply: list[SpokenText] = []
         self._reply_audio_start: float | None = None
+        self._reply_audio_end = 0.0
         self._reply_first_pts: int | None = None
         self._interrupted_at: float | None = None  # played_ms frozen at the last barge-in
 
     # -- what was heard ---------------------------------------------------------------------------
     def reply_text(self, *, heard_only: bool) -> str:
-        """The current reply's text: all of it, or only what had been played at the barge-in."""
+        """The current reply's text: all of it, or only the words played in full before the barge-in.
+
+        A word counts as heard once the next word's audio has started playing (the last word: once
+        the reply's audio has all played), so a word cut off in the middle is not kept.
+        """
+        if not heard_only:
+            return _join(self._reply)
         limit = self._interrupted_at if self._interrupted_at is not None else self.played_ms
-        parts = [p for p in self._reply if not heard_only or p.offset_ms < limit]
-        return _join(parts)
+        ends = [part.offset_ms for part in self._reply[1:]] + [self._reply_audio_end]
+        return _join([part for part, end in zip(self._reply, ends, strict=True) if end <= limit])
+
+    async def wait_until_played(self, *, since_ms: float, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until agent audio sent after ``since_ms`` has all been played by the phone."""
+        deadline = time.monotonic() + timeout
+        last_sent, steady_since = self.sent_ms, time.monotonic()
+        while time.monotonic() < deadline:
+            if self.sent_ms != last_sent:
+                last_sent, steady_since = self.sent_ms, time.monotonic()
+            done = self.sent_ms > since_ms and self.played_ms >= self.sent_ms - 1
+            if done and time.monotonic() - steady_since >= QUIET_AFTER_SPEECH_SECS:
+                return True
+            await asyncio.sleep(0.05)
+        logger.warning("gave up waiting for the phone to play the last words")
+        return False
 
     # -- frames -----------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -103,10 +132,12 @@ class PlayoutTracker(FrameProcessor):
         for piece in pieces:
             await self.push_frame(piece)
             self.sent_ms += len(piece.audio) / bytes_per_ms
+            self._reply_audio_end = self.sent_ms
             await self._send_mark()
 
     def _start_reply(self) -> None:
         self._reply = []
+        self._reply_audio_end = self.sent_ms
         self._reply_audio_start = None
         self._reply_first_pts = None
         self._interrupted_at = None
@@ -120,6 +151,11 @@ class PlayoutTracker(FrameProcessor):
             if self._reply_first_pts is None:
                 self._reply_first_pts = frame.pts
             offset = min(self.sent_ms, self._reply_audio_start + (frame.pts - self._reply_first_pts) / 1e6)
+            previous = self._reply[-1] if self._reply else None
+            if previous is not None and offset <= previous.offset_ms:
+                # Pipecat stamps the first word of a new text chunk with the previous word's time:
+                # estimate its start from the previous word's length instead.
+                offset = min(self.sent_ms, previous.offset_ms + EST_MS_PER_CHAR * (len(previous.text) + 1))
         self._reply.append(SpokenText(frame.text, offset, frame.includes_inter_frame_spaces))
 
     async def _send_mark(self) -> None:
@@ -139,6 +175,26 @@ class PlayoutTracker(FrameProcessor):
             return
         self.marks_played += 1
         self.played_ms = max(self.played_ms, position)
+
+
+class SpeechEndWatcher(BaseObserver):
+    """Calls ``on_played`` each time the agent stops talking and the phone has played it all
+    (the brain's ``end_call``/``transfer_call`` wait for this before acting)."""
+
+    def __init__(self, tracker: PlayoutTracker, on_played: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(observe_every_push=False)
+        self._tracker, self._on_played = tracker, on_played
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        if isinstance(data.frame, BotStoppedSpeakingFrame) and (
+            self._waiting is None or self._waiting.done()
+        ):
+            self._waiting = asyncio.create_task(self._when_played())
+
+    async def _when_played(self) -> None:
+        if await self._tracker.wait_until_played(since_ms=-1, timeout=SPEECH_END_TIMEOUT_SECS):
+            await self._on_played()
 
 
 def _join(parts: list[SpokenText]) -> str:

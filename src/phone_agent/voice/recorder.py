@@ -30,6 +30,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameProcessor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from phone_agent.ops import metrics
 from phone_agent.voice.call_records import add_turn
 
 CALLER_MARKS = ("caller_stopped", "turn_detected", "stt_final")
@@ -45,6 +46,7 @@ class TurnRecord:
     marks: dict[str, float]
     planned_text: str | None = None
     interrupted: bool = False
+    tool_calls: list[Any] | None = None
 
 
 @dataclass
@@ -124,14 +126,22 @@ class CallRecorder(BaseObserver):
         marks = {k: v for k, v in self._exchange.marks.items() if k in CALLER_MARKS}
         self._store(TurnRecord("caller", text, marks))
 
-    def agent_turn(self, text: str, *, planned: str | None = None, interrupted: bool = False) -> None:
+    def agent_turn(
+        self,
+        text: str,
+        *,
+        planned: str | None = None,
+        interrupted: bool = False,
+        tool_calls: list[Any] | None = None,
+    ) -> None:
         """The agent finished (or was cut off in) a turn; ``text`` is what the caller heard.
 
         ``planned``: what the agent meant to say, when no LLM reply (e.g. a spoken prompt) tells it.
         """
         marks = dict(self._exchange.marks)
+        metrics.observe_turn(marks)
         planned_text = "".join(self._exchange.planned) or planned or None
-        self._store(TurnRecord("agent", text, marks, planned_text, interrupted))
+        self._store(TurnRecord("agent", text, marks, planned_text, interrupted, tool_calls or None))
         self._exchange = _Exchange()
 
     def _store(self, record: TurnRecord) -> None:
@@ -158,6 +168,7 @@ class CallRecorder(BaseObserver):
                     marks=record.marks,
                     planned_text=record.planned_text,
                     interrupted=record.interrupted,
+                    tool_calls=record.tool_calls,
                 )
             except Exception as exc:  # a lost row must not end the call
                 logger.error("could not store a {} turn: {}", record.role, exc)

@@ -38,6 +38,10 @@ class CallerHungUpFrame(SystemFrame):
 class TwilioMediaSerializer(TwilioFrameSerializer):
     """``TwilioFrameSerializer`` that never raises on input and reports marks and stop."""
 
+    def keep_call_up(self) -> None:
+        """Do not hang up when the pipeline ends (the call was transferred elsewhere)."""
+        self._hangup_attempted = True
+
     async def deserialize(self, data: str | bytes) -> Frame | None:
         """A frame for a Twilio message, or None (logged) for anything we can't use."""
         try:

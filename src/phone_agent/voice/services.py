@@ -1,6 +1,6 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
-STT: OpenAI transcription (default) or Deepgram streaming. LLM: OpenAI-compatible chat streaming.
+STT: OpenAI transcription (default) or Deepgram streaming (the LLM is the brain's: brain/pipeline.py).
 TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS) behind a failover switcher.
 Every provider is reached through the base URL in Settings.
 """
@@ -12,12 +12,13 @@ from typing import Any
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.voice.first_clause import speak_from_first_clause
+from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
+from phone_agent.voice.shared_http import shared_http_client
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -51,20 +52,8 @@ def build_stt(settings: Settings) -> FrameProcessor:
     return OpenAISTTService(
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
         base_url=settings.openai_base_url,
+        http_client=shared_http_client(),
         settings=OpenAISTTService.Settings(model=settings.stt_model),
-    )
-
-
-def build_llm(settings: Settings, *, system_instruction: str) -> OpenAILLMService:
-    """The chat model, streaming, on the configured OpenAI-compatible endpoint."""
-    return OpenAILLMService(
-        api_key=_require(settings, "openai_api_key", "the LLM"),
-        base_url=settings.llm_base_url,
-        settings=OpenAILLMService.Settings(
-            model=settings.llm_model,
-            temperature=settings.llm_temperature,
-            system_instruction=system_instruction,
-        ),
     )
 
 
@@ -83,9 +72,14 @@ class ElevenLabsCallTTSService(ElevenLabsTTSService):
         return await super()._maybe_try_reconnect(error_message, report_error, error)
 
 
+class CachedElevenLabsCallTTSService(CachedPhraseElevenLabsTTSService, ElevenLabsCallTTSService):
+    """The call's ElevenLabs voice, with fixed phrases served from the phrase cache."""
+
+
 def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
-    """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause."""
-    tts = ElevenLabsCallTTSService(
+    """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause;
+    fixed phrases (the greeting) come from the process's phrase cache once synthesised."""
+    tts = CachedElevenLabsCallTTSService(
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
         settings=ElevenLabsTTSService.Settings(
@@ -109,6 +103,7 @@ def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
     return OpenAITTSService(
         api_key=settings.secret("openai_api_key"),
         base_url=settings.openai_base_url,
+        http_client=shared_http_client(),
         sample_rate=OPENAI_TTS_SAMPLE_RATE,
         settings=OpenAITTSService.Settings(voice=settings.tts_fallback_voice, model=FALLBACK_TTS_MODEL),
     )

@@ -22,6 +22,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from phone_agent.ops import metrics
 from phone_agent.voice.playout import PlayoutTracker
 
 
@@ -61,6 +62,8 @@ class TTSFailover(FrameProcessor):
     async def _fail_over(self, error: ErrorFrame) -> None:
         self.failed_over = True
         logger.warning("primary TTS failed ({}): switching to the fallback voice", error.error)
+        metrics.provider_error("elevenlabs", "tts")
+        metrics.fallback_used("tts", "fallback_voice")
         await self.push_frame(ManuallySwitchServiceFrame(service=self._fallback))
         rest = unspoken_rest("".join(self._reply), self._tracker.reply_text(heard_only=False))
         if rest:

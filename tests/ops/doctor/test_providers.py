@@ -76,6 +76,13 @@ async def test_twilio_webhook_wrong_then_fixed(tmp_path: Path, fake_twilio: Fake
     assert after["twilio.webhook"].status == "pass", after
 
 
+async def test_twilio_webhook_timeout(tmp_path: Path, fake_twilio: FakeTwilioREST) -> None:
+    fake_twilio.add_number(NUMBER, voice_url=f"{PUBLIC}/phone/incoming")
+    fake_twilio.hang_next()
+    slow = await checks(twilio_settings(tmp_path, fake_twilio), "twilio.webhook", wait=1.0)
+    assert slow["twilio.webhook"].status == "fail" and slow["twilio.webhook"].detail == "no answer within 1 s"
+
+
 async def test_twilio_webhook_number_not_on_account(tmp_path: Path, fake_twilio: FakeTwilioREST) -> None:
     result = await checks(twilio_settings(tmp_path, fake_twilio), "twilio.webhook")
     assert result["twilio.webhook"].status == "fail"

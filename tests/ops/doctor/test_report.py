@@ -64,6 +64,8 @@ def test_cli_doctor_json_and_exit_codes(tmp_path: Path) -> None:
     failing = run_cli(["doctor", "--json", "--timeout", "3"], cwd=tmp_path)
     assert failing.returncode == 1, failing.stderr
     assert_schema(json.loads(failing.stdout))
+    bad_option = run_cli(["doctor", "--role-host", "voice-bridge"], cwd=tmp_path)
+    assert bad_option.returncode == 2 and "ROLE=HOST" in bad_option.stderr
     passing = run_cli(["doctor", "--only", "host.disk", "--only", "redis"], cwd=tmp_path)
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert passing.stdout.startswith("PASS  redis") or passing.stdout.startswith("PASS  host.disk")

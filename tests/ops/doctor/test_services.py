@@ -120,3 +120,22 @@ async def test_all_in_one_process_serves_every_port(tmp_path: Path) -> None:
         result = await checks(settings, "ports")
     assert result["ports.voice-bridge"].status == "pass"
     assert "all-in-one" in result["ports.voice-bridge"].detail
+
+
+async def test_ports_probed_where_each_role_runs(tmp_path: Path) -> None:
+    with socket.socket() as listener:  # a role on another host (127.0.0.2 stands in for a container)
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = ports_env(free_port(), port, port) | {
+            "PHONE_AGENT_MEMORY_BACKEND": "http",
+            "PHONE_AGENT_MEMORY_URL": f"http://127.0.0.2:{port}",
+        }
+        settings = make_settings(tmp_path, **env)
+        local = await checks(settings, "ports.voice-bridge", "ports.memory")
+        remote = await checks(settings, "ports.voice-bridge", role_hosts={"voice-bridge": "127.0.0.2"})
+    assert local["ports.voice-bridge"].status == "warn"  # nothing on 127.0.0.1
+    assert local["ports.memory"].status == "pass"  # the memory_url host is probed
+    assert local["ports.memory"].detail == f"memory listening on 127.0.0.2:{port}"
+    assert remote["ports.voice-bridge"].status == "pass"
+    assert remote["ports.voice-bridge"].detail == f"voice-bridge listening on 127.0.0.2:{port}"

@@ -94,6 +94,7 @@ async function playSample() {
       const body = await response.json().catch(() => ({}));
       status.className = "voice-status error";
       status.textContent = "No sample: " + ((body.error && body.error.message) || body.detail || ("error " + response.status));
+      document.getElementById("sample-audio").hidden = true;
       return;
     }
     const audio = document.getElementById("sample-audio");
@@ -132,3 +133,90 @@ if (upload) upload.addEventListener("submit", (event) => {
     status.textContent = `${file.name} is larger than the ${upload.dataset.maxMb} MB upload limit.`;
   }
 });
+
+// "Try it": the conversation is kept here and sent whole; the server stores nothing of it.
+const tryForm = document.getElementById("try-form");
+if (tryForm) {
+  const log = document.getElementById("try-log");
+  const input = document.getElementById("try-input");
+  let messages = [];
+  const say = (role, text, extra) => {
+    const item = document.createElement("li");
+    item.className = "turn " + (role === "user" ? "caller" : role === "assistant" ? "agent" : "tool");
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = role === "user" ? "You" : role === "assistant" ? "Agent" : "Error";
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    item.append(who, body);
+    if (extra) {
+      const note = document.createElement("small");
+      note.className = "hint tool-note";
+      note.textContent = extra;
+      item.append(document.createElement("br"), note);
+    }
+    log.append(item);
+    return item;
+  };
+  tryForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    messages.push({ role: "user", content: text });
+    say("user", text);
+    const button = tryForm.querySelector("button.primary");
+    button.disabled = true;
+    try {
+      const response = await fetch("/admin/api/try-it", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ messages }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        messages.pop();
+        say("error", (body.error && body.error.message) || body.detail || ("error " + response.status));
+        return;
+      }
+      messages.push({ role: "assistant", content: body.reply || "…" });
+      const tools = (body.tool_calls || []).map((t) => t.name + (t.ok === false ? " (failed)" : "")).join(", ");
+      const notes = [tools ? "used: " + tools : "", body.provider === "canned" ? "canned reply: no LLM endpoint answered" : ""];
+      say("assistant", body.reply || "(no answer)", notes.filter(Boolean).join(" · "));
+      if (body.ended) say("error", "The agent ended the conversation.");
+    } catch (err) {
+      messages.pop();
+      say("error", "The agent could not be reached (" + err.message + ").");
+    } finally {
+      button.disabled = false;
+      input.focus();
+    }
+  });
+  document.getElementById("try-reset").addEventListener("click", () => { messages = []; log.replaceChildren(); });
+}
+
+// Live calls refresh themselves while the page is open.
+const liveTable = document.getElementById("live-calls");
+if (liveTable) {
+  const cell = (text) => { const td = document.createElement("td"); td.textContent = text || ""; return td; };
+  const refreshLive = async () => {
+    const response = await fetch("/admin/api/calls", { headers: { "Accept": "application/json" } }).catch(() => null);
+    if (!response || !response.ok) return;
+    const live = (await response.json()).live;
+    liveTable.tBodies[0].replaceChildren(...live.map((c) => {
+      const row = document.createElement("tr");
+      const open = document.createElement("td");
+      const link = document.createElement("a");
+      link.href = "/admin/calls/" + encodeURIComponent(c.call_sid);
+      link.textContent = "open";
+      open.append(link);
+      row.append(cell(c.started_at.slice(0, 19).replace("T", " ")), cell(c.from_number), cell(c.to_number), cell(c.status), open);
+      return row;
+    }));
+    document.getElementById("live-count").textContent = String(live.length);
+    liveTable.hidden = live.length === 0;
+    document.getElementById("no-live-calls").hidden = live.length > 0;
+  };
+  setInterval(refreshLive, Number(liveTable.dataset.refreshMs) || 5000);
+}

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel
@@ -96,14 +97,22 @@ class DoctorContext:
     tls_cafile: str | None = None  # extra CA to trust (tests); the system store otherwise
     letsencrypt_dir: Path = Path("/etc/letsencrypt")
     renewal_paths: tuple[Path, ...] = RENEWAL_PATHS
-    probe_host: str = "127.0.0.1"  # where the roles' ports are probed
+    role_hosts: dict[str, str] = field(default_factory=dict)  # role -> host to probe; 127.0.0.1 by default
     thresholds: Thresholds = field(default_factory=Thresholds)
     _role: Any = field(default=None, repr=False)
+
+    def host_of(self, role: str) -> str:
+        """Where a role's port is probed: ``role_hosts``, the memory_url host for memory, else loopback."""
+        if role in self.role_hosts:
+            return self.role_hosts[role]
+        if role == "memory" and self.settings.memory_backend == "http":
+            return urlsplit(self.settings.memory_url).hostname or "127.0.0.1"
+        return "127.0.0.1"
 
     async def running_role(self) -> str | None:
         """The role the local orchestrator port reports on /health ('all', 'orchestrator'), or None."""
         if self._role is None:
-            url = f"http://{self.probe_host}:{self.settings.orchestrator_port}/health"
+            url = f"http://{self.host_of('orchestrator')}:{self.settings.orchestrator_port}/health"
             try:
                 response = await self.http.get(url, timeout=min(self.timeout, 3.0))
                 self._role = str(response.json().get("role") or "")

@@ -141,10 +141,11 @@ START = {
 
 
 async def _port_check(ctx: DoctorContext, role: str, port: int) -> Outcome:
-    if await _listening(ctx.probe_host, port, min(ctx.timeout, 3.0)):
-        return ok(f"{role} listening on {ctx.probe_host}:{port}")
+    host = ctx.host_of(role)
+    if await _listening(host, port, min(ctx.timeout, 3.0)):
+        return ok(f"{role} listening on {host}:{port}")
     if role == "orchestrator":
-        return fail(f"nothing listens on {ctx.probe_host}:{port}", f"Start it: {START[role]}.")
+        return fail(f"nothing listens on {host}:{port}", f"Start it: {START[role]}.")
     if role == "memory" and ctx.settings.memory_backend != "http":
         return ok("not needed: memory runs in-process (memory_backend=local)")
     running = await ctx.running_role()
@@ -152,11 +153,11 @@ async def _port_check(ctx: DoctorContext, role: str, port: int) -> Outcome:
         return ok(f"served by the all-in-one process on :{ctx.settings.orchestrator_port}")
     if running == "orchestrator":
         return fail(
-            f"the orchestrator runs alone but nothing listens on {ctx.probe_host}:{port}",
+            f"the orchestrator runs alone but nothing listens on {host}:{port}",
             f"Start it: {START[role]}.",
         )
     return warn(
-        f"nothing listens on {ctx.probe_host}:{port}",
+        f"nothing listens on {host}:{port}",
         f"Fine when `phone-agent serve` runs every role in one process; else {START[role]}.",
     )
 

@@ -1,7 +1,7 @@
 """memory search: full-text and vector columns for memories and knowledge chunks
 
-SQLite: FTS5 external-content tables (``memories_fts``, ``knowledge_chunks_fts``) kept in step by
-triggers, and an ``embedding`` BLOB column (little-endian float32, the sqlite-vec format).
+SQLite: contentless FTS5 tables (``memories_fts`` with an ``owner`` column, ``knowledge_chunks_fts``)
+kept in step by triggers, and an ``embedding`` BLOB column (little-endian float32, the sqlite-vec format).
 PostgreSQL: a generated ``search`` tsvector column with a GIN index, and — when the server has the
 pgvector extension — an ``embedding vector(1536)`` column with an HNSW index (cosine). Without
 pgvector the columns are skipped and memory search runs lexical-only.
@@ -35,23 +35,31 @@ def upgrade() -> None:
 def _upgrade_sqlite() -> None:
     for table, column, fts in SEARCHED:
         op.add_column(table, sa.Column("embedding", sa.LargeBinary(), nullable=True))
+        # Contentless FTS5 (never reads the table back). Memories also index an ``owner`` token
+        # ('c<caller_id>'), so one caller's search intersects with that short doclist instead of
+        # ranking every matching memory of every caller.
+        owner = "'c' || {row}.caller_id" if table == "memories" else None
+        columns = f"{column}, owner" if owner else column
         op.execute(
-            f"CREATE VIRTUAL TABLE {fts} USING fts5({column}, content='{table}', content_rowid='id', "
-            "tokenize='porter unicode61')"
+            f"CREATE VIRTUAL TABLE {fts} USING fts5({columns}, content='', tokenize='porter unicode61')"
         )
-        op.execute(f"INSERT INTO {fts}(rowid, {column}) SELECT id, {column} FROM {table}")
+
+        def values(row: str, owner: str | None = owner, column: str = column) -> str:
+            return f"{row}.{column}, {owner.format(row=row)}" if owner else f"{row}.{column}"
+
+        op.execute(f"INSERT INTO {fts}(rowid, {columns}) SELECT id, {values(table)} FROM {table}")
         op.execute(
             f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN "
-            f"INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column}); END"
+            f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.id, {values('new')}); END"
         )
         op.execute(
             f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN "
-            f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column}); END"
+            f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.id, {values('old')}); END"
         )
         op.execute(
             f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {column} ON {table} BEGIN "
-            f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column}); "
-            f"INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column}); END"
+            f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.id, {values('old')}); "
+            f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.id, {values('new')}); END"
         )
 
 

@@ -1,0 +1,72 @@
+"""`phone-agent serve --workers N`: N processes share the port, the database migrated once, and the
+media stream never negotiates permessage-deflate (compressing audio costs CPU and saves nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from websockets.asyncio.client import connect
+
+from tests.test_cli import free_port
+
+
+async def offered_deflate_accepted(url: str) -> str | None:
+    """The extensions the server accepted when a client offered permessage-deflate."""
+    async with connect(url, compression="deflate", open_timeout=20) as ws:
+        assert ws.response is not None
+        return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+
+def test_serve_with_two_workers_runs_two_processes_on_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONE_AGENT_", "DATABASE_URL"))}
+    env["PHONE_AGENT_ADMIN_STATUS_TOKEN"] = "workers-status-token"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phone_agent",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "python" in p.name()]
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                ready = False
+            if ready and len(workers) >= 2:
+                break
+            time.sleep(0.3)
+        assert len(workers) >= 2, f"expected 2 worker processes, saw {len(workers)}"
+        status = httpx.get(
+            f"http://127.0.0.1:{port}/admin-status",
+            headers={"Authorization": "Bearer workers-status-token"},
+            timeout=10,
+        ).json()
+        assert status["database"]["migrations_current"]  # migrated before the workers started
+        assert asyncio.run(offered_deflate_accepted(f"ws://127.0.0.1:{port}/media-stream")) is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,70 @@
+"""The greeting is synthesised once per process; later calls hear it from the phrase cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from phone_agent.storage.tables import Call, CallTurn
+from phone_agent.voice.phrase_cache import Phrase, PhraseCache
+from tests.fakes.audio import speech_wav
+
+GREETING = "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"
+
+
+def greeting_contexts(agent: Any) -> list[Any]:
+    return [c for c in agent.elevenlabs.contexts.values() if "thanks for calling" in c.text]
+
+
+async def test_second_call_hears_the_cached_greeting_without_asking_elevenlabs(
+    agent_factory: Any, db_rows: Any
+) -> None:
+    with agent_factory() as agent:
+        async with agent.caller(from_number="+15551230001") as first:
+            await first.wait_for_agent_audio(timeout=20)
+            await first.wait_for_quiet(0.6, timeout=30)
+        assert len(greeting_contexts(agent)) == 1  # synthesised once, for the first call
+
+        agent.openai.script("Of course. For what day?")
+        async with agent.caller(from_number="+15551230002") as second:
+            await second.wait_for_agent_audio(timeout=20)
+            await second.wait_for_quiet(0.6, timeout=30)
+            heard_greeting = b"".join(a.audio for a in second.agent_audio)
+            turn = await second.say_wav(speech_wav("I would like to book a table"))
+            await second.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await second.wait_for_quiet(0.6, timeout=30)
+        call_sid = second.call_sid
+
+    assert len(greeting_contexts(agent)) == 1  # ElevenLabs was not asked again
+    assert heard_greeting == b"".join(a.audio for a in first.agent_audio)  # the same audio
+    assert second.protocol_errors == [] and second.marks_sent_back  # marks still flow
+    # the conversation still holds the greeting: the LLM saw it, the call record has it
+    # (the call's request ends with the caller's words; after the call, memory asks the LLM for facts)
+    [request] = [
+        r
+        for r in agent.openai.chat_requests
+        if r["messages"][-1].get("role") == "user"
+        and r["messages"][-1].get("content") == agent.openai.default_transcript
+        and GREETING in str(r["messages"])
+    ]
+    history = [m for m in request["messages"] if m["role"] != "system"]
+    assert history[0] == {"role": "assistant", "content": GREETING}
+    [call] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert [(t.role, t.text) for t in turns] == [
+        ("agent", GREETING),
+        ("caller", agent.openai.default_transcript),
+        ("agent", "Of course. For what day?"),
+    ]
+
+
+def test_cache_evicts_the_least_recently_used_beyond_its_limits() -> None:
+    cache = PhraseCache(max_phrases=2, max_bytes=1000)
+    cache.put("a", Phrase(chunks=[b"x" * 100]))
+    cache.put("b", Phrase(chunks=[b"x" * 100]))
+    assert cache.get("a") is not None  # "a" is now the most recent
+    cache.put("c", Phrase(chunks=[b"x" * 100]))
+    assert cache.get("b") is None and cache.get("a") is not None and len(cache) == 2
+    cache.put("big", Phrase(chunks=[b"x" * 950]))  # over the byte budget: older ones go
+    assert len(cache) == 1 and cache.get("big") is not None
