@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from phone_agent.storage.tables import Call, CallTurn
+from phone_agent.storage.db import create_engine, session_factory, transaction
+from phone_agent.storage.tables import Call, Caller, CallTurn
 from tests.fakes.audio import is_silent, speech_wav
 from tests.fakes.openai_realtime import FakeOpenAIRealtime
 
@@ -152,3 +153,26 @@ async def test_a_refused_realtime_connection_gets_an_apology_instead_of_the_gree
 
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.status == "completed" and call.end_reason == "realtime_error"
+
+
+async def test_returning_caller_is_greeted_by_name(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.script("Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?")
+    with agent_factory(**realtime_env(fake)) as agent:
+        engine = create_engine(agent.settings.database_url)
+        async with transaction(session_factory(engine)) as session:
+            session.add(Caller(phone="+15550007777", name="Maria"))
+        await engine.dispose()
+        async with agent.caller(from_number="+15550007777") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.3, timeout=30)
+
+    [session] = fake.sessions
+    [request] = [str(item["content"]) for item in session["items"]]
+    assert "Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?" in request
+    assert "Name: Maria." in session["session"]["instructions"]
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    [greeting] = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id))
+    assert greeting.role == "agent" and greeting.text.startswith("Hi Maria, welcome back")

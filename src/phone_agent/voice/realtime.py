@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,11 +52,14 @@ from pipecat.workers.runner import WorkerRunner
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
+from phone_agent.memory.base import CallerContext
+from phone_agent.memory.calls import schedule_after_call
+from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import caller_name, finish_call, open_call
-from phone_agent.voice.idle import wait_until_played
+from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
 from phone_agent.voice.playout import PlayoutTracker
+from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.services import build_fallback_tts
 
@@ -147,11 +151,12 @@ class RealtimeCall:
     end_reason: str = "hangup"
 
 
-def session_instructions(settings: Settings, name: str | None) -> str:
+def session_instructions(settings: Settings, caller: CallerContext | None) -> str:
     """The persona prompt, the local time and what we know of the caller: the session's instructions."""
     lines = [persona_prompt(settings), clock_line(settings, datetime.now(UTC))]
-    if name:
-        lines.append(f"The caller is {name}, who has called before.")
+    known = caller.summary() if caller is not None else ""
+    if known:
+        lines.append("What you know about this caller from earlier calls:\n" + known)
     lines.append("You are on a phone call: answer in one or two short spoken sentences.")
     return "\n".join(lines)
 
@@ -190,11 +195,11 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
     settings = runtime.settings
     caller = start.parameters.get("caller") or None
-    call_id = await open_call(
-        runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid
+    call_id, caller_context = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
     )
-    name = await caller_name(runtime.sessions, caller)
-    greeting = greeting_for(settings, name)
+    greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
     transport = FastAPIWebsocketTransport(
         websocket,
@@ -206,7 +211,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
             allowed_origins=[],
         ),
     )
-    llm = build_realtime_llm(settings, instructions=session_instructions(settings, name))
+    llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
     apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     context = LLMContext(messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}])
@@ -221,7 +226,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         if apology_voice is not None:
             before = tracker.sent_ms
             await task.queue_frames([TTSSpeakFrame(APOLOGY)])
-            await wait_until_played(tracker, since_ms=before, timeout=APOLOGY_PLAY_TIMEOUT_SECS)
+            await tracker.wait_until_played(since_ms=before, timeout=APOLOGY_PLAY_TIMEOUT_SECS)
         await task.queue_frame(EndFrame())
 
     failover = RealtimeFailover(service=llm, on_failure=apologise_and_hang_up)
@@ -290,14 +295,28 @@ async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: Strea
     """Run one realtime call to its end and close its records."""
     call = await build_realtime_call(websocket, runtime, start)
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+
+    async def on_command(action: str, params: dict[str, Any]) -> None:
+        if action != "hangup":
+            logger.warning("ignoring unknown live-call command {!r}", action)
+            return
+        logger.info("hanging up on request ({})", params.get("reason") or "admin")
+        call.end_reason = str(params.get("reason") or "admin")
+        await call.task.queue_frame(EndFrame())
+
+    metrics.call_started(start.parameters.get("direction", "inbound"))
     try:
-        await runner.add_workers(call.task)
-        await runner.run()
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(call.task)
+            await runner.run()
     finally:
+        metrics.call_ended(call.end_reason)
         await call.recorder.flush()
         await finish_call(
             runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
         )
+        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
         logger.info(
             "realtime call ended ({}): {} turns, {} of {} marks played",
             call.end_reason,
