@@ -16,7 +16,9 @@ starts one too (`conversation_already_has_active_response` while one runs). A re
 `conversation.item.truncate` answers `conversation.item.truncated`; `response.cancel`,
 `input_audio_buffer.commit`/`clear` behave as documented. Unknown events get an `error` event.
 
-Replies come from `fake.script(...)`, else "I heard you say: <last transcript>". Transcripts of
+Replies come from `fake.script(...)`, else "I heard you say: <last transcript>"; a scripted
+`RealtimeToolCall` makes a response that calls a function (`response.function_call_arguments.done`)
+and waits for the client's `function_call_output` item and next `response.create`. Transcripts of
 caller speech come from `fake.transcripts`, else `default_transcript`. Knobs: `response_latency`
 (response.create/turn end → first audio), `audio_realtime_factor` (0 = all audio at once, 1 = paced
 in real time), `transcription_latency`. Faults (besides those of `FakeServer`): `drop_at_response(n)`
@@ -31,6 +33,7 @@ import base64
 import json
 import uuid
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -67,6 +70,14 @@ DEFAULT_TURN_DETECTION = {
 }
 
 
+@dataclass
+class RealtimeToolCall:
+    """A scripted response that calls a function instead of speaking."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
 def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
@@ -93,15 +104,15 @@ class FakeOpenAIRealtime(FakeServer):
         self.transcription_latency = transcription_latency
         self.speech_rms = 300.0  # PCM16 RMS above which a 20 ms window is speech
         self.models = {"gpt-realtime", "gpt-realtime-mini", "gpt-realtime-2", "gpt-realtime-2.1"}
-        self.replies: deque[str] = deque()
+        self.replies: deque[str | RealtimeToolCall] = deque()
         self.transcripts: deque[str] = deque()
         self.default_transcript = "Hello, I would like to book an appointment."
         self.sessions: list[dict[str, Any]] = []
         self._drop_at: set[int] = set()
         self._error_at: set[int] = set()
 
-    def script(self, *replies: str) -> None:
-        """Queue reply texts (consumed in order by responses)."""
+    def script(self, *replies: str | RealtimeToolCall) -> None:
+        """Queue replies: texts to speak or function calls (consumed in order by responses)."""
         self.replies.extend(replies)
 
     def drop_at_response(self, n: int) -> None:
@@ -501,8 +512,12 @@ class _RealtimeSession:
                 type_="server_error",
             )
             return
-        if self.fake.replies:
-            text = self.fake.replies.popleft()
+        reply = self.fake.replies.popleft() if self.fake.replies else None
+        if isinstance(reply, RealtimeToolCall):
+            self.response = asyncio.create_task(self.call_function(reply))
+            return
+        if reply is not None:
+            text = reply
         elif self.last_transcript:
             text = f"I heard you say: {self.last_transcript}"
         else:
@@ -611,6 +626,59 @@ class _RealtimeSession:
                 "output_token_details": {"text_tokens": words_out, "audio_tokens": 0},
             },
         )
+        await self.send({"type": "response.done", "response": response})
+
+    async def call_function(self, call: RealtimeToolCall) -> None:
+        """A response whose output is one function call (the client answers with its output)."""
+        response_id, item_id, call_id = _id("resp"), _id("item"), _id("call")
+        arguments = json.dumps(call.arguments)
+        response: dict[str, Any] = {
+            "object": "realtime.response",
+            "id": response_id,
+            "status": "in_progress",
+            "output": [],
+            "output_modalities": ["audio"],
+        }
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": call_id,
+            "name": call.name,
+            "arguments": "",
+        }
+        self.record["responses"].append({"function_call": call.name, "status": "in_progress"})
+        await self.send({"type": "response.created", "response": response})
+        if self.fake.response_latency:
+            await asyncio.sleep(self.fake.response_latency)
+        previous, self.last_item_id = self.last_item_id, item_id
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": response_id,
+                "output_index": 0,
+                "item": item,
+            }
+        )
+        await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+        where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "call_id": call_id}
+        await self.send({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
+        await self.send(
+            {
+                "type": "response.function_call_arguments.done",
+                **where,
+                "name": call.name,
+                "arguments": arguments,
+            }
+        )
+        item.update(status="completed", arguments=arguments)
+        await self.send(
+            {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": item}
+        )
+        await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        response.update(status="completed", output=[item])
+        self.record["responses"][-1]["status"] = "completed"
         await self.send({"type": "response.done", "response": response})
 
     async def reply_audio(self, text: str) -> bytes:

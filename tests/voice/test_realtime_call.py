@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 
 from phone_agent.storage.db import create_engine, session_factory, transaction
-from phone_agent.storage.tables import Call, Caller, CallTurn
+from phone_agent.storage.tables import Call, Caller, CallTurn, Message
 from tests.fakes.audio import is_silent, speech_wav
-from tests.fakes.openai_realtime import FakeOpenAIRealtime
+from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
 
 GREETING = "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"
 
@@ -76,7 +76,7 @@ async def test_caller_speech_during_the_reply_clears_it(
     agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
 ) -> None:
     fake = fake_openai_realtime
-    fake.audio_realtime_factor = 1.0  # the model speaks as fast as the phone plays
+    fake.audio_realtime_factor = 0.8  # the model speaks a little faster than the phone plays
     fake.transcripts.extend(["Tell me about the tasting menu.", "How much does it cost?"])
     fake.script(GREETING, REPLY, "It is ninety dollars.")
     with agent_factory(**realtime_env(fake)) as agent:
@@ -176,3 +176,34 @@ async def test_returning_caller_is_greeted_by_name(
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     [greeting] = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id))
     assert greeting.role == "agent" and greeting.text.startswith("Hi Maria, welcome back")
+
+
+async def test_the_realtime_model_uses_the_brains_tools(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.transcripts.append("Please ask the owner to call me back.")
+    fake.script(
+        GREETING,
+        RealtimeToolCall("take_message", {"message": "Please call me back about the party", "name": "Dana"}),
+        "I have passed your message on.",
+    )
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller(from_number="+15550004444") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("Please ask the owner to call me back"))
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+
+    [session] = fake.sessions
+    assert "take_message" in [t["name"] for t in session["session"]["tools"]]
+    [output] = [i for i in session["items"] if i["type"] == "function_call_output"]
+    assert '"ok": true' in output["output"]
+    [message] = await db_rows(select(Message))
+    assert message.body == "Please call me back about the party" and message.phone == "+15550004444"
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert message.call_id == call.id
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert turns[-1].text == "I have passed your message on."
+    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["take_message"]

@@ -8,8 +8,9 @@ Twilio serializer, resampled by Pipecat to the service's 24 kHz PCM) is appended
 input buffer; the model's server VAD decides turns, and ``input_audio_buffer.speech_started``
 becomes an interruption, which the Twilio serializer turns into ``clear`` (barge-in). Its 24 kHz
 audio is resampled back to 8 kHz mu-law by the output transport. The persona is the session's
-instructions; the greeting (``greeting_for``, by name for a returning caller) is asked for as the
-first response. Calls and turns are recorded by the same ``CallRecorder`` as the pipeline mode.
+instructions and the brain's tools its functions (Pipecat runs the function calls); the greeting
+(``greeting_for``, by name for a returning caller) is asked for as the first response. Calls and
+turns are recorded by the same ``CallRecorder`` as the pipeline mode.
 
 If the realtime connection fails or drops, the caller is not left in silence: the fallback voice
 (OpenAI TTS) apologises, and the call ends once the apology has played.
@@ -49,7 +50,10 @@ from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
+from phone_agent.brain.builtins import default_registry
+from phone_agent.brain.components import tool_context_for
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
+from phone_agent.brain.pipeline import register_tools
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.memory.base import CallerContext
@@ -58,7 +62,7 @@ from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
-from phone_agent.voice.playout import PlayoutTracker
+from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.services import build_fallback_tts
@@ -201,20 +205,44 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     )
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
+    serializer = build_serializer(settings, start)
     transport = FastAPIWebsocketTransport(
         websocket,
         FastAPIWebsocketParams(
             audio_in_enabled=True,
             audio_out_enabled=True,
             add_wav_header=False,
-            serializer=build_serializer(settings, start),
+            serializer=serializer,
             allowed_origins=[],
         ),
     )
     llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
+
+    async def end_call() -> None:  # the end_call tool: the goodbye has already played
+        call.end_reason = "agent_hangup"
+        await task.queue_frame(EndFrame())
+
+    async def before_transfer() -> None:  # Twilio takes the call elsewhere: end without hanging up
+        serializer.keep_call_up()
+        call.end_reason = "transferred"
+
+    # the brain's tools, answered by the realtime model through Pipecat's function calling
+    tool_ctx = tool_context_for(
+        runtime,
+        caller_phone=caller,
+        caller_name=caller_context.name if caller_context else None,
+        call_sid=start.call_sid,
+        call_id=call_id,
+        channel="phone",
+        on_hang_up=end_call,
+        before_transfer=before_transfer,
+    )
+    tools = register_tools(llm, default_registry(), tool_ctx)
     apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
-    context = LLMContext(messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}])
+    context = LLMContext(
+        messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
+    )
     aggregators = LLMContextAggregatorPair(context)
 
     async def apologise_and_hang_up(reason: str) -> None:
@@ -256,7 +284,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         params=PipelineParams(
             audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
         ),
-        observers=[recorder],
+        observers=[recorder, SpeechEndWatcher(tracker, tool_ctx.speech_finished)],
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
@@ -284,9 +312,9 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         if message.interrupted:
             heard = tracker.reply_text(heard_only=True)
             planned = message.content or tracker.reply_text(heard_only=False)
-            recorder.agent_turn(heard, planned=planned, interrupted=True)
+            recorder.agent_turn(heard, planned=planned, interrupted=True, tool_calls=tool_ctx.take_records())
         elif message.content:
-            recorder.agent_turn(message.content)
+            recorder.agent_turn(message.content, tool_calls=tool_ctx.take_records())
 
     return call
 
