@@ -207,3 +207,29 @@ async def test_the_realtime_model_uses_the_brains_tools(
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
     assert turns[-1].text == "I have passed your message on."
     assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["take_message"]
+
+
+async def test_silent_caller_is_checked_on_then_hung_up(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.script(GREETING, "Still there?", "Goodbye for now.")
+    env = {
+        **realtime_env(fake),
+        "PHONE_AGENT_IDLE_TIMEOUT_SECONDS": "1.5",
+        "PHONE_AGENT_IDLE_PROMPT": "Still there?",
+        "PHONE_AGENT_IDLE_GOODBYE": "Goodbye for now.",
+    }
+    with agent_factory(**env) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_close(timeout=30)
+
+    [session] = fake.sessions
+    asked = [str(i["content"]) for i in session["items"]]
+    assert len(asked) == 3 and '"Still there?"' in asked[1] and '"Goodbye for now."' in asked[2]
+    assert [r["status"] for r in session["responses"]] == ["completed"] * 3
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.end_reason == "idle" and call.ended_at is not None
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert [t.text for t in turns] == [GREETING, "Still there?", "Goodbye for now."]

@@ -33,15 +33,17 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     LLMContextFrame,
+    LLMMessagesAppendFrame,
     LLMRunFrame,
     TTSSpeakFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
     UserTurnMessageAddedMessage,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -61,6 +63,7 @@ from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
+from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.prefetch import take_caller_context
@@ -70,6 +73,7 @@ from phone_agent.voice.services import build_fallback_tts
 GREETING_REQUEST = (
     'The phone call has just connected. Greet the caller with exactly these words: "{greeting}"'
 )
+SAY_REQUEST = 'The caller has been silent. Say exactly these words: "{text}"'
 APOLOGY = (
     "I'm sorry, I'm having trouble on this line right now. Please call us back in a few minutes. Goodbye."
 )
@@ -120,6 +124,15 @@ class RealtimeFailover(FrameProcessor):
         super().__init__(**kwargs)
         self._service, self._on_failure = service, on_failure
         self._failure: asyncio.Task[None] | None = None
+
+    async def ask_to_say(self, text: str) -> None:
+        """Have the model say ``text`` (e.g. the idle check-in) as its next response."""
+        if self.failed:
+            return
+        request: LLMContextMessage = {"role": "user", "content": SAY_REQUEST.format(text=text)}
+        # downstream of the user aggregator: the service sends the item, the assistant aggregator
+        # then asks it for a response (Pipecat's realtime flow for appended messages)
+        await self.push_frame(LLMMessagesAppendFrame(messages=[request], run_llm=True))
 
     @property
     def failed(self) -> bool:
@@ -219,8 +232,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
-        call.end_reason = "agent_hangup"
-        await task.queue_frame(EndFrame())
+        await hang_up("agent_hangup")
 
     async def before_transfer() -> None:  # Twilio takes the call elsewhere: end without hanging up
         serializer.keep_call_up()
@@ -243,7 +255,9 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     context = LLMContext(
         messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
     )
-    aggregators = LLMContextAggregatorPair(context)
+    aggregators = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(user_idle_timeout=settings.idle_timeout_seconds)
+    )
 
     async def apologise_and_hang_up(reason: str) -> None:
         call.end_reason = "realtime_error"
@@ -301,6 +315,27 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     async def on_disconnected(_transport: object, _ws: object) -> None:
         logger.info("media stream closed by the caller")
         await task.cancel()
+
+    async def hang_up(reason: str) -> None:
+        call.end_reason = reason
+        await task.queue_frame(EndFrame())
+
+    idle = IdleCaller(
+        prompt=settings.idle_prompt,
+        goodbye=settings.idle_goodbye,
+        tracker=tracker,
+        speak=failover.ask_to_say,
+        hang_up=hang_up,
+    )
+
+    @aggregators.user().event_handler("on_user_turn_started")
+    async def on_caller_speaking(_aggregator: object, _strategy: object) -> None:
+        idle.caller_spoke()
+
+    @aggregators.user().event_handler("on_user_turn_idle")
+    async def on_caller_silent(_aggregator: object) -> None:
+        if not failover.failed:
+            await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_message_added")
     async def on_caller_turn(_aggregator: object, message: UserTurnMessageAddedMessage) -> None:
