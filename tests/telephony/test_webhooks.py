@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from phone_agent.app import create_app
 from phone_agent.runtime import Runtime
-from phone_agent.storage.tables import Call, Caller
+from phone_agent.storage.tables import Call
 from phone_agent.telephony.stream_token import signing_key, verify_stream_token
 from tests.conftest import make_settings
 
@@ -148,10 +148,3 @@ def test_status_for_unknown_call_creates_its_record(client: TestClient) -> None:
     assert response.status_code == 204
     [call] = calls(client)
     assert (call.call_sid, call.status, call.from_number) == ("CAffff", "no-answer", FORM["From"])
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-
-    async def callers() -> list[str]:
-        async with runtime.sessions() as session:
-            return list((await session.execute(select(Caller.phone))).scalars())
-
-    assert client.portal.call(callers) == [FORM["From"]]  # type: ignore[union-attr]

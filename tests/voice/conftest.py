@@ -94,6 +94,9 @@ def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **
         "PHONE_AGENT_ELEVENLABS_BASE_URL": elevenlabs.url,
         "PHONE_AGENT_SESSION_SECRET": "voice-tests-secret",
         "PHONE_AGENT_BUSINESS_NAME": "Bella Cucina",
+        # short greetings keep each test call short (the fake TTS speaks 70 ms per character)
+        "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
+        "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
     }
     env.update(extra)
     return env

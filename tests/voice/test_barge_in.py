@@ -18,12 +18,12 @@ REPLY = (
 
 async def test_caller_speech_clears_and_only_heard_text_is_kept(agent_factory: Any, db_rows: Any) -> None:
     with agent_factory() as agent:
-        agent.openai.transcripts.extend(["Tell me about the tasting menu.", "How much does it cost?"])
+        agent.openai.transcripts.extend(["What is on the tasting menu?", "How much does it cost?"])
         agent.openai.script(REPLY, "It is ninety dollars.")
         async with agent.caller() as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)
-            question = await caller.say_wav(speech_wav("Tell me about the tasting menu"))
+            question = await caller.say_wav(speech_wav("What is on the tasting menu"))
             await caller.wait_for_agent_audio(timeout=20, since=question.speech_ended)
             played_before = len(caller.played_audio)
             await caller.send_silence(1.5)  # let part of the reply play

@@ -54,6 +54,6 @@ async def test_memory_tools_and_end_call(
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.end_reason == "agent_hangup"
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
-    assert turns[0].text.startswith("Hi Maria, welcome back")
+    assert turns[0].text == "Hi Maria, welcome back."
     assert turns[-1].text == GOODBYE
     assert [c["name"] for c in turns[-1].tool_calls] == ["end_call"] and turns[-1].tool_calls[0]["ok"]

@@ -19,14 +19,10 @@ FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 async def _caller_for(session: AsyncSession, phone: str | None) -> Caller | None:
+    """The caller with this number, if memory knows one (rows are memory's to create)."""
     if not phone:
         return None
-    caller = (await session.execute(select(Caller).where(Caller.phone == phone))).scalar_one_or_none()
-    if caller is None:
-        caller = Caller(phone=phone)
-        session.add(caller)
-        await session.flush()
-    return caller
+    return (await session.execute(select(Caller).where(Caller.phone == phone))).scalar_one_or_none()
 
 
 async def open_call(
@@ -39,7 +35,7 @@ async def open_call(
     status: str = "in-progress",
     direction: str = "inbound",
 ) -> int:
-    """Create (or update) the call's row, linked to its caller; returns the call id."""
+    """Create (or update) the call's row, linked to its caller when known; returns the call id."""
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
         caller = await _caller_for(session, from_number)

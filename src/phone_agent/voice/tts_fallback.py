@@ -10,6 +10,8 @@ the primary had not voiced (known from the ``PlayoutTracker``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from loguru import logger
 from pipecat.frames.frames import (
     ErrorFrame,
@@ -39,7 +41,7 @@ class TTSFailover(FrameProcessor):
     """Moves TTS to the fallback voice on the primary's first error and re-speaks the lost text."""
 
     def __init__(
-        self, *, primary: FrameProcessor, fallback: FrameProcessor, tracker: PlayoutTracker, **kwargs: object
+        self, *, primary: FrameProcessor, fallback: FrameProcessor, tracker: PlayoutTracker, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._primary, self._fallback, self._tracker = primary, fallback, tracker
