@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from phone_agent.memory.factory import memory_store_for
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn, Message
 from tests.fakes.audio import is_silent, speech_wav
@@ -194,10 +195,15 @@ async def test_the_realtime_model_uses_the_brains_tools(
     fake.transcripts.append("Please ask the owner to call me back.")
     fake.script(
         GREETING,
+        RealtimeToolCall("search_knowledge", {"query": "private parties"}),
         RealtimeToolCall("take_message", {"message": "Please call me back about the party", "name": "Dana"}),
         "I have passed your message on.",
     )
     with agent_factory(**realtime_env(fake)) as agent:
+        engine = create_engine(agent.settings.database_url)
+        store = memory_store_for(agent.settings, engine=engine)
+        await store.add_document(title="Parties", text="Private parties of up to forty guests on Sundays.")
+        await engine.dispose()
         async with agent.caller(from_number="+15550004444") as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)
@@ -206,16 +212,17 @@ async def test_the_realtime_model_uses_the_brains_tools(
             await caller.wait_for_quiet(0.6, timeout=30)
 
     [session] = fake.sessions
-    assert "take_message" in [t["name"] for t in session["session"]["tools"]]
-    [output] = [i for i in session["items"] if i["type"] == "function_call_output"]
-    assert '"ok": true' in output["output"]
+    assert {"take_message", "search_knowledge"} <= {t["name"] for t in session["session"]["tools"]}
+    found, taken = [i["output"] for i in session["items"] if i["type"] == "function_call_output"]
+    assert "Private parties of up to forty guests on Sundays." in found
+    assert '"ok": true' in taken
     [message] = await db_rows(select(Message))
     assert message.body == "Please call me back about the party" and message.phone == "+15550004444"
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert message.call_id == call.id
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
     assert turns[-1].text == "I have passed your message on."
-    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["take_message"]
+    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["search_knowledge", "take_message"]
 
 
 async def test_silent_caller_is_checked_on_then_hung_up(

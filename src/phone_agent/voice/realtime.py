@@ -51,13 +51,15 @@ from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
+from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.components import tool_context_for
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
+from phone_agent.brain.tools import Tool, ToolContext
 from phone_agent.config import Settings
-from phone_agent.errors import ConfigError
+from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
 from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
@@ -80,6 +82,29 @@ APOLOGY = (
 APOLOGY_PLAY_TIMEOUT_SECS = 20.0
 TRANSCRIPT_SETTLE_SECS = 0.2  # lets frames already on their way reach the user aggregator
 SILENCE_DURATION_MS = 500  # server VAD: quiet that ends the caller's turn
+
+
+class SearchKnowledgeArgs(BaseModel):
+    """Arguments of search_knowledge."""
+
+    query: str = Field(min_length=1, description="What the caller wants to know, in a few words.")
+
+
+async def search_knowledge(ctx: ToolContext, args: SearchKnowledgeArgs) -> dict[str, object]:
+    """The business's documents for the question (the pipeline packs them into every turn instead)."""
+    if ctx.memory is None:
+        raise ToolError("The documents cannot be searched right now; offer to take a message instead.")
+    hits = await ctx.memory.search_knowledge(args.query)
+    return {"found": [{"title": hit.title, "text": hit.text} for hit in hits]}
+
+
+SEARCH_KNOWLEDGE = Tool(
+    "search_knowledge",
+    "Search the business's own documents (prices, menus, policies, directions...). Use it before "
+    "answering any question about the business that the instructions do not answer.",
+    SearchKnowledgeArgs,
+    search_knowledge,
+)
 
 
 class RealtimeCallService(OpenAIRealtimeLLMService):
@@ -249,7 +274,9 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         on_hang_up=end_call,
         before_transfer=before_transfer,
     )
-    tools = register_tools(llm, default_registry(), tool_ctx)
+    registry = default_registry()
+    registry.add(SEARCH_KNOWLEDGE)  # one model answers at once: it looks knowledge up when it needs it
+    tools = register_tools(llm, registry, tool_ctx)
     apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     context = LLMContext(
