@@ -84,6 +84,14 @@ class Agent:
         return asyncio.run(coro)
 
 
+# Short greetings keep a test call short (the fake TTS speaks 70 ms per character):
+# ``agent_factory(**SHORT_GREETINGS)``.
+SHORT_GREETINGS = {
+    "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
+    "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
+}
+
+
 def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **extra: str) -> dict[str, str]:
     """Environment pointing every provider at the fakes."""
     env = {
@@ -94,9 +102,6 @@ def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **
         "PHONE_AGENT_ELEVENLABS_BASE_URL": elevenlabs.url,
         "PHONE_AGENT_SESSION_SECRET": "voice-tests-secret",
         "PHONE_AGENT_BUSINESS_NAME": "Bella Cucina",
-        # short greetings keep each test call short (the fake TTS speaks 70 ms per character)
-        "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
-        "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
     }
     env.update(extra)
     return env

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, is_silent, speech_wav
+from tests.voice.conftest import SHORT_GREETINGS
 
 REPLY = (
     "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "
@@ -17,7 +18,7 @@ REPLY = (
 
 
 async def test_caller_speech_clears_and_only_heard_text_is_kept(agent_factory: Any, db_rows: Any) -> None:
-    with agent_factory() as agent:
+    with agent_factory(**SHORT_GREETINGS) as agent:
         agent.openai.transcripts.extend(["What is on the tasting menu?", "How much does it cost?"])
         agent.openai.script(REPLY, "It is ninety dollars.")
         async with agent.caller() as caller:

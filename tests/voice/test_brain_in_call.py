@@ -13,6 +13,7 @@ from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, speech_wav
 from tests.fakes.openai import Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.voice.conftest import SHORT_GREETINGS
 
 GOODBYE = "Goodbye Maria, enjoy your evening."
 
@@ -25,7 +26,7 @@ async def test_memory_tools_and_end_call(
         "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
         "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
     }
-    with agent_factory(**env) as agent:
+    with agent_factory(**SHORT_GREETINGS | env) as agent:
         store = local_store(agent.settings)
         await store.store_memories(
             "+15550007777", [MemoryItem(content="Prefers the window table.")], name="Maria"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import is_silent, speech_wav
+from tests.voice.conftest import SHORT_GREETINGS
 
 JUNK = (
     "not json",
@@ -28,7 +29,7 @@ MARKS = ("caller_stopped", "stt_final", "llm_first_token", "tts_first_audio", "f
 
 
 async def test_two_utterances_get_two_spoken_replies(agent_factory: Any, db_rows: Any) -> None:
-    with agent_factory() as agent:
+    with agent_factory(**SHORT_GREETINGS) as agent:
         agent.openai.transcripts.extend(["I would like to book a table.", "Can I come tomorrow at seven?"])
         agent.openai.script("Of course. For what day and time?", "Done, see you tomorrow at seven.")
         async with agent.caller() as caller:
