@@ -101,7 +101,9 @@ async def measure_target(target: Target, providers: ProviderProcess, options: Op
     """Warm the bot up, then one run per N."""
     frames = utterance_frames(options.utterances)
     if options.warmup:  # imports, model files and connections are warm before anything is timed
-        await run_calls(2 * options.workers - 1, target.plan_call, [], stagger=0.1)  # each worker
+        await run_calls(  # one call per worker, each hearing the whole greeting (fills its caches)
+            2 * options.workers - 1, target.plan_call, [], stagger=0.1, linger=not options.quick
+        )
     await asyncio.sleep(1.0)
     sampler = ResourceSampler(target.process.pid)
     runs = []

@@ -83,13 +83,20 @@ class Settings(BaseSettings):
     llm_max_tool_calls: int = Field(
         5, ge=1, le=20, description="Most tool calls the LLM may make in one turn before it must answer."
     )
-    llm_mode: Literal["pipeline", "realtime"] = Field(
-        "pipeline", description="pipeline = STT+LLM+TTS; realtime = OpenAI speech-to-speech."
+    voice_mode: Literal["pipeline", "realtime"] = Field(
+        "pipeline",
+        description="Phone calls: pipeline = STT+LLM+TTS; realtime = OpenAI speech-to-speech (gpt-realtime).",
     )
-    realtime_model: str = Field("gpt-realtime", description="Model used in realtime mode.")
+    realtime_model: str = Field("gpt-realtime", description="Speech-to-speech model used in realtime mode.")
+    realtime_base_url: str = Field(
+        "wss://api.openai.com/v1/realtime", description="WebSocket URL of the OpenAI Realtime API."
+    )
+    realtime_voice: str = Field(
+        "marin", description="Voice of the realtime model (e.g. marin, cedar, alloy)."
+    )
     openai_api_key: SecretStr | None = Field(None, description="OpenAI API key (chat, STT, embeddings).")
     openai_base_url: str = Field(
-        "https://api.openai.com/v1", description="Base URL for OpenAI STT, embeddings and realtime."
+        "https://api.openai.com/v1", description="Base URL for OpenAI STT, the fallback voice and embeddings."
     )
 
     # --- STT -------------------------------------------------------------------------------

@@ -50,3 +50,14 @@ def test_call_page_shows_transcript_tool_calls_and_waterfall(admin: tuple[TestCl
     assert widths[(1, "llm")] > widths[(0, "llm")] * 1.8
     assert "turn 1 · 720 ms" in page and "turn 3 · 1100 ms" in page
     assert client.get("/admin/calls/CA-nope").status_code == 404
+
+
+def test_hang_up_only_live_calls(admin: tuple[TestClient, str]) -> None:
+    client, csrf = admin
+    asyncio.run(insert_calls(client.app.state.runtime))
+    assert client.post("/admin/calls/CA-done/hangup", data={"csrf_token": csrf}).status_code == 404
+    assert client.post("/admin/calls/chat-1/hangup", data={"csrf_token": csrf}).status_code == 404
+    sent = client.post("/admin/calls/CA-live/hangup", data={"csrf_token": csrf}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/admin?saved=hangup#calls"
+    assert "Hang-up sent to the call." in client.get(sent.headers["location"]).text
+    assert "call.hangup" in client.get("/admin").text  # in the audit log

@@ -83,12 +83,17 @@ def test_dockerfile_is_multi_stage_and_unprivileged() -> None:
     assert ".venv" in ignore and ".git" in ignore
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_systemd_unit(role: str, tmp_path: Path) -> None:
-    unit = DEPLOY / "systemd" / f"phone-agent-{role}.service"
+UNITS = [f"phone-agent-{role}.service" for role in ROLES] + ["phone-agent-voice-bridge@.service"]
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_unit(name: str, tmp_path: Path) -> None:
+    unit = DEPLOY / "systemd" / name
+    role = name.removeprefix("phone-agent-").split(".")[0].rstrip("@")
     text = unit.read_text()
     fields = dict(re.findall(r"^(\w+)=(.*)$", text, flags=re.M))
-    assert fields["ExecStart"].endswith(f"phone-agent serve --role {role} --host 127.0.0.1")
+    port = " --port %i" if "@" in name else ""
+    assert fields["ExecStart"].endswith(f"phone-agent serve --role {role} --host 127.0.0.1{port}")
     assert fields["Restart"] == "always" and fields["RestartSec"]
     assert int(fields["LimitNOFILE"]) >= 65536
     assert fields["MemoryMax"] and fields["CPUQuota"] and fields["TasksMax"]
@@ -99,7 +104,7 @@ def test_systemd_unit(role: str, tmp_path: Path) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     # verify with the ExecStart pointed at this checkout's executable (the unit's path is the install's)
-    local = tmp_path / unit.name
+    local = tmp_path / unit.name.replace("@.", "@9101.")  # a template is verified as an instance
     local.write_text(
         text.replace(
             "/opt/phone-agent/.venv/bin/phone-agent", str(Path(sys.executable).parent / "phone-agent")
@@ -107,7 +112,7 @@ def test_systemd_unit(role: str, tmp_path: Path) -> None:
     )
     result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert unit.name not in result.stderr, result.stderr  # systemd names the file in every complaint
+    assert local.name not in result.stderr, result.stderr  # systemd names the file in every complaint
 
 
 @pytest.mark.parametrize("role", ROLES)

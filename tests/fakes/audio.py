@@ -178,3 +178,42 @@ def tone_pcm16(text: str, sample_rate: int, ms_per_char: int = MS_PER_CHAR) -> b
     if not pieces:
         return b""
     return np.concatenate(pieces).astype("<i2").tobytes()
+
+
+def speech_pcm16(text: str, sample_rate: int, *, voice: str = "en-us", wpm: int = 165) -> bytes:
+    """Real speech for `text` as mono 16-bit PCM at `sample_rate` (espeak-ng + sox, cached by text)."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed: apt-get install -y espeak-ng sox")
+    key = hashlib.sha256(f"{voice}|{wpm}|{sample_rate}|{text}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"speech-{key}.s16"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "raw.wav"
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text],
+                check=True,
+                capture_output=True,
+            )
+            staged = Path(tmp) / "out.s16"
+            subprocess.run(
+                [
+                    "sox",
+                    str(raw),
+                    "-r",
+                    str(sample_rate),
+                    "-c",
+                    "1",
+                    "-e",
+                    "signed",
+                    "-b",
+                    "16",
+                    "-t",
+                    "raw",
+                    str(staged),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            os.replace(staged, cached)
+    return cached.read_bytes()

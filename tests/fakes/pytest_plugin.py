@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai_realtime import FakeOpenAIRealtime
 from tests.fakes.twilio_rest import FakeTwilioREST
 
 
@@ -37,4 +38,11 @@ def fake_elevenlabs() -> Iterator[FakeElevenLabs]:
 def fake_deepgram() -> Iterator[FakeDeepgram]:
     """A running `FakeDeepgram` (pass `base_url=fake_deepgram.url` to `DeepgramSTTService`)."""
     with FakeDeepgram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai_realtime() -> Iterator[FakeOpenAIRealtime]:
+    """A running `FakeOpenAIRealtime` (websocket URL `fake_openai_realtime.ws_url + "/v1/realtime"`)."""
+    with FakeOpenAIRealtime() as fake:
         yield fake

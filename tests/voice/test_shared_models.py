@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADState
 
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
@@ -44,3 +45,14 @@ async def test_smart_turn_analyzers_share_session_and_pool_across_cleanup() -> N
     assert first._model_executor is second._model_executor
     await first.cleanup()  # one call ending must not stop the others' model thread
     assert second._model_executor.submit(lambda: 42).result(timeout=10) == 42
+
+
+async def test_vad_states_match_pipecats_and_no_thread_is_used() -> None:
+    shared, stock = _vad(SharedSileroVADAnalyzer()), _vad(SileroVADAnalyzer())
+    pcm = ulaw_to_pcm16(read_ulaw(speech_wav("Can you tell me your opening hours on Saturday?")))
+    frames = [pcm[i : i + 320] for i in range(0, len(pcm), 320)]  # 20 ms frames, as from Twilio
+    frames += [b"\x00" * 320] * 60  # 1.2 s of silence after the speech
+    ours = [await shared.analyze_audio(f) for f in frames]
+    theirs = [await stock.analyze_audio(f) for f in frames]
+    assert ours == theirs and VADState.SPEAKING in ours and ours[-1] == VADState.QUIET
+    assert not shared._executor._threads  # analysed on the event loop

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
@@ -23,6 +24,9 @@ from phone_agent.admin.templating import render
 from phone_agent.admin.voice import list_voices, synthesize_sample
 from phone_agent.api.deps import RuntimeDep
 from phone_agent.errors import ConfigError, NotFoundError
+from phone_agent.ops.control import send_call_command
+from phone_agent.storage.db import transaction
+from phone_agent.storage.tables import AuditEntry, Call
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
 
@@ -116,3 +120,17 @@ async def call(call_sid: str, runtime: RuntimeDep) -> dict[str, Any]:
     if detail is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
     return detail
+
+
+@router.post("/admin/calls/{call_sid}/hangup")
+async def hang_up(call_sid: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+    """End a live call: the process holding it (any role, via the control bus) hangs up."""
+    async with transaction(runtime.sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
+        if call is None or call.ended_at is not None or call.direction == "chat":
+            raise NotFoundError(f"No live call {call_sid!r}.")
+        session.add(AuditEntry(actor=admin.actor, action="call.hangup", target=call_sid))
+    await send_call_command(runtime, call_sid, "hangup", reason="admin")
+    if auth.wants_json(request):
+        return JSONResponse({"ok": True})
+    return RedirectResponse("/admin?saved=hangup#calls", status_code=303)

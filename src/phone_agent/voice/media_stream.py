@@ -17,6 +17,7 @@ from phone_agent.ops.logging import bind_call
 from phone_agent.runtime import Runtime
 from phone_agent.telephony.stream_token import InvalidStreamToken, signing_key, verify_stream_token
 from phone_agent.voice.pipeline import StreamStart, run_call
+from phone_agent.voice.realtime import run_realtime_call
 
 router = APIRouter(tags=["voice"])
 
@@ -85,6 +86,7 @@ async def media_stream(websocket: WebSocket) -> None:
     with bind_call(start.call_sid):
         logger.info("media stream started: stream {}", start.stream_sid)
         try:
-            await run_call(websocket, runtime, start)
+            realtime = runtime.settings.voice_mode == "realtime"
+            await (run_realtime_call if realtime else run_call)(websocket, runtime, start)
         except Exception:  # the socket ends either way; the process must not
             logger.exception("call failed")

@@ -56,7 +56,7 @@ from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmart
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
-VAD_STOP_SECS = 0.15  # Pipecat: 0.2; smart-turn and the 1 s fallback guard against cutting in
+VAD_STOP_SECS = 0.2
 # Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
 # "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
 TURN_FALLBACK_SECS = 1.0
@@ -256,7 +256,9 @@ def keep_only_heard(context: LLMContext, said: str, heard: str) -> None:
                 return  # not the message of this turn
             updated: list[Any] = list(messages)
             if heard:
-                updated[index] = {**message, "content": heard}
+                replaced = message.copy()
+                replaced["content"] = heard
+                updated[index] = replaced
             else:
                 del updated[index]
             context.set_messages(updated)

@@ -3,10 +3,19 @@
 ``PlayoutTracker`` sits just before the output transport. After every chunk of agent audio it
 queues a ``mark`` named with the position (ms of agent audio sent so far in this call); Twilio
 echoes a mark once everything queued before it has played on the phone. Words are placed on the
-same timeline (word timestamps from the TTS when it gives them, else at the end of the audio
-they came with), so at a barge-in the words whose audio was played are exactly what was heard.
+same timeline, so at a barge-in the words whose audio was played are what was heard.
 Marks echoed after an interruption are ignored: Twilio echoes the pending ones on ``clear``
 without playing them.
+
+Placing a word: Pipecat's word ``pts`` is a clock reading (when the context's first audio reached
+the TTS, or the previous word's pts if that is later) plus the word's time in the alignment, so only
+pts differences *within one TTS context* are audio time. A word is placed at its context's first
+audio on our timeline plus that difference, never beyond the audio sent when it arrives. A word
+the TTS could not time carries the previous word's pts. When a timed word of its context follows,
+it is one that opened a new text message with no space before it (ElevenLabs merged it into the
+word before): its audio starts with the last audio chunk before it. Otherwise (a context's
+force-completed last word) it is placed at the end of the audio sent when it arrived. Either way
+no word is placed before its audio.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -24,6 +33,7 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     OutputTransportMessageFrame,
     TTSAudioRawFrame,
+    TTSStartedFrame,
     TTSTextFrame,
     UserStoppedSpeakingFrame,
 )
@@ -33,10 +43,20 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
-EST_MS_PER_CHAR = 60  # speaking rate used when a word has no usable timestamp
 QUIET_AFTER_SPEECH_SECS = 0.3  # no new agent audio for this long = the agent has finished
 SPEECH_END_TIMEOUT_SECS = 30.0
 MARK_INTERVAL_MS = 200  # finest unit of "heard": one mark per this much agent audio
+CONTEXT_CLOCKS_KEPT = 8  # TTS contexts whose word clock is remembered (a reply uses one or two)
+
+
+@dataclass
+class ContextClock:
+    """Where one TTS context's word clock sits on the agent-audio timeline."""
+
+    audio_start_ms: float  # sent_ms when the context's first audio went out
+    chunk_ms: float  # sent_ms when its latest audio chunk went out
+    first_pts: int | None = None  # pts of its first word: the clock reading at that audio
+    last_pts: int | None = None
 
 
 @dataclass
@@ -46,6 +66,9 @@ class SpokenText:
     text: str
     offset_ms: float
     spaced: bool  # the text carries its own spacing (no space to add before it)
+    clock: ContextClock | None = field(default=None, repr=False, compare=False)
+    timed: bool = True  # False: no time of its own; its audio starts before offset_ms
+    chunk_ms: float = 0.0  # untimed: where the last audio chunk of its context before it started
 
 
 class PlayoutTracker(FrameProcessor):
@@ -59,9 +82,8 @@ class PlayoutTracker(FrameProcessor):
         self.marks_sent = 0
         self.marks_played = 0
         self._reply: list[SpokenText] = []
-        self._reply_audio_start: float | None = None
         self._reply_audio_end = 0.0
-        self._reply_first_pts: int | None = None
+        self._clocks: dict[str | None, ContextClock] = {}
         self._interrupted_at: float | None = None  # played_ms frozen at the last barge-in
 
     # -- what was heard ---------------------------------------------------------------------------
@@ -104,6 +126,8 @@ class PlayoutTracker(FrameProcessor):
             return
         if isinstance(frame, UserStoppedSpeakingFrame):
             self._start_reply()
+        if isinstance(frame, TTSStartedFrame):
+            self._clocks.pop(frame.context_id, None)  # a (re)started context: its clock restarts too
         if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSTextFrame):
             self._add_text(frame)
         if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSAudioRawFrame) and frame.audio:
@@ -113,8 +137,12 @@ class PlayoutTracker(FrameProcessor):
 
     async def _send_marked_audio(self, frame: TTSAudioRawFrame) -> None:
         """Forward TTS audio in pieces of at most MARK_INTERVAL_MS, each followed by a mark."""
-        if self._reply_audio_start is None:
-            self._reply_audio_start = self.sent_ms
+        clock = self._clocks.get(frame.context_id)
+        if clock is None:
+            clock = self._clocks[frame.context_id] = ContextClock(self.sent_ms, self.sent_ms)
+            if len(self._clocks) > CONTEXT_CLOCKS_KEPT:
+                del self._clocks[next(iter(self._clocks))]
+        clock.chunk_ms = self.sent_ms
         bytes_per_ms = 2 * frame.sample_rate * frame.num_channels / 1000
         step = max(2, int(MARK_INTERVAL_MS * bytes_per_ms) // 2 * 2)
         if len(frame.audio) <= step:
@@ -139,25 +167,27 @@ class PlayoutTracker(FrameProcessor):
     def _start_reply(self) -> None:
         self._reply = []
         self._reply_audio_end = self.sent_ms
-        self._reply_audio_start = None
-        self._reply_first_pts = None
         self._interrupted_at = None
 
     def _add_text(self, frame: TTSTextFrame) -> None:
         if not frame.text:
             return
-        offset = self.sent_ms  # default: text arrives after its audio (sentence-level TTS)
-        single_word = len(frame.text.split()) == 1
-        if frame.pts and single_word and self._reply_audio_start is not None:
-            if self._reply_first_pts is None:
-                self._reply_first_pts = frame.pts
-            offset = min(self.sent_ms, self._reply_audio_start + (frame.pts - self._reply_first_pts) / 1e6)
-            previous = self._reply[-1] if self._reply else None
-            if previous is not None and offset <= previous.offset_ms:
-                # Pipecat stamps the first word of a new text chunk with the previous word's time:
-                # estimate its start from the previous word's length instead.
-                offset = min(self.sent_ms, previous.offset_ms + EST_MS_PER_CHAR * (len(previous.text) + 1))
-        self._reply.append(SpokenText(frame.text, offset, frame.includes_inter_frame_spaces))
+        clock = self._clocks.get(frame.context_id)
+        # untimed: sentence-level text follows its audio, so does a word without a time of its own
+        part = SpokenText(frame.text, self.sent_ms, frame.includes_inter_frame_spaces, clock, timed=False)
+        part.chunk_ms = clock.chunk_ms if clock else self.sent_ms
+        if frame.pts and clock is not None and len(frame.text.split()) == 1:
+            if clock.first_pts is None:
+                clock.first_pts = frame.pts
+            if clock.last_pts is None or frame.pts > clock.last_pts:
+                clock.last_pts = frame.pts
+                start = clock.audio_start_ms + (frame.pts - clock.first_pts) / 1e6
+                part.offset_ms, part.timed = min(self.sent_ms, start), True  # never beyond its audio
+                for earlier in reversed(self._reply):  # untimed words that opened a text message
+                    if earlier.timed or earlier.clock is not clock:
+                        break
+                    earlier.offset_ms = min(earlier.offset_ms, earlier.chunk_ms, part.offset_ms)
+        self._reply.append(part)
 
     async def _send_mark(self) -> None:
         self.marks_sent += 1

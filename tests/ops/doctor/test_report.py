@@ -104,3 +104,11 @@ def test_admin_status_carries_the_doctor_report(tmp_path: Path) -> None:
     assert first["checked_at"] == second["checked_at"]  # cached, not rerun on every request
     migrations = next(c for c in first["checks"] if c["name"] == "migrations")
     assert migrations["status"] == "pass"  # checked through the app's own (migrated) database
+
+
+def test_every_check_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "deploy.md").read_text()
+    missing = [
+        name for name in CHECK_NAMES if f"`{name}`" not in docs and f"`{name.split('.')[0]}.*`" not in docs
+    ]
+    assert not missing, f"doctor checks missing from docs/deploy.md: {missing}"

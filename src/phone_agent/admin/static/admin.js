@@ -119,9 +119,12 @@ if (play && !play.disabled) {
 }
 
 // Destructive forms ask first; uploads above the limit are refused before they are sent.
-document.querySelectorAll("form[data-confirm]").forEach((form) => form.addEventListener("submit", (event) => {
-  if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-}));
+function confirmBeforeSubmit(form) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+document.querySelectorAll("form[data-confirm]").forEach(confirmBeforeSubmit);
 const upload = document.getElementById("upload-form");
 if (upload) upload.addEventListener("submit", (event) => {
   const file = upload.querySelector("input[type=file]").files[0];
@@ -210,7 +213,18 @@ if (liveTable) {
       const link = document.createElement("a");
       link.href = "/admin/calls/" + encodeURIComponent(c.call_sid);
       link.textContent = "open";
-      open.append(link);
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = "/admin/calls/" + encodeURIComponent(c.call_sid) + "/hangup";
+      form.className = "hangup";
+      form.dataset.confirm = "Hang up the call from " + (c.from_number || "this caller") + "?";
+      const token = document.createElement("input");
+      Object.assign(token, { type: "hidden", name: "csrf_token", value: csrf });
+      const button = document.createElement("button");
+      Object.assign(button, { type: "submit", className: "link danger", textContent: "hang up" });
+      form.append(token, button);
+      confirmBeforeSubmit(form);
+      open.append(link, form);
       row.append(cell(c.started_at.slice(0, 19).replace("T", " ")), cell(c.from_number), cell(c.to_number), cell(c.status), open);
       return row;
     }));

@@ -1,0 +1,355 @@
+"""Realtime mode (``voice_mode = "realtime"``): one OpenAI speech-to-speech model instead of STT→LLM→TTS.
+
+    transport.input → user aggregator → RealtimeFailover → [apology TTS] → OpenAI Realtime
+      → PlayoutTracker (marks) → transport.output → assistant aggregator
+
+Pipecat's ``OpenAIRealtimeLLMService`` carries the protocol: caller audio (8 kHz mu-law from the
+Twilio serializer, resampled by Pipecat to the service's 24 kHz PCM) is appended to the model's
+input buffer; the model's server VAD decides turns, and ``input_audio_buffer.speech_started``
+becomes an interruption, which the Twilio serializer turns into ``clear`` (barge-in). Its 24 kHz
+audio is resampled back to 8 kHz mu-law by the output transport. The persona is the session's
+instructions and the brain's tools its functions (Pipecat runs the function calls); the greeting
+(``greeting_for``, by name for a returning caller) is asked for as the first response. Calls and
+turns are recorded by the same ``CallRecorder`` as the pipeline mode.
+
+If the realtime connection fails or drops, the caller is not left in silence: the fallback voice
+(OpenAI TTS) apologises, and the call ends once the apology has played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.frames.frames import (
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    LLMContextFrame,
+    LLMRunFrame,
+    TTSSpeakFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    AssistantTurnStoppedMessage,
+    LLMContextAggregatorPair,
+    UserTurnMessageAddedMessage,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.openai.realtime import events
+from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.workers.runner import WorkerRunner
+
+from phone_agent.brain.builtins import default_registry
+from phone_agent.brain.components import tool_context_for
+from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
+from phone_agent.brain.pipeline import register_tools
+from phone_agent.config import Settings
+from phone_agent.errors import ConfigError
+from phone_agent.memory.base import CallerContext
+from phone_agent.memory.calls import schedule_after_call
+from phone_agent.ops import metrics
+from phone_agent.runtime import Runtime
+from phone_agent.voice.call_records import finish_call, open_call
+from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
+from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
+from phone_agent.voice.prefetch import take_caller_context
+from phone_agent.voice.recorder import CallRecorder
+from phone_agent.voice.services import build_fallback_tts
+
+GREETING_REQUEST = (
+    'The phone call has just connected. Greet the caller with exactly these words: "{greeting}"'
+)
+APOLOGY = (
+    "I'm sorry, I'm having trouble on this line right now. Please call us back in a few minutes. Goodbye."
+)
+APOLOGY_PLAY_TIMEOUT_SECS = 20.0
+TRANSCRIPT_SETTLE_SECS = 0.2  # lets frames already on their way reach the user aggregator
+SILENCE_DURATION_MS = 500  # server VAD: quiet that ends the caller's turn
+
+
+class RealtimeCallService(OpenAIRealtimeLLMService):
+    """OpenAI Realtime that reports a refused, dropped or closed connection as an error.
+
+    Pipecat logs a failed connect and lets a dropped socket end its receive loop quietly; in a
+    phone call either means dead air, so both become an ``ErrorFrame`` (and ``failed``).
+    """
+
+    failed: str | None = None
+
+    async def _connect(self) -> None:
+        await super()._connect()
+        if self._websocket is None and not self.failed:
+            self.failed = "could not connect to the realtime API"
+
+    async def _receive_task_handler(self) -> None:
+        reason = "the realtime API closed the connection"
+        try:
+            await super()._receive_task_handler()
+        except Exception as exc:  # a dropped socket, or an event the service could not read
+            reason = f"the realtime connection failed: {exc}"
+        if not self._disconnecting and not self.failed:
+            self.failed = reason
+            await self.push_error(error_msg=reason)
+
+    async def _handle_evt_error(self, evt: events.ErrorEvent) -> None:
+        self.failed = f"the realtime API sent an error: {evt.error.message}"
+        await super()._handle_evt_error(evt)
+
+
+class RealtimeFailover(FrameProcessor):
+    """Sits before the realtime service: on its first error, stops feeding it and runs ``on_failure``."""
+
+    def __init__(
+        self,
+        *,
+        service: RealtimeCallService,
+        on_failure: Callable[[str], Coroutine[Any, Any, None]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._service, self._on_failure = service, on_failure
+        self._failure: asyncio.Task[None] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def fail(self, reason: str) -> None:
+        """Give up on the realtime model for the rest of the call (once)."""
+        if self._failure is not None:
+            return
+        logger.error("realtime mode failed: {}", reason)
+        self._service.set_audio_input_paused(True)
+        self._failure = self.create_task(self._on_failure(reason), name="realtime-failover")
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, ErrorFrame) and frame.processor is self._service:
+            self.fail(self._service.failed or frame.error)
+        if self.failed and isinstance(frame, (InputAudioRawFrame, LLMContextFrame)):
+            return  # the model is gone: sending it more would only fail again (audio: 50 times a second)
+        await self.push_frame(frame, direction)
+
+
+@dataclass
+class RealtimeCall:
+    """The running parts of one realtime call."""
+
+    start: StreamStart
+    call_id: int
+    task: PipelineWorker
+    llm: RealtimeCallService
+    tracker: PlayoutTracker
+    recorder: CallRecorder
+    end_reason: str = "hangup"
+
+
+def session_instructions(settings: Settings, caller: CallerContext | None) -> str:
+    """The persona prompt, the local time and what we know of the caller: the session's instructions."""
+    lines = [persona_prompt(settings), clock_line(settings, datetime.now(UTC))]
+    known = caller.summary() if caller is not None else ""
+    if known:
+        lines.append("What you know about this caller from earlier calls:\n" + known)
+    lines.append("You are on a phone call: answer in one or two short spoken sentences.")
+    return "\n".join(lines)
+
+
+def build_realtime_llm(settings: Settings, *, instructions: str) -> RealtimeCallService:
+    """Pipecat's OpenAI Realtime service with server VAD, input transcription and our voice."""
+    api_key = settings.secret("openai_api_key")
+    if not api_key:
+        raise ConfigError("openai_api_key is not set: realtime mode needs it (set OPENAI_API_KEY).")
+    transcription = (
+        events.InputAudioTranscription(model=settings.stt_model)
+        if settings.stt_provider == "openai"
+        else events.InputAudioTranscription()
+    )
+    session = events.SessionProperties(
+        output_modalities=["audio"],
+        audio=events.AudioConfiguration(
+            input=events.AudioInput(
+                format=events.PCMAudioFormat(),
+                transcription=transcription,
+                turn_detection=events.TurnDetection(silence_duration_ms=SILENCE_DURATION_MS),
+            ),
+            output=events.AudioOutput(format=events.PCMAudioFormat(), voice=settings.realtime_voice),
+        ),
+    )
+    return RealtimeCallService(
+        api_key=api_key,
+        base_url=settings.realtime_base_url,
+        settings=RealtimeCallService.Settings(
+            model=settings.realtime_model, system_instruction=instructions, session_properties=session
+        ),
+    )
+
+
+async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
+    """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
+    settings = runtime.settings
+    caller = start.parameters.get("caller") or None
+    call_id, caller_context = await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
+    )
+    greeting = greeting_for(settings, caller_context.name if caller_context else None)
+
+    serializer = build_serializer(settings, start)
+    transport = FastAPIWebsocketTransport(
+        websocket,
+        FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            add_wav_header=False,
+            serializer=serializer,
+            allowed_origins=[],
+        ),
+    )
+    llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
+
+    async def end_call() -> None:  # the end_call tool: the goodbye has already played
+        call.end_reason = "agent_hangup"
+        await task.queue_frame(EndFrame())
+
+    async def before_transfer() -> None:  # Twilio takes the call elsewhere: end without hanging up
+        serializer.keep_call_up()
+        call.end_reason = "transferred"
+
+    # the brain's tools, answered by the realtime model through Pipecat's function calling
+    tool_ctx = tool_context_for(
+        runtime,
+        caller_phone=caller,
+        caller_name=caller_context.name if caller_context else None,
+        call_sid=start.call_sid,
+        call_id=call_id,
+        channel="phone",
+        on_hang_up=end_call,
+        before_transfer=before_transfer,
+    )
+    tools = register_tools(llm, default_registry(), tool_ctx)
+    apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    context = LLMContext(
+        messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
+    )
+    aggregators = LLMContextAggregatorPair(context)
+
+    async def apologise_and_hang_up(reason: str) -> None:
+        call.end_reason = "realtime_error"
+        # The caller's last words (a transcript that reached the user aggregator just before the
+        # error) are stored before the apology, so the call's record stays in order.
+        await asyncio.sleep(TRANSCRIPT_SETTLE_SECS)
+        await aggregators.user().push_aggregation()
+        if apology_voice is not None:
+            before = tracker.sent_ms
+            await task.queue_frames([TTSSpeakFrame(APOLOGY)])
+            await tracker.wait_until_played(since_ms=before, timeout=APOLOGY_PLAY_TIMEOUT_SECS)
+        await task.queue_frame(EndFrame())
+
+    failover = RealtimeFailover(service=llm, on_failure=apologise_and_hang_up)
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            aggregators.user(),
+            failover,
+            *([apology_voice] if apology_voice is not None else []),
+            llm,
+            tracker,
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    recorder = CallRecorder(
+        sessions=runtime.sessions,
+        call_id=call_id,
+        started_at=start.started_at,
+        vad_stop_secs=0.0,
+        llm=llm,
+        tts=[llm, *([apology_voice] if apology_voice is not None else [])],
+        output=transport.output(),
+    )
+    task = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
+        ),
+        observers=[recorder, SpeechEndWatcher(tracker, tool_ctx.speech_finished)],
+        enable_rtvi=False,
+        idle_timeout_secs=None,
+    )
+    call = RealtimeCall(start, call_id, task, llm, tracker, recorder)
+
+    @transport.event_handler("on_client_connected")
+    async def on_connected(_transport: object, _ws: object) -> None:
+        if llm.failed:  # the connection was refused while the pipeline started
+            failover.fail(llm.failed)
+            return
+        await task.queue_frames([LLMRunFrame()])  # the greeting
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_disconnected(_transport: object, _ws: object) -> None:
+        logger.info("media stream closed by the caller")
+        await task.cancel()
+
+    @aggregators.user().event_handler("on_user_turn_message_added")
+    async def on_caller_turn(_aggregator: object, message: UserTurnMessageAddedMessage) -> None:
+        if message.content:
+            recorder.caller_turn(message.content)
+
+    @aggregators.assistant().event_handler("on_assistant_turn_stopped")
+    async def on_agent_turn(_aggregator: object, message: AssistantTurnStoppedMessage) -> None:
+        if message.interrupted:
+            heard = tracker.reply_text(heard_only=True)
+            planned = message.content or tracker.reply_text(heard_only=False)
+            recorder.agent_turn(heard, planned=planned, interrupted=True, tool_calls=tool_ctx.take_records())
+        elif message.content:
+            recorder.agent_turn(message.content, tool_calls=tool_ctx.take_records())
+
+    return call
+
+
+async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
+    """Run one realtime call to its end and close its records."""
+    call = await build_realtime_call(websocket, runtime, start)
+    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+
+    async def on_command(action: str, params: dict[str, Any]) -> None:
+        if action != "hangup":
+            logger.warning("ignoring unknown live-call command {!r}", action)
+            return
+        logger.info("hanging up on request ({})", params.get("reason") or "admin")
+        call.end_reason = str(params.get("reason") or "admin")
+        await call.task.queue_frame(EndFrame())
+
+    metrics.call_started(start.parameters.get("direction", "inbound"))
+    try:
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(call.task)
+            await runner.run()
+    finally:
+        metrics.call_ended(call.end_reason)
+        await call.recorder.flush()
+        await finish_call(
+            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
+        )
+        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
+        logger.info(
+            "realtime call ended ({}): {} turns, {} of {} marks played",
+            call.end_reason,
+            len(call.recorder.turns),
+            call.tracker.marks_played,
+            call.tracker.marks_sent,
+        )
+    return call

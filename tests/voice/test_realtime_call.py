@@ -1,0 +1,209 @@
+"""Realtime mode: a simulated Twilio caller talks to the agent running OpenAI speech-to-speech
+(the OpenAI Realtime fake) over /media-stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from phone_agent.storage.db import create_engine, session_factory, transaction
+from phone_agent.storage.tables import Call, Caller, CallTurn, Message
+from tests.fakes.audio import is_silent, speech_wav
+from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
+
+GREETING = "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"
+
+
+def realtime_env(fake: FakeOpenAIRealtime) -> dict[str, str]:
+    return {
+        "PHONE_AGENT_VOICE_MODE": "realtime",
+        "PHONE_AGENT_REALTIME_BASE_URL": fake.ws_url + "/v1/realtime",
+        "PHONE_AGENT_REALTIME_VOICE": "cedar",
+    }
+
+
+async def test_caller_hears_greeting_and_a_spoken_reply(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.audio_realtime_factor = 0.5
+    fake.transcripts.append("I would like to book a table.")
+    fake.script(GREETING, "Of course. For what day and time?")
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)  # the greeting
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("I would like to book a table"))
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+        call_sid, stream_sid = caller.call_sid, caller.stream_sid
+
+    assert caller.protocol_errors == []
+    audible = [a for a in caller.agent_audio if not is_silent(a.audio)]
+    assert audible and all(a.stream_sid == stream_sid for a in caller.agent_audio)
+    assert caller.marks_received and len(caller.marks_sent_back) == len(caller.marks_received)
+    # what went over the realtime socket: our model, voice, persona, the greeting request, the caller's audio
+    [session] = fake.sessions
+    assert (
+        session["model"] == "gpt-realtime" and session["headers"]["authorization"] == "Bearer sk-fake-openai"
+    )
+    assert "Bella Cucina" in session["session"]["instructions"]
+    assert session["session"]["audio"]["output"]["voice"] == "cedar"
+    assert session["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert any(GREETING in str(item["content"]) for item in session["items"])
+    assert session["audio_bytes"] > 24000 * 2  # over a second of caller audio at 24 kHz
+    assert [r["status"] for r in session["responses"]] == ["completed", "completed"]
+
+    [call] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    assert call.stream_sid == stream_sid and call.status == "completed" and call.ended_at is not None
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert [(t.role, t.text) for t in turns] == [
+        ("agent", GREETING),
+        ("caller", "I would like to book a table."),
+        ("agent", "Of course. For what day and time?"),
+    ]
+    assert {"stt_final", "tts_first_audio", "first_audio_sent"} <= set(turns[2].marks), turns[2].marks
+
+
+REPLY = (
+    "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "
+    "with black truffles, a grilled sea bass, and a lemon sorbet to finish."
+)
+
+
+async def test_caller_speech_during_the_reply_clears_it(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.audio_realtime_factor = 0.8  # the model speaks a little faster than the phone plays
+    fake.transcripts.extend(["Tell me about the tasting menu.", "How much does it cost?"])
+    fake.script(GREETING, REPLY, "It is ninety dollars.")
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            question = await caller.say_wav(speech_wav("Tell me about the tasting menu"))
+            await caller.wait_for_agent_audio(timeout=20, since=question.speech_ended)
+            await caller.send_silence(1.5)  # let part of the reply play
+            barge = await caller.say_wav(speech_wav("How much does it cost"))
+            await caller.wait_for_agent_audio(timeout=20, since=barge.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+
+    assert caller.protocol_errors == []
+    assert barge.speech_started is not None and barge.speech_ended is not None
+    clears = [t for t in caller.clears if t >= barge.speech_started]
+    assert clears and clears[0] < barge.speech_ended  # cleared while the caller was still talking
+    assert not [
+        a for a in caller.agent_audio if clears[0] < a.at < barge.speech_ended and not is_silent(a.audio)
+    ]
+    # the model stopped talking and was told how much of its answer was heard
+    [session] = fake.sessions
+    assert [r["status"] for r in session["responses"]] == ["completed", "cancelled", "completed"]
+    truncates = [e for e in session["events"] if e["type"] == "conversation.item.truncate"]
+    assert truncates and 0 < truncates[-1]["audio_end_ms"] < 70 * len(REPLY)
+
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    [cut] = [t for t in turns if t.interrupted]
+    assert cut.role == "agent" and cut.text and REPLY.startswith(cut.text.rstrip(" ,."))
+    assert len(cut.text) < len(REPLY)
+    assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
+
+
+async def test_a_dropped_realtime_socket_gets_an_apology_and_a_clean_end(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    from phone_agent.voice.realtime import APOLOGY
+
+    fake = fake_openai_realtime
+    fake.script(GREETING)
+    fake.drop_at_response(2)  # the socket dies when the model should answer the caller
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("I would like to book a table"))
+            apology_at = await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_close(timeout=30)  # the agent ends the call after the apology
+        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
+
+    assert caller.protocol_errors == []
+    assert apology_at - turn.speech_ended < 5  # no dead air
+    heard_after = [a for a in caller.agent_audio if a.at >= apology_at and not is_silent(a.audio)]
+    assert len(heard_after) * 0.02 > 2  # seconds of apology reached the phone
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.status == "completed" and call.ended_at is not None and call.end_reason == "realtime_error"
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert turns[0].text == GREETING and turns[-1].role == "agent" and turns[-1].text == APOLOGY
+
+
+async def test_a_refused_realtime_connection_gets_an_apology_instead_of_the_greeting(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    from phone_agent.voice.realtime import APOLOGY
+
+    fake = fake_openai_realtime
+    fake.fail_next(1, status=503)
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_close(timeout=30)
+        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
+
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.status == "completed" and call.end_reason == "realtime_error"
+
+
+async def test_returning_caller_is_greeted_by_name(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.script("Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?")
+    with agent_factory(**realtime_env(fake)) as agent:
+        engine = create_engine(agent.settings.database_url)
+        async with transaction(session_factory(engine)) as session:
+            session.add(Caller(phone="+15550007777", name="Maria"))
+        await engine.dispose()
+        async with agent.caller(from_number="+15550007777") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.3, timeout=30)
+
+    [session] = fake.sessions
+    [request] = [str(item["content"]) for item in session["items"]]
+    assert "Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?" in request
+    assert "Name: Maria." in session["session"]["instructions"]
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    [greeting] = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id))
+    assert greeting.role == "agent" and greeting.text.startswith("Hi Maria, welcome back")
+
+
+async def test_the_realtime_model_uses_the_brains_tools(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.transcripts.append("Please ask the owner to call me back.")
+    fake.script(
+        GREETING,
+        RealtimeToolCall("take_message", {"message": "Please call me back about the party", "name": "Dana"}),
+        "I have passed your message on.",
+    )
+    with agent_factory(**realtime_env(fake)) as agent:
+        async with agent.caller(from_number="+15550004444") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("Please ask the owner to call me back"))
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+
+    [session] = fake.sessions
+    assert "take_message" in [t["name"] for t in session["session"]["tools"]]
+    [output] = [i for i in session["items"] if i["type"] == "function_call_output"]
+    assert '"ok": true' in output["output"]
+    [message] = await db_rows(select(Message))
+    assert message.body == "Please call me back about the party" and message.phone == "+15550004444"
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert message.call_id == call.id
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert turns[-1].text == "I have passed your message on."
+    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["take_message"]
