@@ -79,6 +79,16 @@ class Agent:
             **kwargs,
         )
 
+    def script_speech(self, transcripts: list[str], replies: list[Any]) -> None:
+        """Queue what STT hears and what the LLM answers, one per caller utterance.
+
+        Silero may split an espeak utterance in two segments under load; the extra segment is
+        transcribed as silence, so each utterance stays one caller message.
+        """
+        self.openai.transcripts.extend(transcripts)
+        self.openai.default_transcript = ""
+        self.openai.script(*replies)
+
     def run(self, coro: Any) -> Any:
         """Run a coroutine against the app's database (in the test's own loop)."""
         return asyncio.run(coro)

@@ -32,8 +32,8 @@ async def test_memory_tools_and_end_call(
             "+15550007777", [MemoryItem(content="Prefers the window table.")], name="Maria"
         )
         await store.aclose()
-        agent.openai.transcripts.append("That's all, thank you.")
-        agent.openai.script(Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})]), GOODBYE)
+        end_call = Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})])
+        agent.script_speech(["That's all, thank you."], [end_call, GOODBYE])
         async with agent.caller(
             from_number="+15550007777", twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid
         ) as caller:
