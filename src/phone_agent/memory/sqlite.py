@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from phone_agent.memory.embeddings import from_blob, to_blob
 from phone_agent.memory.sql import SQLMemoryStore
 
+_told_numpy: list[bool] = []
 FTS_TABLES = {"memories": "memories_fts", "knowledge_chunks": "knowledge_chunks_fts"}
 
 
@@ -105,5 +106,7 @@ async def _load_sqlite_vec(driver_connection: object) -> bool:
         await driver_connection.enable_load_extension(False)  # type: ignore[attr-defined]
         return True
     except (AttributeError, ImportError, sqlite3.Error) as exc:
-        logger.debug("sqlite-vec not loadable ({}); vector ranking uses numpy", type(exc).__name__)
+        if not _told_numpy:
+            _told_numpy.append(True)  # once per process, not per pooled connection
+            logger.info("sqlite-vec not loadable ({}); vector ranking uses numpy", type(exc).__name__)
         return False
