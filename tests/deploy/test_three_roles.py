@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from phone_agent.brain.persona import greeting_for
 from phone_agent.ops.control import ControlBus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import Call, CallTurn
@@ -236,7 +237,7 @@ async def test_three_processes_serve_a_call(
         try:
             call, turns = await rows_when(runtime, call_sid, 3)
             assert [(t.role, t.text) for t in turns[:3]] == [
-                ("agent", "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"),
+                ("agent", greeting_for(make_settings(tmp_path, **env))),
                 ("caller", "What time do you open?"),
                 ("agent", "We open at nine every weekday."),
             ]

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from tests.fakes.audio import pcm16_rms, tone_pcm16
-from tests.fakes.openai_realtime import SAMPLE_RATE, FakeOpenAIRealtime
+from tests.fakes.openai_realtime import SAMPLE_RATE, FakeOpenAIRealtime, RealtimeToolCall
 
 SILENCE_20MS = b"\x00\x00" * (SAMPLE_RATE // 50)
 
@@ -148,3 +148,24 @@ async def test_drop_and_error_at_a_response(fake_openai_realtime: FakeOpenAIReal
         with pytest.raises(ConnectionClosedError) as closed:
             await next_event(ws, "response.created")
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+async def test_a_scripted_function_call_waits_for_its_output(
+    fake_openai_realtime: FakeOpenAIRealtime,
+) -> None:
+    fake = fake_openai_realtime
+    fake.script(RealtimeToolCall("take_message", {"message": "Call me"}), "Done.")
+    async with await open_session(fake) as ws:
+        await next_event(ws, "session.created")
+        await send(ws, {"type": "response.create"})
+        call = await next_event(ws, "response.function_call_arguments.done")
+        assert call["name"] == "take_message" and json.loads(call["arguments"]) == {"message": "Call me"}
+        done = await next_event(ws, "response.done")
+        assert done["response"]["output"][0]["call_id"] == call["call_id"]
+        output = {"type": "function_call_output", "call_id": call["call_id"], "output": '{"ok": true}'}
+        await send(ws, {"type": "conversation.item.create", "item": output})
+        await next_event(ws, "conversation.item.added")
+        await send(ws, {"type": "response.create"})
+        transcript = await next_event(ws, "response.output_audio_transcript.done")
+        assert transcript["transcript"] == "Done."
+    assert [i["type"] for i in fake.sessions[0]["items"]] == ["function_call_output"]

@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from phone_agent.memory.factory import memory_store_for
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn, Message
 from tests.fakes.audio import is_silent, speech_wav
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
 
-GREETING = "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"
+GREETING = "Bella Cucina, this is Ava."  # the short greeting of tests/voice/conftest.py
 
 
 def realtime_env(fake: FakeOpenAIRealtime) -> dict[str, str]:
@@ -64,6 +65,15 @@ async def test_caller_hears_greeting_and_a_spoken_reply(
         ("agent", "Of course. For what day and time?"),
     ]
     assert {"stt_final", "tts_first_audio", "first_audio_sent"} <= set(turns[2].marks), turns[2].marks
+    print(
+        f"\nrealtime mode, fake model answering at once: greeting {caller.greeting_latency:.3f} s, "
+        f"voice-to-voice {[round(t.voice_to_voice or -1, 3) for t in caller.turns]} s "
+        f"(includes the model's {fake_server_vad_ms(fake)} ms end-of-speech silence)"
+    )
+
+
+def fake_server_vad_ms(fake: FakeOpenAIRealtime) -> int:
+    return int(fake.sessions[0]["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"])
 
 
 REPLY = (
@@ -159,7 +169,7 @@ async def test_returning_caller_is_greeted_by_name(
     agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
 ) -> None:
     fake = fake_openai_realtime
-    fake.script("Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?")
+    fake.script("Hi Maria, welcome back.")
     with agent_factory(**realtime_env(fake)) as agent:
         engine = create_engine(agent.settings.database_url)
         async with transaction(session_factory(engine)) as session:
@@ -171,7 +181,7 @@ async def test_returning_caller_is_greeted_by_name(
 
     [session] = fake.sessions
     [request] = [str(item["content"]) for item in session["items"]]
-    assert "Hi Maria, welcome back to Bella Cucina. This is Ava. How can I help?" in request
+    assert '"Hi Maria, welcome back."' in request
     assert "Name: Maria." in session["session"]["instructions"]
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     [greeting] = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id))
@@ -185,10 +195,15 @@ async def test_the_realtime_model_uses_the_brains_tools(
     fake.transcripts.append("Please ask the owner to call me back.")
     fake.script(
         GREETING,
+        RealtimeToolCall("search_knowledge", {"query": "private parties"}),
         RealtimeToolCall("take_message", {"message": "Please call me back about the party", "name": "Dana"}),
         "I have passed your message on.",
     )
     with agent_factory(**realtime_env(fake)) as agent:
+        engine = create_engine(agent.settings.database_url)
+        store = memory_store_for(agent.settings, engine=engine)
+        await store.add_document(title="Parties", text="Private parties of up to forty guests on Sundays.")
+        await engine.dispose()
         async with agent.caller(from_number="+15550004444") as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)
@@ -197,13 +212,40 @@ async def test_the_realtime_model_uses_the_brains_tools(
             await caller.wait_for_quiet(0.6, timeout=30)
 
     [session] = fake.sessions
-    assert "take_message" in [t["name"] for t in session["session"]["tools"]]
-    [output] = [i for i in session["items"] if i["type"] == "function_call_output"]
-    assert '"ok": true' in output["output"]
+    assert {"take_message", "search_knowledge"} <= {t["name"] for t in session["session"]["tools"]}
+    found, taken = [i["output"] for i in session["items"] if i["type"] == "function_call_output"]
+    assert "Private parties of up to forty guests on Sundays." in found
+    assert '"ok": true' in taken
     [message] = await db_rows(select(Message))
     assert message.body == "Please call me back about the party" and message.phone == "+15550004444"
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert message.call_id == call.id
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
     assert turns[-1].text == "I have passed your message on."
-    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["take_message"]
+    assert [c["name"] for t in turns for c in (t.tool_calls or [])] == ["search_knowledge", "take_message"]
+
+
+async def test_silent_caller_is_checked_on_then_hung_up(
+    agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
+) -> None:
+    fake = fake_openai_realtime
+    fake.script(GREETING, "Still there?", "Goodbye for now.")
+    env = {
+        **realtime_env(fake),
+        "PHONE_AGENT_IDLE_TIMEOUT_SECONDS": "1.5",
+        "PHONE_AGENT_IDLE_PROMPT": "Still there?",
+        "PHONE_AGENT_IDLE_GOODBYE": "Goodbye for now.",
+    }
+    with agent_factory(**env) as agent:
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_close(timeout=30)
+
+    [session] = fake.sessions
+    asked = [str(i["content"]) for i in session["items"]]
+    assert len(asked) == 3 and '"Still there?"' in asked[1] and '"Goodbye for now."' in asked[2]
+    assert [r["status"] for r in session["responses"]] == ["completed"] * 3
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.end_reason == "idle" and call.ended_at is not None
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+    assert [t.text for t in turns] == [GREETING, "Still there?", "Goodbye for now."]

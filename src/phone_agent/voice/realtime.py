@@ -33,15 +33,17 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     LLMContextFrame,
+    LLMMessagesAppendFrame,
     LLMRunFrame,
     TTSSpeakFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
     UserTurnMessageAddedMessage,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -49,18 +51,21 @@ from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
+from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.components import tool_context_for
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
+from phone_agent.brain.tools import Tool, ToolContext
 from phone_agent.config import Settings
-from phone_agent.errors import ConfigError
+from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
 from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
+from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.prefetch import take_caller_context
@@ -70,12 +75,36 @@ from phone_agent.voice.services import build_fallback_tts
 GREETING_REQUEST = (
     'The phone call has just connected. Greet the caller with exactly these words: "{greeting}"'
 )
+SAY_REQUEST = 'The caller has been silent. Say exactly these words: "{text}"'
 APOLOGY = (
     "I'm sorry, I'm having trouble on this line right now. Please call us back in a few minutes. Goodbye."
 )
 APOLOGY_PLAY_TIMEOUT_SECS = 20.0
 TRANSCRIPT_SETTLE_SECS = 0.2  # lets frames already on their way reach the user aggregator
 SILENCE_DURATION_MS = 500  # server VAD: quiet that ends the caller's turn
+
+
+class SearchKnowledgeArgs(BaseModel):
+    """Arguments of search_knowledge."""
+
+    query: str = Field(min_length=1, description="What the caller wants to know, in a few words.")
+
+
+async def search_knowledge(ctx: ToolContext, args: SearchKnowledgeArgs) -> dict[str, object]:
+    """The business's documents for the question (the pipeline packs them into every turn instead)."""
+    if ctx.memory is None:
+        raise ToolError("The documents cannot be searched right now; offer to take a message instead.")
+    hits = await ctx.memory.search_knowledge(args.query)
+    return {"found": [{"title": hit.title, "text": hit.text} for hit in hits]}
+
+
+SEARCH_KNOWLEDGE = Tool(
+    "search_knowledge",
+    "Search the business's own documents (prices, menus, policies, directions...). Use it before "
+    "answering any question about the business that the instructions do not answer.",
+    SearchKnowledgeArgs,
+    search_knowledge,
+)
 
 
 class RealtimeCallService(OpenAIRealtimeLLMService):
@@ -120,6 +149,15 @@ class RealtimeFailover(FrameProcessor):
         super().__init__(**kwargs)
         self._service, self._on_failure = service, on_failure
         self._failure: asyncio.Task[None] | None = None
+
+    async def ask_to_say(self, text: str) -> None:
+        """Have the model say ``text`` (e.g. the idle check-in) as its next response."""
+        if self.failed:
+            return
+        request: LLMContextMessage = {"role": "user", "content": SAY_REQUEST.format(text=text)}
+        # downstream of the user aggregator: the service sends the item, the assistant aggregator
+        # then asks it for a response (Pipecat's realtime flow for appended messages)
+        await self.push_frame(LLMMessagesAppendFrame(messages=[request], run_llm=True))
 
     @property
     def failed(self) -> bool:
@@ -219,8 +257,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
-        call.end_reason = "agent_hangup"
-        await task.queue_frame(EndFrame())
+        await hang_up("agent_hangup")
 
     async def before_transfer() -> None:  # Twilio takes the call elsewhere: end without hanging up
         serializer.keep_call_up()
@@ -237,13 +274,17 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         on_hang_up=end_call,
         before_transfer=before_transfer,
     )
-    tools = register_tools(llm, default_registry(), tool_ctx)
+    registry = default_registry()
+    registry.add(SEARCH_KNOWLEDGE)  # one model answers at once: it looks knowledge up when it needs it
+    tools = register_tools(llm, registry, tool_ctx)
     apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     context = LLMContext(
         messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
     )
-    aggregators = LLMContextAggregatorPair(context)
+    aggregators = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(user_idle_timeout=settings.idle_timeout_seconds)
+    )
 
     async def apologise_and_hang_up(reason: str) -> None:
         call.end_reason = "realtime_error"
@@ -301,6 +342,27 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     async def on_disconnected(_transport: object, _ws: object) -> None:
         logger.info("media stream closed by the caller")
         await task.cancel()
+
+    async def hang_up(reason: str) -> None:
+        call.end_reason = reason
+        await task.queue_frame(EndFrame())
+
+    idle = IdleCaller(
+        prompt=settings.idle_prompt,
+        goodbye=settings.idle_goodbye,
+        tracker=tracker,
+        speak=failover.ask_to_say,
+        hang_up=hang_up,
+    )
+
+    @aggregators.user().event_handler("on_user_turn_started")
+    async def on_caller_speaking(_aggregator: object, _strategy: object) -> None:
+        idle.caller_spoke()
+
+    @aggregators.user().event_handler("on_user_turn_idle")
+    async def on_caller_silent(_aggregator: object) -> None:
+        if not failover.failed:
+            await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_message_added")
     async def on_caller_turn(_aggregator: object, message: UserTurnMessageAddedMessage) -> None:
