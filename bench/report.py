@@ -156,19 +156,21 @@ def _capacity(runs: list[RunFigures]) -> list[str]:
 
 
 def _soak(result: BenchResult) -> list[str]:
-    if not result.options.soak_seconds:
+    """RSS in the second minute vs the last minute of the soak (every slot busy in both)."""
+    soak = result.options.soak_seconds
+    if not soak:
         return []
     lines = [""]
     for run in result.runs:
-        series = run.rss_series
-        if len(series) < 4:
+        early = [rss for at, rss in run.rss_series if 60 <= at < 120]
+        late = [rss for at, rss in run.rss_series if soak - 60 <= at < soak]
+        if not early or not late:
             continue
-        warm = [rss for at, rss in series if at >= 60] or [rss for _, rss in series]
-        first, last = warm[0], warm[-1]
+        first, last = percentile(early, 50) or 0.0, percentile(late, 50) or 0.0
         lines.append(
-            f"- soak {run.target} N={run.n}: RSS {first / MB:.0f} MB after the first minute → "
-            f"{last / MB:.0f} MB at the end ({100 * (last - first) / first:+.1f} %), "
-            f"{run.calls} calls placed"
+            f"- soak {run.target} N={run.n}: median RSS {first / MB:.0f} MB in minute 2 → {last / MB:.0f} MB "
+            f"in the last minute ({100 * (last - first) / first:+.1f} %), {run.calls} calls placed, "
+            f"{run.failed_calls} failed"
         )
     return lines
 
