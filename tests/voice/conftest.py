@@ -79,9 +79,27 @@ class Agent:
             **kwargs,
         )
 
+    def script_speech(self, transcripts: list[str], replies: list[Any]) -> None:
+        """Queue what STT hears and what the LLM answers, one per caller utterance.
+
+        Silero may split an espeak utterance in two segments under load; the extra segment is
+        transcribed as silence, so each utterance stays one caller message.
+        """
+        self.openai.transcripts.extend(transcripts)
+        self.openai.default_transcript = ""
+        self.openai.script(*replies)
+
     def run(self, coro: Any) -> Any:
         """Run a coroutine against the app's database (in the test's own loop)."""
         return asyncio.run(coro)
+
+
+# Short greetings keep a test call short (the fake TTS speaks 70 ms per character):
+# ``agent_factory(**SHORT_GREETINGS)``.
+SHORT_GREETINGS = {
+    "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
+    "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
+}
 
 
 def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **extra: str) -> dict[str, str]:
@@ -94,9 +112,6 @@ def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **
         "PHONE_AGENT_ELEVENLABS_BASE_URL": elevenlabs.url,
         "PHONE_AGENT_SESSION_SECRET": "voice-tests-secret",
         "PHONE_AGENT_BUSINESS_NAME": "Bella Cucina",
-        # short greetings keep each test call short (the fake TTS speaks 70 ms per character)
-        "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
-        "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
     }
     env.update(extra)
     return env

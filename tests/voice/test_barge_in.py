@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, is_silent, speech_wav
+from tests.voice.conftest import SHORT_GREETINGS
 
 REPLY = (
     "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "
@@ -17,9 +18,10 @@ REPLY = (
 
 
 async def test_caller_speech_clears_and_only_heard_text_is_kept(agent_factory: Any, db_rows: Any) -> None:
-    with agent_factory() as agent:
-        agent.openai.transcripts.extend(["What is on the tasting menu?", "How much does it cost?"])
-        agent.openai.script(REPLY, "It is ninety dollars.")
+    with agent_factory(**SHORT_GREETINGS) as agent:
+        agent.script_speech(
+            ["What is on the tasting menu?", "How much does it cost?"], [REPLY, "It is ninety dollars."]
+        )
         async with agent.caller() as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)

@@ -13,6 +13,7 @@ from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, speech_wav
 from tests.fakes.openai import Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.voice.conftest import SHORT_GREETINGS
 
 GOODBYE = "Goodbye Maria, enjoy your evening."
 
@@ -25,14 +26,14 @@ async def test_memory_tools_and_end_call(
         "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
         "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
     }
-    with agent_factory(**env) as agent:
+    with agent_factory(**SHORT_GREETINGS | env) as agent:
         store = local_store(agent.settings)
         await store.store_memories(
             "+15550007777", [MemoryItem(content="Prefers the window table.")], name="Maria"
         )
         await store.aclose()
-        agent.openai.transcripts.append("That's all, thank you.")
-        agent.openai.script(Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})]), GOODBYE)
+        end_call = Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})])
+        agent.script_speech(["That's all, thank you."], [end_call, GOODBYE])
         async with agent.caller(
             from_number="+15550007777", twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid
         ) as caller:

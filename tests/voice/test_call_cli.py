@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from phone_agent.cli import app
 from tests.fakes.audio import speech_wav
+from tests.voice.conftest import SHORT_GREETINGS
 
 AUTH_TOKEN = "cli-test-twilio-token"
 
@@ -18,9 +19,11 @@ def test_call_prints_the_conversation_with_timings(agent_factory: Any, tmp_path:
     wav = speech_wav("Do you have a table tonight", tmp_path / "question.wav")
     script = tmp_path / "script.txt"
     script.write_text("# a short call\nI would like to book a table\nwav: question.wav\n")
-    with agent_factory(TWILIO_AUTH_TOKEN=AUTH_TOKEN) as agent:
-        agent.openai.transcripts.extend(["I would like to book a table.", "Do you have a table tonight?"])
-        agent.openai.script("Sure, for how many?", "Yes, we do.")
+    with agent_factory(**SHORT_GREETINGS, TWILIO_AUTH_TOKEN=AUTH_TOKEN) as agent:
+        agent.script_speech(
+            ["I would like to book a table.", "Do you have a table tonight?"],
+            ["Sure, for how many?", "Yes, we do."],
+        )
         http_url = agent.ws_url.replace("ws://", "http://")
         env = {
             "DATABASE_URL": agent.settings.database_url,

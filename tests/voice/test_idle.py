@@ -10,6 +10,7 @@ from sqlalchemy import select
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR
 from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.voice.conftest import SHORT_GREETINGS
 
 PROMPT = "Still there?"
 GOODBYE = "Goodbye for now."
@@ -26,7 +27,7 @@ async def test_silent_caller_is_prompted_then_hung_up(
         "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
         "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
     }
-    with agent_factory(**env) as agent:
+    with agent_factory(**SHORT_GREETINGS | env) as agent:
         async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.2, timeout=30)

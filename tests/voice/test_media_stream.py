@@ -9,6 +9,7 @@ from sqlalchemy import select
 from phone_agent.storage.tables import Call
 from phone_agent.telephony.stream_token import issue_stream_token
 from tests.fakes.audio import is_silent
+from tests.voice.conftest import SHORT_GREETINGS
 
 SECRET = b"voice-tests-secret"  # PHONE_AGENT_SESSION_SECRET of the test agent
 
@@ -22,7 +23,7 @@ async def test_bad_tokens_close_the_socket(agent_factory: Any, db_rows: Any) -> 
         "other-call": issue_stream_token(SECRET, call_sid="CAother", caller=None, ttl_seconds=60),
     }
     refused = {}
-    with agent_factory() as agent:
+    with agent_factory(**SHORT_GREETINGS) as agent:
         for kind, token in tokens.items():
             async with agent.caller(token=token, call_sid="CA1") as caller:
                 await caller.wait_for_close(timeout=10)

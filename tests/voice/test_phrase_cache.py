@@ -20,7 +20,7 @@ def greeting_contexts(agent: Any) -> list[Any]:
 async def test_second_call_hears_the_cached_greeting_without_asking_elevenlabs(
     agent_factory: Any, db_rows: Any
 ) -> None:
-    with agent_factory(PHONE_AGENT_GREETING=GREETING) as agent:
+    with agent_factory() as agent:
         async with agent.caller(from_number="+15551230001") as first:
             await first.wait_for_agent_audio(timeout=20)
             await first.wait_for_quiet(0.6, timeout=30)

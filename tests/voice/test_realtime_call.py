@@ -12,12 +12,13 @@ from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn, Message
 from tests.fakes.audio import is_silent, speech_wav
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
+from tests.voice.conftest import SHORT_GREETINGS
 
-GREETING = "Bella Cucina, this is Ava."  # the short greeting of tests/voice/conftest.py
+GREETING = "Bella Cucina, this is Ava."  # SHORT_GREETINGS of tests/voice/conftest.py
 
 
 def realtime_env(fake: FakeOpenAIRealtime) -> dict[str, str]:
-    return {
+    return SHORT_GREETINGS | {
         "PHONE_AGENT_VOICE_MODE": "realtime",
         "PHONE_AGENT_REALTIME_BASE_URL": fake.ws_url + "/v1/realtime",
         "PHONE_AGENT_REALTIME_VOICE": "cedar",

@@ -21,8 +21,7 @@ async def test_reply_is_heard_in_the_fallback_voice(agent_factory: Any, db_rows:
             agent.elevenlabs.fail_next(20, status=500)  # every (re)connect attempt fails
         else:
             agent.elevenlabs.drop_next(1)  # the call's socket is cut after its first audio message
-        agent.openai.transcripts.append("Are you open on Sundays?")
-        agent.openai.script("No, we are closed on Sundays.")
+        agent.script_speech(["Are you open on Sundays?"], ["No, we are closed on Sundays."])
         async with agent.caller() as caller:
             greeting_at = await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)

@@ -1,7 +1,7 @@
 """One call's Pipecat pipeline: Twilio websocket in → VAD/smart-turn → STT → LLM → TTS → websocket out.
 
     transport.input → STT → user aggregator (Silero VAD + smart-turn) → LLM → TTS (+ fallback)
-      → PlayoutTracker (marks) → transport.output → assistant aggregator
+      → PlayoutTracker (marks) → transport.output → InterruptedContextFilter → assistant aggregator
 
 The greeting is spoken first (by name for a caller memory knows); the LLM is the brain's
 (``build_call_brain``: packed persona + caller memory + knowledge per turn, LLM chain with fallback,
@@ -47,7 +47,7 @@ from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.voice.call_records import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
-from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
+from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
@@ -177,6 +177,7 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
             *tts_stage,
             tracker,
             transport.output(),
+            InterruptedContextFilter(tracker=tracker),  # words of a cut-off reply released late
             aggregators.assistant(),
         ]
     )

@@ -16,6 +16,13 @@ it is one that opened a new text message with no space before it (ElevenLabs mer
 word before): its audio starts with the last audio chunk before it. Otherwise (a context's
 force-completed last word) it is placed at the end of the audio sent when it arrived. Either way
 no word is placed before its audio.
+
+Late frames of an interrupted reply: at a barge-in every (interruptible) TTS context seen so far is
+closed. Its text or audio arriving afterwards (Pipecat force-completes a context's untimed words,
+the output transport releases words whose time had come while the ``InterruptionFrame`` went by)
+was never heard and is no part of the next reply: the tracker drops what reaches it, and
+``InterruptedContextFilter`` (after the output transport) drops the words the assistant
+aggregator would otherwise add to the next reply in the conversation and the call record.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ QUIET_AFTER_SPEECH_SECS = 0.3  # no new agent audio for this long = the agent ha
 SPEECH_END_TIMEOUT_SECS = 30.0
 MARK_INTERVAL_MS = 200  # finest unit of "heard": one mark per this much agent audio
 CONTEXT_CLOCKS_KEPT = 8  # TTS contexts whose word clock is remembered (a reply uses one or two)
+INTERRUPTED_CONTEXTS_KEPT = 32  # interrupted TTS contexts whose late frames are still dropped
 
 
 @dataclass
@@ -85,6 +93,12 @@ class PlayoutTracker(FrameProcessor):
         self._reply_audio_end = 0.0
         self._clocks: dict[str | None, ContextClock] = {}
         self._interrupted_at: float | None = None  # played_ms frozen at the last barge-in
+        self._open_contexts: dict[str, None] = {}  # interruptible TTS contexts since the last barge-in
+        self._interrupted_contexts: dict[str, None] = {}  # closed by a barge-in (oldest first)
+
+    def interrupted_contexts(self) -> frozenset[str]:
+        """The TTS contexts a barge-in cut off: none of their text belongs to a later reply."""
+        return frozenset(self._interrupted_contexts)
 
     # -- what was heard ---------------------------------------------------------------------------
     def reply_text(self, *, heard_only: bool) -> str:
@@ -119,7 +133,16 @@ class PlayoutTracker(FrameProcessor):
         if isinstance(frame, PlayedMarkFrame):
             self._on_mark(frame.mark)
             return  # consumed here
+        if direction == FrameDirection.DOWNSTREAM and isinstance(frame, _CONTEXT_FRAMES) and frame.context_id:
+            if frame.context_id in self._interrupted_contexts:
+                logger.debug("dropping a late {} of an interrupted reply", type(frame).__name__)
+                return
+            if frame.interruptible and frame.context_id not in self._open_contexts:
+                self._open_contexts[frame.context_id] = None
+                if len(self._open_contexts) > INTERRUPTED_CONTEXTS_KEPT:
+                    del self._open_contexts[next(iter(self._open_contexts))]
         if isinstance(frame, InterruptionFrame):
+            self._close_contexts()
             self._interrupted_at = self.played_ms
             logger.debug("barge-in: {:.0f} ms of {:.0f} ms agent audio played", self.played_ms, self.sent_ms)
             await self.push_frame(frame, direction)
@@ -163,6 +186,12 @@ class PlayoutTracker(FrameProcessor):
             self.sent_ms += len(piece.audio) / bytes_per_ms
             self._reply_audio_end = self.sent_ms
             await self._send_mark()
+
+    def _close_contexts(self) -> None:
+        self._interrupted_contexts.update(self._open_contexts)
+        self._open_contexts = {}
+        while len(self._interrupted_contexts) > INTERRUPTED_CONTEXTS_KEPT:
+            del self._interrupted_contexts[next(iter(self._interrupted_contexts))]
 
     def _start_reply(self) -> None:
         self._reply = []
@@ -208,6 +237,34 @@ class PlayoutTracker(FrameProcessor):
         self.played_ms = max(self.played_ms, position)
 
 
+class InterruptedContextFilter(FrameProcessor):
+    """After the output transport: drops words of interrupted replies it releases after a barge-in.
+
+    The output transport passes the ``InterruptionFrame`` on before it empties its queue of timed
+    words, so words of the cut-off reply can follow it to the assistant aggregator, which would add
+    them to the next reply (conversation history and ``call_turns``). Contexts are known closed
+    from the ``PlayoutTracker``, which sees every TTS frame before the output transport does.
+    """
+
+    def __init__(self, *, tracker: PlayoutTracker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracker = tracker
+        self._closed: frozenset[str] = frozenset()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            self._closed = self._tracker.interrupted_contexts()
+        elif (
+            direction == FrameDirection.DOWNSTREAM
+            and isinstance(frame, TTSTextFrame)
+            and frame.context_id in self._closed
+        ):
+            logger.debug("dropping a late word of an interrupted reply: {!r}", frame.text)
+            return
+        await self.push_frame(frame, direction)
+
+
 class SpeechEndWatcher(BaseObserver):
     """Calls ``on_played`` each time the agent stops talking and the phone has played it all
     (the brain's ``end_call``/``transfer_call`` wait for this before acting)."""
@@ -226,6 +283,9 @@ class SpeechEndWatcher(BaseObserver):
     async def _when_played(self) -> None:
         if await self._tracker.wait_until_played(since_ms=-1, timeout=SPEECH_END_TIMEOUT_SECS):
             await self._on_played()
+
+
+_CONTEXT_FRAMES = (TTSStartedFrame, TTSAudioRawFrame, TTSTextFrame)  # a TTS context's content
 
 
 def _join(parts: list[SpokenText]) -> str:
