@@ -151,6 +151,16 @@ async def test_vectors_are_stored_and_ranked_by_cosine(
     assert hits[0].content == "red mountain fire"
 
 
+async def test_empty_knowledge_base_is_searched_without_an_embedding_request(
+    store: SQLMemoryStore, openai_fake: FakeOpenAI
+) -> None:
+    before = len(openai_fake.embedding_requests)
+    assert await store.search_knowledge("what are your opening hours") == []
+    assert len(openai_fake.embedding_requests) == before
+    await store.add_document(title="Hours", text="Open Monday to Friday from 9 to 5.")
+    assert (await store.search_knowledge("opening hours"))[0].title == "Hours"  # the check skips nothing
+
+
 async def test_knowledge_add_list_search_reindex_delete(store: SQLMemoryStore) -> None:
     body = "# Claims\n\n" + "To file a claim, call us within 30 days of the incident. " * 40
     doc = await store.add_document(

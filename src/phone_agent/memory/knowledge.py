@@ -52,6 +52,9 @@ class KnowledgeBaseMixin:
 
     async def search_knowledge(self, query: str, *, limit: int = 4) -> list[KnowledgeHit]:
         """Knowledge chunks relevant to ``query``, best first."""
+        async with self.transaction() as session:
+            if await session.scalar(select(KnowledgeChunk.id).limit(1)) is None:
+                return []  # nothing to search: no query embedding on the call's critical path
         terms = query_terms(query)
         vector = await self._query_vector(query)
         async with self.transaction() as session:
