@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import WebSocket
 from loguru import logger
@@ -266,33 +267,53 @@ def keep_only_heard(context: LLMContext, said: str, heard: str) -> None:
             return
 
 
+class LiveCall(Protocol):
+    """What ``drive_call`` needs of a built call (pipeline mode's CallSession, realtime's RealtimeCall)."""
+
+    task: PipelineWorker
+    tracker: PlayoutTracker
+    recorder: CallRecorder
+    end_reason: str
+
+
+CommandHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+async def drive_call(
+    runtime: Runtime, start: StreamStart, call: LiveCall, on_command: CommandHandler
+) -> None:
+    """Run a built call to its end: metrics, live-call commands from any role, records closed, learning."""
+    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
+    metrics.call_started(start.parameters.get("direction", "inbound"))
+    try:
+        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+            await runner.add_workers(call.task)
+            await runner.run()
+    finally:
+        metrics.call_ended(call.end_reason)
+        await call.recorder.flush()
+        await finish_call(
+            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
+        )
+        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
+        logger.info(
+            "call ended ({}): {} turns, {} of {} marks played",
+            call.end_reason,
+            len(call.recorder.turns),
+            call.tracker.marks_played,
+            call.tracker.marks_sent,
+        )
+
+
 async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
     """Run one call to its end and close its records."""
     session = await build_call(websocket, runtime, start)
-    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    metrics.call_started(start.parameters.get("direction", "inbound"))
-    try:
-        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
-            await runner.add_workers(session.task)
-            await runner.run()
-    finally:
-        metrics.call_ended(session.end_reason)
-        await session.recorder.flush()
-        await finish_call(
-            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=session.end_reason
-        )
-        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
-        logger.info(
-            "call ended: {} turns, {} of {} marks played",
-            len(session.recorder.turns),
-            session.tracker.marks_played,
-            session.tracker.marks_sent,
-        )
+    await drive_call(runtime, start, session, on_command)
     return session
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,7 +49,6 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
-from pipecat.workers.runner import WorkerRunner
 from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
@@ -61,12 +59,10 @@ from phone_agent.brain.tools import Tool, ToolContext
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
-from phone_agent.memory.calls import schedule_after_call
-from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import finish_call, open_call
+from phone_agent.voice.call_records import open_call
 from phone_agent.voice.idle import IdleCaller
-from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer
+from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer, drive_call
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
@@ -384,8 +380,6 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
 async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
     """Run one realtime call to its end and close its records."""
     call = await build_realtime_call(websocket, runtime, start)
-    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         if action != "hangup":
@@ -395,23 +389,5 @@ async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: Strea
         call.end_reason = str(params.get("reason") or "admin")
         await call.task.queue_frame(EndFrame())
 
-    metrics.call_started(start.parameters.get("direction", "inbound"))
-    try:
-        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
-            await runner.add_workers(call.task)
-            await runner.run()
-    finally:
-        metrics.call_ended(call.end_reason)
-        await call.recorder.flush()
-        await finish_call(
-            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
-        )
-        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
-        logger.info(
-            "realtime call ended ({}): {} turns, {} of {} marks played",
-            call.end_reason,
-            len(call.recorder.turns),
-            call.tracker.marks_played,
-            call.tracker.marks_sent,
-        )
+    await drive_call(runtime, start, call, on_command)
     return call
