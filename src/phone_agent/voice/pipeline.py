@@ -43,6 +43,7 @@ from phone_agent.brain.persona import greeting_for
 from phone_agent.brain.pipeline import build_call_brain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
+from phone_agent.memory.base import CallerContext
 from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
@@ -103,14 +104,35 @@ def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSeria
     )
 
 
+async def open_call_with_caller(runtime: Runtime, start: StreamStart) -> tuple[int, CallerContext | None]:
+    """Open the call's row and take the caller's memory (prefetched at /phone/incoming), concurrently."""
+    caller = start.parameters.get("caller") or None
+    return await asyncio.gather(
+        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
+        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),
+    )
+
+
+def media_stream_transport(
+    websocket: WebSocket, serializer: TwilioMediaSerializer
+) -> FastAPIWebsocketTransport:
+    """Pipecat's websocket transport for a Twilio Media Stream (audio both ways, raw frames)."""
+    return FastAPIWebsocketTransport(
+        websocket,
+        FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            add_wav_header=False,
+            serializer=serializer,
+            allowed_origins=[],
+        ),
+    )
+
+
 async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
     """Build the pipeline of one call (nothing runs until ``run_call``)."""
     settings = runtime.settings  # this call keeps the settings it started with
-    caller = start.parameters.get("caller") or None
-    call_id, caller_context = await asyncio.gather(
-        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
-        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
-    )
+    call_id, caller_context = await open_call_with_caller(runtime, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
@@ -133,16 +155,7 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         before_transfer=before_transfer,
     )
 
-    transport = FastAPIWebsocketTransport(
-        websocket,
-        FastAPIWebsocketParams(
-            audio_in_enabled=True,
-            audio_out_enabled=True,
-            add_wav_header=False,
-            serializer=serializer,
-            allowed_origins=[],
-        ),
-    )
+    transport = media_stream_transport(websocket, serializer)
     stt = build_stt(settings)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)

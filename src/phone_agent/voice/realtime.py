@@ -48,7 +48,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
@@ -60,11 +59,16 @@ from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import open_call
 from phone_agent.voice.idle import IdleCaller
-from phone_agent.voice.pipeline import TWILIO_SAMPLE_RATE, StreamStart, build_serializer, drive_call
+from phone_agent.voice.pipeline import (
+    TWILIO_SAMPLE_RATE,
+    StreamStart,
+    build_serializer,
+    drive_call,
+    media_stream_transport,
+    open_call_with_caller,
+)
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
-from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.services import build_fallback_tts
 
@@ -232,24 +236,11 @@ def build_realtime_llm(settings: Settings, *, instructions: str) -> RealtimeCall
 async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
     """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
     settings = runtime.settings
-    caller = start.parameters.get("caller") or None
-    call_id, caller_context = await asyncio.gather(
-        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
-        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),  # prefetched at /phone/incoming
-    )
+    call_id, caller_context = await open_call_with_caller(runtime, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
     serializer = build_serializer(settings, start)
-    transport = FastAPIWebsocketTransport(
-        websocket,
-        FastAPIWebsocketParams(
-            audio_in_enabled=True,
-            audio_out_enabled=True,
-            add_wav_header=False,
-            serializer=serializer,
-            allowed_origins=[],
-        ),
-    )
+    transport = media_stream_transport(websocket, serializer)
     llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
@@ -262,7 +253,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     # the brain's tools, answered by the realtime model through Pipecat's function calling
     tool_ctx = tool_context_for(
         runtime,
-        caller_phone=caller,
+        caller_phone=start.parameters.get("caller") or None,
         caller_name=caller_context.name if caller_context else None,
         call_sid=start.call_sid,
         call_id=call_id,
