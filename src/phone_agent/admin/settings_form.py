@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "greeting",
         "business_hours",
         "handoff_number",
+        "fallback_action",
     ),
     "llm": ("llm_provider", "llm_model", "llm_base_url"),
 }
@@ -56,6 +57,7 @@ LABELS = {
     "greeting": "Greeting",
     "business_hours": "Business hours",
     "handoff_number": "Handoff number",
+    "fallback_action": "When the agent can't talk",
     "llm_provider": "Provider",
     "llm_model": "Model",
     "llm_base_url": "Base URL",
