@@ -49,7 +49,12 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
         "--late", type=float, default=LATE_AFTER, help="seconds after which a reply counts as late"
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes for ours (serve --workers)")
-    parser.add_argument("--rounds", type=int, default=2, help="calls each caller places back to back")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="calls each caller places back to back (4: every shape meets every utterance)",
+    )
     parser.add_argument("--stagger", type=float, default=0.3, help="seconds between caller starts")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     parser.add_argument("--label", default="latest", help="report file name (without extension)")

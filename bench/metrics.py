@@ -93,6 +93,7 @@ class RunFigures:
     underruns: int = 0
     cpu_percent: float | None = None  # of one core, whole bot process tree, while calls ran
     harness_cpu_percent: float | None = None  # of one core: the callers and the fakes, same span
+    cores_busy: list[float] = field(default_factory=list)  # % busy per core, by anyone, same span
     rss_idle: int | None = None
     rss_peak: int | None = None
     rss_series: list[tuple[float, int]] = field(default_factory=list)

@@ -140,10 +140,11 @@ def capacity(result: BenchResult) -> list[str]:
         "Agent on core 0 (`taskset -c 0`), callers and fakes on core 1. N holds when v2v p95 ≤ "
         f"{P95_FACTOR:g}x the p95 at N=1, no turn is missed (no reply within 12 s), none is late (reply "
         f"started > {late:g} s after the caller stopped) and no call fails; the sweep stops at the first "
-        "N that does not. Load average (1/5/15 min) when the run ended.",
+        "N that does not. Core busy % = by anyone (other work on the machine shares the cores); load "
+        "average (1/5/15 min) when the run ended.",
         "",
-        f"| {TURN_COLUMNS} | agent CPU % | harness CPU % | RSS MB | load | holds |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
+        f"| {TURN_COLUMNS} | agent CPU % | harness CPU % | core 0 / 1 busy % | RSS MB | load | holds |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     verdicts = []
     for name in dict.fromkeys(r.target for r in runs):
@@ -154,6 +155,7 @@ def capacity(result: BenchResult) -> list[str]:
             reasons = shortfalls(run, base_p95)
             lines.append(
                 f"| {_turn_cells(run)} | {_num(run.cpu_percent)} | {_num(run.harness_cpu_percent)} | "
+                f"{' / '.join(f'{b:.0f}' for b in run.cores_busy) or '—'} | "
                 f"{_num(run.rss_peak and run.rss_peak / MB)} | {load_text(run.load)} | "
                 f"{'yes' if not reasons else 'no: ' + '; '.join(reasons)} |"
             )

@@ -20,7 +20,17 @@ from typing import Any
 from bench.callers import UTTERANCES, CallResult, run_call, run_calls, utterance_frames
 from bench.metrics import LATE_AFTER, RunFigures, figures
 from bench.providers import Latencies
-from bench.targets import ROOT, ResourceSampler, Target, harness_cpu_seconds, pinned, start_ours, start_stock
+from bench.targets import (
+    ROOT,
+    ResourceSampler,
+    Target,
+    cores_busy_percent,
+    cores_busy_seconds,
+    harness_cpu_seconds,
+    pinned,
+    start_ours,
+    start_stock,
+)
 
 TARGETS = ("stock", "ours")
 
@@ -31,7 +41,7 @@ class Options:
     calls: tuple[int, ...] = (1,)
     utterances: tuple[str, ...] = UTTERANCES
     latencies: Latencies = field(default_factory=Latencies)
-    rounds: int = 2  # calls each caller places back to back (more turns for the percentiles)
+    rounds: int = 4  # calls each caller places back to back (4: every shape meets every utterance)
     soak_seconds: float = 0.0
     stagger: float = 0.3
     warmup: bool = True
@@ -121,7 +131,11 @@ async def measure_level(
     sampler = ResourceSampler(target.process.pid)
     rss_idle = sampler.sample().rss
     harness = [os.getpid(), providers.process.pid]  # the callers and the fakes
-    harness_before, started = harness_cpu_seconds(harness), time.monotonic()
+    harness_before, started, cores_before = (
+        harness_cpu_seconds(harness),
+        time.monotonic(),
+        cores_busy_seconds(),
+    )
     sampler.start()
     calls: list[CallResult] = await run_calls(
         n,
@@ -139,6 +153,7 @@ async def measure_level(
         target.name, n, calls, moments, options.latencies, samples, rss_idle, late_after=options.late_after
     )
     run.phase, run.load, run.harness_cpu_percent = phase, os.getloadavg(), harness_cpu
+    run.cores_busy = cores_busy_percent(cores_before, cores_busy_seconds())
     await asyncio.sleep(0.0 if options.quick else 1.0)  # let the bot tidy up between runs
     return run
 

@@ -122,6 +122,8 @@ def ours_env(urls: Mapping[str, str], port: int, data_dir: Path) -> dict[str, st
             "OPENAI_API_KEY": urls["openai_api_key"],
             "PHONE_AGENT_OPENAI_BASE_URL": urls["openai"],
             "PHONE_AGENT_LLM_BASE_URL": urls["openai"],
+            # only transcription sessions answer there (streaming STT); realtime voice mode is not benched
+            "PHONE_AGENT_REALTIME_BASE_URL": urls["openai_realtime_stt"],
             "ELEVENLABS_API_KEY": urls["elevenlabs_api_key"],
             "PHONE_AGENT_ELEVENLABS_BASE_URL": urls["elevenlabs_http"],
             "DEEPGRAM_API_KEY": urls["deepgram_api_key"],
@@ -260,6 +262,19 @@ def harness_cpu_seconds(pids: list[int]) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def cores_busy_seconds() -> list[tuple[float, float]]:
+    """(busy, total) CPU seconds of each core since boot, whoever used them."""
+    return [(sum(t) - t.idle - getattr(t, "iowait", 0.0), sum(t)) for t in psutil.cpu_times(percpu=True)]
+
+
+def cores_busy_percent(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[float]:
+    """How busy each core was between two `cores_busy_seconds()` readings (0-100)."""
+    return [
+        100 * (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        for (b0, t0), (b1, t1) in zip(before, after, strict=True)
+    ]
 
 
 class ResourceSampler:
