@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     timezone: str = Field("America/New_York", description="IANA time zone of the business.")
     handoff_number: str | None = Field(None, description="Human to transfer calls to (E.164).")
     owner_sms_number: str | None = Field(None, description="Number that receives messages by SMS (E.164).")
+    fallback_action: Literal["auto", "transfer", "voicemail", "hang_up"] = Field(
+        "auto",
+        description="What a caller gets when the agent cannot talk (a provider down, not configured, "
+        "full): transfer to handoff_number, voicemail, or hang_up after an apology; auto = transfer "
+        "when handoff_number is set, else voicemail.",
+    )
 
     # --- Memory ----------------------------------------------------------------------------
     memory_backend: Literal["local", "http"] = Field(
