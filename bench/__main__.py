@@ -1,7 +1,9 @@
 """`python -m bench`: run the benchmark and write the report under bench/results/.
 
-python -m bench --quick                      # 1-minute smoke run: N=1, one utterance
-python -m bench --targets stock,ours --calls 1,5,10
+python -m bench --quick                      # smoke run under a minute: N=1, one utterance
+python -m bench                              # cold call + N=1: v2v per reply shape, ours vs stock
+python -m bench --capacity                   # + pinned capacity sweep 1..75 and a 10-min soak at half
+python -m bench --capacity 1,5,10 --soak 0 --skip-latency
 python -m bench --targets ours --calls 50 --soak 600 --label soak
 """
 
@@ -13,6 +15,8 @@ import sys
 from pathlib import Path
 
 from bench.callers import UTTERANCES
+from bench.capacity import DEFAULT_SOAK, DEFAULT_SWEEP
+from bench.metrics import LATE_AFTER
 from bench.providers import Latencies
 from bench.report import write_report
 from bench.run import TARGETS, Options, run_bench
@@ -27,10 +31,30 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
     parser.add_argument("--calls", default="1", help="comma list of concurrent call counts, e.g. 1,5,10")
     parser.add_argument(
-        "--soak", type=float, default=0.0, help="keep every caller slot calling for S seconds"
+        "--capacity",
+        nargs="?",
+        const=",".join(map(str, DEFAULT_SWEEP)),
+        default="",
+        help=f"pinned capacity sweep over these N (default {','.join(map(str, DEFAULT_SWEEP))}), then a soak",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        help=f"soak seconds: with --capacity at half capacity (default {DEFAULT_SOAK:g}, 0 = none), "
+        "else every caller slot of --calls keeps calling this long",
+    )
+    parser.add_argument("--skip-latency", action="store_true", help="no cold call / latency runs")
+    parser.add_argument(
+        "--late", type=float, default=LATE_AFTER, help="seconds after which a reply counts as late"
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes for ours (serve --workers)")
-    parser.add_argument("--rounds", type=int, default=2, help="calls each caller places back to back")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="calls each caller places back to back (4: every shape meets every utterance)",
+    )
     parser.add_argument("--stagger", type=float, default=0.3, help="seconds between caller starts")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     parser.add_argument("--label", default="latest", help="report file name (without extension)")
@@ -46,6 +70,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     calls = tuple(int(n) for n in args.calls.split(","))
+    capacity = () if args.quick else tuple(int(n) for n in args.capacity.split(",") if n.strip())
+    soak = args.soak if args.soak is not None else (DEFAULT_SOAK if capacity else 0.0)
     latencies = Latencies(
         args.stt, args.llm_first_token, args.tokens_per_second, args.tts_first_audio, args.tts_realtime_factor
     )
@@ -55,10 +81,13 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
         utterances=(QUICK_UTTERANCE,) if args.quick else UTTERANCES,
         latencies=latencies,
         rounds=1 if args.quick else args.rounds,
-        soak_seconds=args.soak,
+        soak_seconds=soak,
         stagger=args.stagger,
         quick=args.quick,
         workers=args.workers,
+        late_after=args.late,
+        latency_run=not args.skip_latency,
+        capacity=capacity,
     )
     return options, args.out, args.label
 

@@ -18,6 +18,7 @@ UTTERANCES = (
     "Hi there, I would like to book an appointment for next Tuesday.",
     "Tomorrow at ten please.",
     "Can you tell me your opening hours on Saturday?",
+    "Thanks, that is all.",
 )
 ANSWER_TIMEOUT = 12.0  # smart-turn may wait for more speech before it answers; count it, don't hang
 
@@ -62,17 +63,27 @@ class CallResult:
 
 # A function returning where call number `index` connects (e.g. after POST /phone/incoming).
 PlanCall = Callable[[int], Awaitable[CallPlan]]
+Utterance = tuple[str, list[bytes]]  # the text and its 20 ms mu-law frames
 
 
-def utterance_frames(texts: tuple[str, ...] = UTTERANCES) -> list[tuple[str, list[bytes]]]:
+def utterance_frames(texts: tuple[str, ...] = UTTERANCES) -> list[Utterance]:
     """Each utterance rendered once by espeak-ng (cached on disk) as 20 ms mu-law frames."""
     return [(text, read_ulaw_frames(speech_wav(text))) for text in texts]
+
+
+def rotated(utterances: list[Utterance], index: int) -> list[Utterance]:
+    """Call number `index` speaks the utterances starting from a different one, so that over
+    consecutive calls every utterance meets every caller-turn position (and reply shape)."""
+    if not utterances:
+        return utterances
+    start = index % len(utterances)
+    return utterances[start:] + utterances[:start]
 
 
 async def run_call(
     index: int,
     plan: CallPlan,
-    utterances: list[tuple[str, list[bytes]]],
+    utterances: list[Utterance],
     *,
     pause: float = 0.6,
     linger: bool = True,
@@ -128,7 +139,7 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> bool:  # noqa
 async def run_calls(
     n: int,
     plan_call: PlanCall,
-    utterances: list[tuple[str, list[bytes]]],
+    utterances: list[Utterance],
     *,
     stagger: float,
     rounds: int = 1,
@@ -136,7 +147,8 @@ async def run_calls(
     linger: bool = True,
 ) -> list[CallResult]:
     """`n` concurrent callers, started `stagger` seconds apart, each placing `rounds` calls back to
-    back; with `until` (a monotonic deadline) they keep calling until then (a soak)."""
+    back; with `until` (a monotonic deadline) they keep calling until then (a soak). Call number
+    `index` speaks the utterances `rotated` by `index`."""
 
     async def slot(i: int) -> list[CallResult]:
         await asyncio.sleep(i * stagger)
@@ -145,7 +157,8 @@ async def run_calls(
             index = i + k * n
             plan = await plan_call(index)
             pause = 0.5 + 0.1 * (i % 5)
-            results.append(await run_call(index, plan, utterances, pause=pause, linger=linger))
+            said = rotated(utterances, index)
+            results.append(await run_call(index, plan, said, pause=pause, linger=linger))
             k += 1
             if (until is None and k >= rounds) or (until is not None and time.monotonic() >= until):
                 return results

@@ -15,6 +15,13 @@ Per answered turn (t0 = the caller's last speech frame, ta = the first agent aud
                  - end-of-turn wait
 A turn is only broken down when its window (t0, ta) holds exactly one request of each kind, so
 concurrent calls cannot be mixed up; `attributed` says how many were.
+
+Reply shape of a turn: the LLM fake's shape for caller turn k (its position in the call), or, when
+(t0, ta) holds exactly one chat request, the shape that request was answered with.
+A missed turn got no agent audio within the caller's answer timeout; a late one got it more than
+`late_after` seconds after the caller stopped. A turn cut short by the turn decision shows as a
+chat request whose conversation holds more caller turns than the call's caller spoke: each
+utterance split in two adds one.
 """
 
 from __future__ import annotations
@@ -23,15 +30,19 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.callers import CallResult
 from bench.providers import Latencies
+from bench.replies import shape_of_turn
 from bench.targets import Sample
 
 FRAME_RATE = 8000  # bytes of mu-law per second
 BURST_GAP = 0.3  # seconds without agent audio that separate two utterances
 STT_DECISION_SLACK = 0.1  # an STT leg longer than the STT latency + this waited for the turn decision
 UNDERRUN_TOLERANCE = 0.01  # seconds a frame may arrive after its playout time before it is an underrun
+LATE_AFTER = 5.0  # a reply starting later than this after the caller stopped is late (Pipecat's 3 s
+# smart-turn fallback + 0.7 s of providers + 1.3 s of slack: past it a caller asks "hello?")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -60,25 +71,34 @@ class RunFigures:
 
     target: str
     n: int
+    phase: str = "latency"  # cold (a fresh process's first call), latency, capacity (pinned) or soak
     calls: int = 0
     failed_calls: int = 0
     turns: int = 0
-    unanswered: int = 0
+    unanswered: int = 0  # missed: no reply within the caller's answer timeout
+    late: int = 0  # answered more than `late_after` after the caller stopped
+    cut_short: int = 0  # caller utterances the bot split into two turns
     talked_over: int = 0
     v2v: list[float] = field(default_factory=list)
     eot_wait: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
     legs: dict[str, list[float]] = field(default_factory=dict)
     by_utterance: dict[str, list[float]] = field(default_factory=dict)  # v2v per utterance text
+    by_shape: dict[str, list[float]] = field(default_factory=dict)  # v2v per reply shape
+    shapes_confirmed: int = 0  # turns whose shape was read from their own chat request
+    turn_log: list[tuple[int, str, str, float]] = field(default_factory=list)  # position, text, shape, v2v
     attributed: int = 0
     greeting: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     underruns: int = 0
     cpu_percent: float | None = None  # of one core, whole bot process tree, while calls ran
+    harness_cpu_percent: float | None = None  # of one core: the callers and the fakes, same span
+    cores_busy: list[float] = field(default_factory=list)  # % busy per core, by anyone, same span
     rss_idle: int | None = None
     rss_peak: int | None = None
     rss_series: list[tuple[float, int]] = field(default_factory=list)
     duration: float = 0.0
+    load: tuple[float, float, float] | None = None  # load average when the run ended
     errors: list[str] = field(default_factory=list)
 
     def p(self, name: str, q: float) -> float | None:
@@ -99,21 +119,25 @@ def figures(
     target: str,
     n: int,
     calls: list[CallResult],
-    moments: dict[str, list[float]],
+    moments: dict[str, list[Any]],
     latencies: Latencies,
     samples: list[Sample],
     rss_idle: int | None,
+    *,
+    late_after: float = LATE_AFTER,
 ) -> RunFigures:
     """Compute one run's figures."""
     run = RunFigures(target, n, calls=len(calls), rss_idle=rss_idle)
     stt, llm, tts = (sorted(moments.get(k, [])) for k in ("stt", "llm", "tts"))
+    replies = replies_during(calls, moments.get("replies", []))
+    run.cut_short = cut_short(calls, replies)
     for call in calls:
         if call.error:
             run.failed_calls += 1
             run.errors.append(call.error)
         if call.greeting_latency is not None:
             run.greeting.append(call.greeting_latency)
-        for turn in call.turns:
+        for position, turn in enumerate(call.turns, start=1):
             run.turns += 1
             run.talked_over += turn.talked_over
             v2v = turn.voice_to_voice
@@ -121,7 +145,12 @@ def figures(
                 run.unanswered += 1
                 continue
             run.v2v.append(v2v)
+            run.late += v2v > late_after
             run.by_utterance.setdefault(turn.label, []).append(v2v)
+            shape, confirmed = reply_shape(position, turn.speech_ended, turn.first_agent_audio, replies)
+            run.by_shape.setdefault(shape, []).append(v2v)
+            run.shapes_confirmed += confirmed
+            run.turn_log.append((position, turn.label, shape, v2v))
             breakdown = break_down(turn.speech_ended, turn.first_agent_audio, stt, llm, tts, latencies)
             if breakdown.overhead is not None and breakdown.eot_wait is not None:
                 run.attributed += 1
@@ -142,6 +171,33 @@ def figures(
         run.rss_peak = max(s.rss for s in samples)
         run.rss_series = [(s.at - first.at, s.rss) for s in samples]
     return run
+
+
+def replies_during(calls: list[CallResult], replies: list[Any]) -> list[tuple[float, int, str]]:
+    """The chat requests (at, caller turn, shape) made while these calls were up, by time."""
+    spans = [(c.started_at, c.ended_at) for c in calls if c.started_at is not None and c.ended_at is not None]
+    if not spans:
+        return []
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return sorted((float(at), int(turn), str(shape)) for at, turn, shape in replies if start <= at <= end)
+
+
+def reply_shape(
+    position: int, t0: float, ta: float, replies: list[tuple[float, int, str]]
+) -> tuple[str, bool]:
+    """The shape of the reply to the caller's `position`-th turn, and whether its own chat request
+    (the only one in (t0, ta)) confirmed it."""
+    window = replies[bisect.bisect_right(replies, (t0, 1 << 30)) : bisect.bisect_left(replies, (ta, -1))]
+    if len(window) == 1 and window[0][1] > 0:
+        return window[0][2], True
+    return shape_of_turn(position), False
+
+
+def cut_short(calls: list[CallResult], replies: list[tuple[float, int, str]]) -> int:
+    """Chat requests holding more caller turns than a call's caller spoke: one per split utterance.
+    Counted against the longest call (every call speaks the same utterances)."""
+    spoken = max((len(c.turns) for c in calls if not c.error), default=0)
+    return sum(1 for _, turn, _ in replies if spoken and turn > spoken)
 
 
 def _within(moments: list[float], start: float, end: float) -> list[float]:
@@ -193,17 +249,3 @@ def pacing(frames: list[tuple[float, int]]) -> tuple[list[float], int]:
         buffered += size / FRAME_RATE
         previous = at
     return gaps, underruns
-
-
-def largest_n_within(runs: Sequence[RunFigures], factor: float = 1.2) -> int | None:
-    """The largest N whose voice-to-voice p95 stays within `factor` x the N=1 p95 (and answered)."""
-    base = next((r for r in runs if r.n == 1), None)
-    base_p95 = base.p("v2v", 95) if base else None
-    if base_p95 is None:
-        return None
-    best = None
-    for run in sorted(runs, key=lambda r: r.n):
-        p95 = run.p("v2v", 95)
-        if p95 is not None and p95 <= factor * base_p95 and run.unanswered <= 0.05 * max(1, run.turns):
-            best = run.n
-    return best

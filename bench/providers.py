@@ -1,13 +1,15 @@
 """The provider fakes with fixed latencies, in a process of their own (so the callers' and the bot's
-CPU use does not delay them): `FakeOpenAI` (STT + LLM), `FakeElevenLabs` (websocket TTS),
-`FakeDeepgram` and `FakeTwilioREST`, from `tests/fakes/`.
+CPU use does not delay them): `FakeOpenAI` (segmented STT + LLM, replying with the shapes of
+`bench/replies.py`), `FakeOpenAIRealtimeSTT` (streaming STT: the transcript `--stt` after the
+commit), `FakeElevenLabs` (websocket TTS), `FakeDeepgram` and `FakeTwilioREST`, from `tests/fakes/`.
 
     python -m bench.providers --stt 0.2 --llm-first-token 0.35 --tokens-per-second 40 \
         --tts-first-audio 0.15 --tts-realtime-factor 5
 
 prints one JSON line with every base URL, then answers `dump` on stdin with one JSON line of the
 moments (time.monotonic(), comparable across processes on Linux) each fake received a request:
-transcriptions, chat completions, TTS contexts opened. `quit` (or EOF) stops it.
+transcriptions and streaming-STT commits, chat completions (with the caller turn and reply shape
+of each), TTS contexts opened. `quit` (or EOF) stops it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai_realtime_stt import FakeOpenAIRealtimeSTT
 from tests.fakes.twilio_rest import FakeTwilioREST
 
-DEFAULT_REPLY = "Sure, I can help you with that. What day and time would suit you best?"
+from bench.replies import ReplyShapes
+
 DEFAULT_TRANSCRIPT = "Hello, I would like to book an appointment."
 
 
@@ -55,14 +59,17 @@ class Latencies:
 class Providers:
     """The running fakes (in this process)."""
 
-    def __init__(self, latencies: Latencies, reply: str = DEFAULT_REPLY) -> None:
+    def __init__(self, latencies: Latencies) -> None:
         self.openai = FakeOpenAI(
             first_token_latency=latencies.llm_first_token,
             tokens_per_second=latencies.tokens_per_second,
             stt_latency=latencies.stt,
         )
-        self.openai.default_reply_text = reply
+        self.replies = ReplyShapes()
+        self.openai.reply_for = self.replies
         self.openai.default_transcript = DEFAULT_TRANSCRIPT
+        self.openai_stt = FakeOpenAIRealtimeSTT(api_key=self.openai.api_key, stt_latency=latencies.stt)
+        self.openai_stt.default_transcript = DEFAULT_TRANSCRIPT
         self.elevenlabs = FakeElevenLabs(
             first_audio_latency=latencies.tts_first_audio, realtime_factor=latencies.tts_realtime_factor
         )
@@ -70,7 +77,7 @@ class Providers:
         self.deepgram = FakeDeepgram(stt_latency=latencies.stt)
         self.deepgram.default_transcript = DEFAULT_TRANSCRIPT
         self.twilio = FakeTwilioREST()
-        self.all = (self.openai, self.elevenlabs, self.deepgram, self.twilio)
+        self.all = (self.openai, self.openai_stt, self.elevenlabs, self.deepgram, self.twilio)
 
     def start(self) -> Providers:
         for fake in self.all:
@@ -85,6 +92,7 @@ class Providers:
         return {
             "openai": self.openai.url + "/v1",
             "openai_api_key": self.openai.api_key,
+            "openai_realtime_stt": self.openai_stt.ws_url + "/v1/realtime",
             "elevenlabs_ws": self.elevenlabs.ws_url,
             "elevenlabs_http": self.elevenlabs.url,
             "elevenlabs_api_key": self.elevenlabs.api_key,
@@ -95,13 +103,15 @@ class Providers:
             "twilio_auth_token": self.twilio.auth_token,
         }
 
-    def moments(self) -> dict[str, list[float]]:
+    def moments(self) -> dict[str, list[Any]]:
         """When each fake received the requests that matter for latency accounting."""
         requests = list(self.openai.requests)
+        segmented = [r.at for r in requests if r.path.endswith("/audio/transcriptions")]
         return {
-            "stt": sorted(r.at for r in requests if r.path.endswith("/audio/transcriptions")),
+            "stt": sorted(segmented + [c.at for c in list(self.openai_stt.commits)]),
             "llm": sorted(r.at for r in requests if r.path.endswith("/chat/completions")),
             "tts": sorted(c.opened_at for c in list(self.elevenlabs.contexts.values())),
+            "replies": self.replies.snapshot(),  # (at, caller turn, shape) per chat completion
         }
 
 
@@ -113,12 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
     parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
     parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
-    parser.add_argument("--reply", default=DEFAULT_REPLY)
     args = parser.parse_args(argv)
     latencies = Latencies(
         args.stt, args.llm_first_token, args.tokens_per_second, args.tts_first_audio, args.tts_realtime_factor
     )
-    providers = Providers(latencies, args.reply).start()
+    providers = Providers(latencies).start()
     _emit({"urls": providers.urls(), "latencies": asdict(latencies)})
     try:
         for line in sys.stdin:

@@ -11,14 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import RunFigures, largest_n_within, percentile
+from bench import report_sections
+from bench.metrics import RunFigures, percentile
+from bench.report_sections import MB, load_text, ms
 from bench.run import BenchResult
-
-MB = 1024 * 1024
-
-
-def ms(value: float | None) -> str:
-    return "—" if value is None else f"{1000 * value:.0f}"
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -36,51 +32,54 @@ def markdown(result: BenchResult) -> str:
     lines = [
         f"# phone-agent benchmark — {stamp}",
         "",
-        f"Machine: {os.cpu_count()} cores; load average {_load(result.load_before)} before, "
-        f"{_load(result.load_after)} after; run took {result.finished - result.started:.0f} s"
-        + (" (`--quick`)." if opts.quick else "."),
+        f"Machine: {os.cpu_count()} cores; load average {load_text(result.load_before)} before, "
+        f"{load_text(result.load_after)} after; run took {result.finished - result.started:.0f} s"
+        + (" (`--quick`: targets side by side, a smoke run, not a measurement)." if opts.quick else "."),
         f"Fakes: STT {ms(lat.stt)} ms after the audio ends, LLM first token {ms(lat.llm_first_token)} ms "
         f"then {lat.tokens_per_second:g} tokens/s, TTS first audio {ms(lat.tts_first_audio)} ms then "
         f"{lat.tts_realtime_factor:g}x real time: {ms(lat.providers_total)} ms no pipeline can beat.",
         f"Callers: espeak-ng, real-time paced, Media Stream protocol; {len(opts.utterances)} utterance(s) "
         f"per call{f'; soak of {opts.soak_seconds:.0f} s' if opts.soak_seconds else ''}. "
-        f'LLM reply: "{opts.reply}"',
+        "LLM replies: four shapes by caller turn (below).",
         "",
         "| target | N | calls (failed) | turns answered (cut in) | v2v p50 | v2v p95 | v2v p99 | "
         "overhead p50 | overhead p95 | end-of-turn p50 | greeting p50 | greeting p95 | gap p99 | underruns | "
-        "CPU % | CPU %/call | RSS MB | RSS MB/call |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "missed | late | cut short | CPU % | CPU %/call | RSS MB | RSS MB/call | load |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
-    for run in result.runs:
+    for run in result.phase("latency"):
         lines.append(
             f"| {run.target} | {run.n} | {run.calls} ({run.failed_calls}) | "
             f"{run.turns - run.unanswered}/{run.turns} ({run.talked_over}) | "
             f"{ms(run.p('v2v', 50))} | {ms(run.p('v2v', 95))} | "
             f"{ms(run.p('v2v', 99))} | {ms(run.p('overhead', 50))} | {ms(run.p('overhead', 95))} | "
             f"{ms(run.p('eot_wait', 50))} | {ms(run.p('greeting', 50))} | {ms(run.p('greeting', 95))} | "
-            f"{ms(run.p('gaps', 99))} | {run.underruns} | {_num(run.cpu_percent, '{:.0f}')} | "
+            f"{ms(run.p('gaps', 99))} | {run.underruns} | {run.unanswered} | {run.late} | {run.cut_short} | "
+            f"{_num(run.cpu_percent, '{:.0f}')} | "
             f"{_num(run.cpu_per_call)} | {_num(run.rss_peak and run.rss_peak / MB, '{:.0f}')} | "
-            f"{_num(run.rss_per_call and run.rss_per_call / MB)} |"
+            f"{_num(run.rss_per_call and run.rss_per_call / MB)} | {load_text(run.load)} |"
         )
     lines += [
         "",
         "Times in ms. v2v = caller's last speech frame → first agent audio frame at the caller; "
         "overhead = v2v − configured provider latencies − end-of-turn wait (turns whose requests "
-        "could be told apart); gap p99 = outbound media inter-arrival inside an answer.",
+        "could be told apart); gap p99 = outbound media inter-arrival inside an answer; missed = no "
+        f"reply within 12 s; late = reply started > {opts.late_after:g} s after the caller stopped; cut "
+        "short = caller utterances the bot split into two turns (chat requests holding more caller "
+        "turns than the caller spoke); load = load average when the run ended.",
     ]
-    lines += _breakdown(result.runs)
-    lines += _by_utterance(result.runs)
-    lines += _ratios(result.runs)
-    lines += _capacity(result.runs)
-    lines += _soak(result)
+    latency = result.phase("latency")
+    lines += _breakdown(latency)
+    lines += report_sections.reply_shapes(result)
+    lines += report_sections.cold_calls(result)
+    lines += _by_utterance(latency)
+    lines += _ratios(latency)
+    lines += report_sections.capacity(result)
+    lines += report_sections.soak(result)
     errors = sorted({e for run in result.runs for e in run.errors})
     if errors:
         lines += ["", "Errors seen: " + "; ".join(errors[:5])]
     return "\n".join(lines) + "\n"
-
-
-def _load(load: tuple[float, float, float]) -> str:
-    return " / ".join(f"{x:.2f}" for x in load)
 
 
 def _breakdown(runs: Iterable[RunFigures]) -> list[str]:
@@ -141,40 +140,6 @@ def _ratios(runs: list[RunFigures]) -> list[str]:
     return lines
 
 
-def _capacity(runs: list[RunFigures]) -> list[str]:
-    lines = []
-    for name in dict.fromkeys(r.target for r in runs):
-        mine = [r for r in runs if r.target == name]
-        if len(mine) > 1:
-            best = largest_n_within(mine)
-            tried = ", ".join(str(r.n) for r in mine)
-            lines.append(
-                f"- {name}: largest N with v2v p95 ≤ 1.2× N=1: **{best if best else '—'}** "
-                f"(tried N = {tried})"
-            )
-    return ["", *lines] if lines else []
-
-
-def _soak(result: BenchResult) -> list[str]:
-    """RSS in the second minute vs the last minute of the soak (every slot busy in both)."""
-    soak = result.options.soak_seconds
-    if not soak:
-        return []
-    lines = [""]
-    for run in result.runs:
-        early = [rss for at, rss in run.rss_series if 60 <= at < 120]
-        late = [rss for at, rss in run.rss_series if soak - 60 <= at < soak]
-        if not early or not late:
-            continue
-        first, last = percentile(early, 50) or 0.0, percentile(late, 50) or 0.0
-        lines.append(
-            f"- soak {run.target} N={run.n}: median RSS {first / MB:.0f} MB in minute 2 → {last / MB:.0f} MB "
-            f"in the last minute ({100 * (last - first) / first:+.1f} %), {run.calls} calls placed, "
-            f"{run.failed_calls} failed"
-        )
-    return lines
-
-
 def histogram(result: BenchResult, path: Path) -> Path:
     """A PNG histogram of voice-to-voice latency, one series per target and N."""
     import matplotlib
@@ -184,11 +149,12 @@ def histogram(result: BenchResult, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
     floor = 1000 * result.options.latencies.providers_total
-    values = [1000 * v for run in result.runs for v in run.v2v] + [floor]
+    shown = result.phase("latency") or result.runs
+    values = [1000 * v for run in shown for v in run.v2v] + [floor]
     low, high = min(values) - 20, max(values) + 20
     width = max(10.0, (high - low) / 40)
     bins = [low + width * i for i in range(int((high - low) / width) + 2)]
-    for run in result.runs:
+    for run in shown:
         if run.v2v:
             ax.hist(
                 [1000 * v for v in run.v2v], bins=bins, alpha=0.55,
@@ -207,6 +173,7 @@ def histogram(result: BenchResult, path: Path) -> Path:
 
 
 def to_json(result: BenchResult) -> dict[str, Any]:
+    """Every run's raw figures with a summary, and the sections' summaries."""
     runs = []
     for run in result.runs:
         data = asdict(run)
@@ -216,9 +183,18 @@ def to_json(result: BenchResult) -> dict[str, Any]:
             "overhead_p50": run.p("overhead", 50), "overhead_p95": run.p("overhead", 95),
             "greeting_p50": run.p("greeting", 50), "gap_p99": run.p("gaps", 99),
             "rss_per_call": run.rss_per_call, "cpu_per_call": run.cpu_per_call,
+            "missed": run.unanswered, "late": run.late, "cut_short": run.cut_short,
+            "by_shape": report_sections.shape_summary(run),
         }  # fmt: skip
         runs.append(data)
-    return {"options": asdict(result.options), "started": result.started, "runs": runs}
+    return {
+        "options": asdict(result.options),
+        "started": result.started,
+        "load_before": result.load_before,
+        "load_after": result.load_after,
+        "runs": runs,
+        **report_sections.summaries(result),
+    }
 
 
 def write_report(result: BenchResult, out_dir: Path, label: str = "latest") -> dict[str, Path]:

@@ -122,6 +122,8 @@ def ours_env(urls: Mapping[str, str], port: int, data_dir: Path) -> dict[str, st
             "OPENAI_API_KEY": urls["openai_api_key"],
             "PHONE_AGENT_OPENAI_BASE_URL": urls["openai"],
             "PHONE_AGENT_LLM_BASE_URL": urls["openai"],
+            # only transcription sessions answer there (streaming STT); realtime voice mode is not benched
+            "PHONE_AGENT_REALTIME_BASE_URL": urls["openai_realtime_stt"],
             "ELEVENLABS_API_KEY": urls["elevenlabs_api_key"],
             "PHONE_AGENT_ELEVENLABS_BASE_URL": urls["elevenlabs_http"],
             "DEEPGRAM_API_KEY": urls["deepgram_api_key"],
@@ -135,14 +137,20 @@ def ours_env(urls: Mapping[str, str], port: int, data_dir: Path) -> dict[str, st
     return env
 
 
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """`argv` run on the CPUs `cpus` (taskset's list, e.g. "0"), or as it is without."""
+    return ["taskset", "-c", cpus, *argv] if cpus else argv
+
+
 def start_ours(
     urls: Mapping[str, str],
     *,
     workers: int = 1,
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 90.0,
+    cpus: str | None = None,
 ) -> OurTarget:
-    """Start `phone-agent serve` on a free port and wait until /health answers."""
+    """Start `phone-agent serve` on a free port (pinned to `cpus`) and wait until /health answers."""
     workdir = tempfile.TemporaryDirectory(prefix="phone-agent-bench-")
     port = free_port()
     env = ours_env(urls, port, Path(workdir.name))
@@ -151,7 +159,7 @@ def start_ours(
     if workers > 1:
         argv += ["--workers", str(workers)]
     process = subprocess.Popen(
-        argv, cwd=workdir.name, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        pinned(argv, cpus), cwd=workdir.name, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, bufsize=1,
     )  # fmt: skip
     log: list[str] = []
@@ -175,8 +183,8 @@ def start_ours(
     )  # fmt: skip
 
 
-def start_stock(urls: Mapping[str, str], *, timeout: float = 90.0) -> Target:
-    """Start the stock Pipecat bot and wait until it listens."""
+def start_stock(urls: Mapping[str, str], *, timeout: float = 90.0, cpus: str | None = None) -> Target:
+    """Start the stock Pipecat bot (pinned to `cpus`) and wait until it listens."""
     argv = [
         sys.executable, "-m", "bench.stock_bot", "--port", "0",
         "--openai-url", urls["openai"], "--openai-api-key", urls["openai_api_key"],
@@ -184,7 +192,7 @@ def start_stock(urls: Mapping[str, str], *, timeout: float = 90.0) -> Target:
         "--twilio-url", urls["twilio"], "--twilio-account-sid", urls["twilio_account_sid"],
         "--twilio-auth-token", urls["twilio_auth_token"],
     ]  # fmt: skip
-    return _spawn("stock", argv, dict(os.environ), timeout)
+    return _spawn("stock", pinned(argv, cpus), dict(os.environ), timeout)
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], timeout: float) -> Target:
@@ -242,6 +250,31 @@ class Sample:
     at: float
     cpu_seconds: float  # user + system, the bot and its children
     rss: int  # bytes, the bot and its children
+
+
+def harness_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (not their children)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def cores_busy_seconds() -> list[tuple[float, float]]:
+    """(busy, total) CPU seconds of each core since boot, whoever used them."""
+    return [(sum(t) - t.idle - getattr(t, "iowait", 0.0), sum(t)) for t in psutil.cpu_times(percpu=True)]
+
+
+def cores_busy_percent(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[float]:
+    """How busy each core was between two `cores_busy_seconds()` readings (0-100)."""
+    return [
+        100 * (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        for (b0, t0), (b1, t1) in zip(before, after, strict=True)
+    ]
 
 
 class ResourceSampler:

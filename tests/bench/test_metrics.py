@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bench.callers import CallResult, TurnResult
-from bench.metrics import RunFigures, break_down, figures, largest_n_within, pacing, percentile
+from bench.metrics import break_down, figures, pacing, percentile
 from bench.providers import Latencies
 from bench.targets import Sample
 
@@ -69,10 +69,24 @@ def test_figures_from_calls_and_samples() -> None:
     assert run.rss_per_call == 50 << 20
 
 
-def test_largest_n_within_factor_of_single_call() -> None:
-    runs = []
-    for n, p95 in ((1, 1.0), (5, 1.1), (10, 1.19), (20, 1.5)):
-        run = RunFigures("ours", n, turns=10)
-        run.v2v = [p95] * 10
-        runs.append(run)
-    assert largest_n_within(runs) == 10
+def test_turns_get_reply_shapes_late_and_cut_short_counts() -> None:
+    call = CallResult(0, started_at=0.0, greeting_latency=0.5, ended_at=60.0)
+    call.turns = [
+        TurnResult("a", 10.0, 11.2, False),  # its own chat request answered turn 1: comma-clause
+        TurnResult("b", 20.0, 26.0, False),  # two requests in its window: shape from position 2
+        TurnResult("c", 30.0, None, False),  # missed
+    ]
+    replies = [
+        (5.0, 0, "greeting"),
+        (10.3, 1, "comma-clause"),
+        (20.3, 2, "no-punctuation"),
+        (21.0, 3, "one-word"),  # the caller's second utterance was split: a third caller turn
+        (30.3, 4, "long"),  # ... and the bot heard four turns from three utterances
+        (99.0, 9, "long"),  # after the call: another run's
+    ]
+    moments = {"stt": [], "llm": [], "tts": [], "replies": replies}
+    run = figures("ours", 1, [call], moments, LAT, [], None, late_after=5.0)
+    assert (run.turns, run.unanswered, run.late) == (3, 1, 1)
+    assert run.by_shape == {"comma-clause": [pytest.approx(1.2)], "no-punctuation": [pytest.approx(6.0)]}
+    assert run.shapes_confirmed == 1 and run.cut_short == 1
+    assert [t[:3] for t in run.turn_log] == [(1, "a", "comma-clause"), (2, "b", "no-punctuation")]

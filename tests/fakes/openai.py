@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -69,7 +69,9 @@ _INJECTED = {
 class FakeOpenAI(FakeServer):
     """Local OpenAI API. Knobs: `first_token_latency`, `tokens_per_second`, `stt_latency`,
     `tts_first_audio_latency`, `tts_realtime_factor`, `default_reply_text` (every unscripted chat
-    answers with it instead of the echo); queues: `script(...)`, `transcripts`."""
+    answers with it instead of the echo), `reply_for` (a function of the request's messages that
+    answers every unscripted chat; it wins over `default_reply_text`); queues: `script(...)`,
+    `transcripts`."""
 
     name = "openai"
 
@@ -95,6 +97,7 @@ class FakeOpenAI(FakeServer):
         self.transcripts: deque[str] = deque()
         self.default_transcript = "Hello, I would like to book an appointment."
         self.default_reply_text: str | None = None  # None = echo the last user message
+        self.reply_for: Callable[[list[dict[str, Any]]], Reply] | None = None
         self.chat_requests: list[dict[str, Any]] = []
         self.transcription_requests: list[dict[str, Any]] = []
         self.speech_requests: list[dict[str, Any]] = []
@@ -187,6 +190,8 @@ class FakeOpenAI(FakeServer):
         self.check_model(body["model"])
         if self.replies:
             reply = self.replies.popleft()
+        elif self.reply_for is not None:
+            reply = self.reply_for(body["messages"])
         elif self.default_reply_text is not None:
             reply = Reply(text=self.default_reply_text)
         else:

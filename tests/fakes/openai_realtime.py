@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,10 +39,11 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from tests.fakes.audio import speech_pcm16, tone_pcm16
 from tests.fakes.base import ASGIApp, FakeServer
+from tests.fakes.realtime_events import RealtimeEventSession, merge_session, new_id
 
 SAMPLE_RATE = 24000
 WINDOW = SAMPLE_RATE // 50  # samples in 20 ms
@@ -76,10 +76,6 @@ class RealtimeToolCall:
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
-
-
-def _id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
 class FakeOpenAIRealtime(FakeServer):
@@ -174,15 +170,18 @@ class FakeOpenAIRealtime(FakeServer):
         await _RealtimeSession(self, websocket, model, record).run()
 
 
-class _RealtimeSession:
+class _RealtimeSession(RealtimeEventSession):
     """One connection: session config, input audio buffer with VAD, conversation, responses."""
 
+    client_events = CLIENT_EVENTS
+
     def __init__(self, fake: FakeOpenAIRealtime, websocket: WebSocket, model: str, record: dict[str, Any]):
-        self.fake, self.ws, self.record = fake, websocket, record
-        self.session: dict[str, Any] = {
+        super().__init__(websocket, record)
+        self.fake = fake
+        self.session = {
             "type": "realtime",
             "object": "realtime.session",
-            "id": _id("sess"),
+            "id": new_id("sess"),
             "model": model,
             "output_modalities": ["audio"],
             "instructions": "",
@@ -203,7 +202,6 @@ class _RealtimeSession:
                 },
             },
         }
-        self.send_lock = asyncio.Lock()
         self.pending = np.zeros(0, dtype=np.int16)
         self.clock_ms = 0  # ms of input audio received
         self.speech_item: str | None = None  # item id of the speech in progress
@@ -213,83 +211,9 @@ class _RealtimeSession:
         self.last_transcript: str | None = None
         self.response: asyncio.Task[None] | None = None
         self.responses = 0
-        self.closed = False
 
-    # -- plumbing ---------------------------------------------------------------------------------
-    async def send(self, event: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        event = {"event_id": _id("event"), **event}
-        async with self.send_lock:
-            try:
-                await self.ws.send_text(json.dumps(event))
-                self.record["sent"].append(event["type"])
-            except (RuntimeError, WebSocketDisconnect):
-                self.closed = True
-
-    async def error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        event_id: str | None = None,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-    ) -> None:
-        await self.send(
-            {
-                "type": "error",
-                "error": {
-                    "type": type_,
-                    "code": code,
-                    "message": message,
-                    "param": param,
-                    "event_id": event_id,
-                },
-            }
-        )
-
-    async def run(self) -> None:
-        await self.send({"type": "session.created", "session": self.session})
-        try:
-            while not self.closed:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                if text is None:
-                    await self.error("Binary frames are not supported; send JSON events.")
-                    continue
-                await self.client_event(text)
-        except WebSocketDisconnect:
-            return
-        finally:
-            self.closed = True
-            if self.response is not None:
-                self.response.cancel()
-
-    async def client_event(self, text: str) -> None:
-        try:
-            event = json.loads(text)
-        except ValueError:
-            await self.error("We could not parse the JSON body of your request.", code="invalid_json")
-            return
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            await self.error("Missing required parameter: 'type'.", code="missing_required_parameter")
-            return
-        kind, event_id = event["type"], event.get("event_id")
-        logged = {k: v for k, v in event.items() if k != "audio"}
-        self.record["events"].append(logged)
-        if kind not in CLIENT_EVENTS:
-            await self.error(
-                f"Invalid value: '{kind}'. Supported values are: {', '.join(CLIENT_EVENTS)}.",
-                code="invalid_value",
-                event_id=event_id,
-                param="type",
-            )
-            return
-        handler = getattr(self, "on_" + kind.replace(".", "_"))
-        await handler(event)
+    def background_tasks(self) -> list[asyncio.Task[None] | None]:
+        return [self.response]
 
     # -- session ----------------------------------------------------------------------------------
     async def on_session_update(self, event: dict[str, Any]) -> None:
@@ -302,7 +226,7 @@ class _RealtimeSession:
                 param="session.type",
             )
             return
-        _merge(self.session, {k: v for k, v in update.items() if k != "model"})
+        merge_session(self.session, {k: v for k, v in update.items() if k != "model"})
         self.record["session"] = json.loads(json.dumps(self.session))
         await self.send({"type": "session.updated", "session": self.session})
 
@@ -337,7 +261,7 @@ class _RealtimeSession:
         if loud:
             self.last_speech_ms = self.clock_ms
             if self.speech_item is None:
-                self.speech_item = _id("item")
+                self.speech_item = new_id("item")
                 self.speech_start_ms = max(0, self.clock_ms - 20 - int(detection["prefix_padding_ms"] or 0))
                 await self.send(
                     {
@@ -407,7 +331,7 @@ class _RealtimeSession:
                 event_id=event.get("event_id"),
             )
             return
-        item_id, self.speech_item = self.speech_item or _id("item"), None
+        item_id, self.speech_item = self.speech_item or new_id("item"), None
         await self.commit(item_id)
 
     async def on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
@@ -439,7 +363,7 @@ class _RealtimeSession:
             )
             return
         item = {"object": "realtime.item", "status": "completed", **item}
-        item.setdefault("id", _id("item"))
+        item.setdefault("id", new_id("item"))
         self.record["items"].append(item)
         previous, self.last_item_id = self.last_item_id, item["id"]
         await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
@@ -525,7 +449,7 @@ class _RealtimeSession:
         self.response = asyncio.create_task(self.respond(text))
 
     async def respond(self, text: str) -> None:
-        response_id, item_id = _id("resp"), _id("item")
+        response_id, item_id = new_id("resp"), new_id("item")
         voice = self.session["audio"]["output"].get("voice") or "alloy"
         response: dict[str, Any] = {
             "object": "realtime.response",
@@ -630,7 +554,7 @@ class _RealtimeSession:
 
     async def call_function(self, call: RealtimeToolCall) -> None:
         """A response whose output is one function call (the client answers with its output)."""
-        response_id, item_id, call_id = _id("resp"), _id("item"), _id("call")
+        response_id, item_id, call_id = new_id("resp"), new_id("item"), new_id("call")
         arguments = json.dumps(call.arguments)
         response: dict[str, Any] = {
             "object": "realtime.response",
@@ -685,12 +609,3 @@ class _RealtimeSession:
         if self.fake.voice == "espeak":
             return await asyncio.to_thread(speech_pcm16, text, SAMPLE_RATE)
         return tone_pcm16(text, SAMPLE_RATE)
-
-
-def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
-    """Deep-merge a session.update into the session (nested objects are updated, not replaced)."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = value

@@ -10,6 +10,7 @@ from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.openai_realtime import FakeOpenAIRealtime
+from tests.fakes.openai_realtime_stt import FakeOpenAIRealtimeSTT
 from tests.fakes.twilio_rest import FakeTwilioREST
 
 
@@ -45,4 +46,11 @@ def fake_deepgram() -> Iterator[FakeDeepgram]:
 def fake_openai_realtime() -> Iterator[FakeOpenAIRealtime]:
     """A running `FakeOpenAIRealtime` (websocket URL `fake_openai_realtime.ws_url + "/v1/realtime"`)."""
     with FakeOpenAIRealtime() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai_realtime_stt() -> Iterator[FakeOpenAIRealtimeSTT]:
+    """A running `FakeOpenAIRealtimeSTT` (base URL of the STT service: `fake.ws_url + "/v1/realtime"`)."""
+    with FakeOpenAIRealtimeSTT() as fake:
         yield fake

@@ -50,6 +50,24 @@ async def test_default_reply_text_answers_every_unscripted_chat(fake_openai: Fak
     assert second.choices[0].message.content == "Sure, I can help with that."
 
 
+async def test_reply_for_answers_from_the_request_messages(fake_openai: FakeOpenAI) -> None:
+    client = sdk(fake_openai)
+    fake_openai.default_reply_text = "Never used."
+    fake_openai.reply_for = lambda messages: Reply(text=f"{len(messages)} messages.")
+    one = await client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "Hi"}])
+    stream = await client.chat.completions.create(
+        model="gpt-4.1",
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Bye"},
+        ],
+        stream=True,
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert one.choices[0].message.content == "1 messages." and text == "3 messages."
+
+
 async def test_stream_text_then_tool_call_with_usage(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(
         Reply(text="Let me book that.", tool_calls=[ToolCall("book_appointment", {"day": "Mon"})])
