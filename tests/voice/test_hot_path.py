@@ -19,7 +19,7 @@ from pipecat.tests.utils import run_test
 
 from phone_agent.voice.hot_path import DropFrames
 from tests.fakes.audio import speech_wav
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 
 async def test_drop_frames_consumes_only_downstream_frames_of_its_types() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADState
 
+from phone_agent.app import create_app
 from phone_agent.voice import shared_models
 from phone_agent.voice.shared_models import (
     SharedSileroVADAnalyzer,
@@ -16,6 +18,7 @@ from phone_agent.voice.shared_models import (
     close_models,
     preload_models,
 )
+from tests.conftest import make_settings
 from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
 
 
@@ -89,3 +92,11 @@ async def test_close_stops_the_model_threads_and_a_later_call_loads_them_again()
     analyzer = _vad(SharedSileroVADAnalyzer())  # e.g. a test app started after another stopped
     assert analyzer._batcher is not batcher and analyzer._batcher.running
     assert await analyzer.analyze_audio(b"\x00" * 512) == VADState.QUIET
+
+
+async def test_an_app_taking_calls_starts_the_model_threads_and_stops_them_on_exit(tmp_path: Path) -> None:
+    close_models()
+    app = create_app(make_settings(tmp_path), "voice-bridge")
+    async with app.router.lifespan_context(app):
+        assert "silero-batcher" in _model_threads() and "smart-turn-0" in _model_threads()
+    assert _model_threads() == set()
