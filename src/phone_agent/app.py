@@ -61,6 +61,13 @@ async def preload_call_models() -> None:
     await asyncio.to_thread(preload_models)
 
 
+async def close_call_models() -> None:
+    """Stop the model threads calls share (the Silero batcher, the smart-turn pool)."""
+    from phone_agent.voice.shared_models import close_models
+
+    await asyncio.to_thread(close_models)
+
+
 def create_app(
     settings: Settings,
     role: Role = "all",
@@ -93,6 +100,8 @@ def create_app(
             yield
         finally:
             await runtime.close()
+            if runtime.takes_calls:
+                await close_call_models()
 
     app = FastAPI(title="phone-agent", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime

@@ -20,7 +20,7 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.frames.frames import EndFrame, InputAudioRawFrame, OutputAudioRawFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -46,6 +46,7 @@ from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.storage.calls import finish_call, open_call
+from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
@@ -188,10 +189,12 @@ async def build_call(
             transport.input(),
             stt,
             aggregators.user(),
+            DropFrames(InputAudioRawFrame),  # caller audio: only STT, VAD and smart-turn read it
             llm,
             *tts_stage,
             tracker,
             transport.output(),
+            DropFrames(OutputAudioRawFrame),  # agent audio: nothing reads it once it is sent
             InterruptedContextFilter(tracker=tracker),  # words of a cut-off reply released late
             aggregators.assistant(),
         ]
@@ -213,6 +216,7 @@ async def build_call(
         ),
         observers=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
         enable_rtvi=False,
+        enable_turn_tracking=False,  # an observer of every frame that nothing here reads
         idle_timeout_secs=None,
     )
     session = CallSession(

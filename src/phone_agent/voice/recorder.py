@@ -1,11 +1,12 @@
 """``CallRecorder``: timing marks of every turn, and each turn written to ``call_turns``.
 
-An observer (it sees every frame push without sitting in the pipeline) notes, in ms since the
-stream started: ``caller_stopped`` (end of caller speech: VAD stop minus its stop delay),
-``turn_detected`` (end of turn decided), ``stt_final`` (final transcript), ``llm_first_token``,
-``tts_first_audio`` (first audio out of the TTS) and ``first_audio_sent`` (first agent audio
-written to the websocket). Turns are written by one background task, in order, so the call path
-never waits for the database.
+An observer (it sees each frame once, when the processor that made it pushes it first, without
+sitting in the pipeline) notes, in ms since the stream started: ``caller_stopped`` (end of caller
+speech: VAD stop minus its stop delay), ``turn_detected`` (end of turn decided), ``stt_final``
+(final transcript), ``llm_first_token``, ``tts_first_audio`` (first audio out of the TTS) and
+``first_audio_sent`` (first agent audio written to the websocket: the output transport's own
+chunks). Turns are written by one background task, in order, so the call path never waits for
+the database.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class CallRecorder(BaseObserver):
         output: FrameProcessor,
         tasks: TaskOwner | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(observe_every_push=False)  # each frame once, where it was made
         self._tasks = tasks  # owns the writer (it must outlive the pipeline until ``flush``)
         self._sessions, self._call_id = sessions, call_id
         self._started_at, self._vad_stop_secs = started_at, vad_stop_secs
@@ -92,21 +93,17 @@ class CallRecorder(BaseObserver):
     async def on_push_frame(self, data: FramePushed) -> None:
         frame, source = data.frame, data.source
         if isinstance(frame, VADUserStoppedSpeakingFrame):
-            if data.first_push:
-                self._exchange.marks["caller_stopped"] = round(self._now_ms() - 1000 * self._vad_stop_secs, 1)
+            self._exchange.marks["caller_stopped"] = round(self._now_ms() - 1000 * self._vad_stop_secs, 1)
         elif isinstance(frame, UserStoppedSpeakingFrame):
-            if data.first_push:
-                self._mark("turn_detected")
+            self._mark("turn_detected")
         elif isinstance(frame, TranscriptionFrame):
-            if data.first_push:
-                self._exchange.marks["stt_final"] = self._now_ms()
+            self._exchange.marks["stt_final"] = self._now_ms()
         elif isinstance(frame, LLMFullResponseStartFrame):
             if source is self._llm:
                 self._exchange.planned = []
                 self._awaiting_audio = True
         elif isinstance(frame, TTSSpeakFrame):
-            if data.first_push:
-                self._awaiting_audio = True
+            self._awaiting_audio = True
         elif isinstance(frame, LLMTextFrame):
             if source is self._llm:
                 self._mark("llm_first_token")

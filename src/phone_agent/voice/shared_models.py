@@ -1,89 +1,98 @@
-"""Silero VAD and smart-turn with their ONNX models loaded once per process, shared by every call.
+"""Silero VAD and smart-turn loaded once per process and shared by every call.
 
-Pipecat builds a new onnxruntime session per call for each model: ~13 MB (Silero) + ~11 MB
-(smart-turn) of memory and tens of milliseconds of CPU before the call can start, and one model
-thread per call. A session holds no per-stream state and may be run from several threads at once;
-the only per-call state, Silero's recurrent state and audio context, stays per call (each call gets
-a shallow copy of the model wrapper with fresh state). Smart-turn inference for every call runs on
-one small shared thread pool instead of a thread per call.
+Pipecat builds an onnxruntime session per call for each model (~13 MB + ~11 MB and tens of ms
+of CPU before the call can start) and a thread per call for each. Here a process loads each
+model once and runs it for all its calls: Silero through one ``SileroBatcher`` (one inference
+per 10 ms tick for every call with a new window, in one worker thread) and smart-turn through
+one ``SmartTurnPool`` (a few model threads, batched when calls stop speaking together). A call
+keeps only its own state (Silero's recurrent state, its audio buffers and counters).
+
+``preload_models()`` loads both (at the start of a role that takes calls, so the first call
+does not pay for it); ``close_models()`` stops their threads (at shutdown). Both are idempotent
+and thread-safe; a call started after ``close_models()`` loads them again.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 
-from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+import onnxruntime
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.vad.vad_analyzer import VADParams
 
-SMART_TURN_THREADS = 2  # the machine's cores are shared with the calls' event loop
+from phone_agent.voice.turn_pool import PooledSmartTurnAnalyzer, SmartTurnPool, pool_threads
+from phone_agent.voice.vad_batch import BatchedSileroVADAnalyzer, SileroBatcher
+
+SILERO_MODEL = ("pipecat.audio.vad.data", "silero_vad.onnx")
+SMART_TURN_MODEL = ("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
 
 _lock = threading.Lock()
-_silero: SileroOnnxModel | None = None
-_smart_turn: LocalSmartTurnAnalyzerV3 | None = None
-_smart_turn_pool: ThreadPoolExecutor | None = None
+_batcher: SileroBatcher | None = None
+_pool: SmartTurnPool | None = None
 
 
-def _silero_prototype() -> SileroOnnxModel:
-    global _silero
+def _session(model: tuple[str, str], options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
+    path = str(resources.files(model[0]).joinpath(model[1]))
+    return onnxruntime.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _one_thread_options() -> onnxruntime.SessionOptions:
+    """One thread per inference (as Pipecat sets both models): calls run in parallel, not ops."""
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1
+    return options
+
+
+def silero_batcher() -> SileroBatcher:
+    """The process's Silero batcher (loaded and started on first use)."""
+    global _batcher
     with _lock:
-        if _silero is None:
-            _silero = SileroVADAnalyzer()._model
-        return _silero
+        if _batcher is None:
+            _batcher = SileroBatcher(_session(SILERO_MODEL, _one_thread_options()))
+        return _batcher
 
 
-def _smart_turn_prototype() -> LocalSmartTurnAnalyzerV3:
-    global _smart_turn, _smart_turn_pool
+def smart_turn_pool() -> SmartTurnPool:
+    """The process's smart-turn pool (loaded and started on first use)."""
+    global _pool
     with _lock:
-        if _smart_turn is None:
-            _smart_turn = LocalSmartTurnAnalyzerV3()
-            _smart_turn_pool = ThreadPoolExecutor(SMART_TURN_THREADS, thread_name_prefix="smart-turn")
-        return _smart_turn
+        if _pool is None:
+            options = _one_thread_options()  # as LocalSmartTurnAnalyzerV3 sets it up
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            _pool = SmartTurnPool(_session(SMART_TURN_MODEL, options), threads=pool_threads())
+        return _pool
 
 
 def preload_models() -> None:
-    """Load both models now (at startup) rather than in the first call."""
-    _silero_prototype()
-    _smart_turn_prototype()
+    """Load both models and start their threads now (at startup) rather than in the first call."""
+    silero_batcher()
+    smart_turn_pool()
 
 
-class SharedSileroVADAnalyzer(SileroVADAnalyzer):
-    """`SileroVADAnalyzer` on the process-wide Silero session, with this call's own state.
+def close_models() -> None:
+    """Stop the batcher's and the pool's threads (at shutdown); calls still running finish on
+    Pipecat's own path."""
+    global _batcher, _pool
+    with _lock:
+        batcher, pool, _batcher, _pool = _batcher, _pool, None, None
+    if batcher is not None:
+        batcher.close()
+    if pool is not None:
+        pool.close()
 
-    It also analyses on the event loop: Pipecat hands every 20 ms frame to a thread of its own per
-    call, and the hand-off (submit, wake-up, a thread per call) costs more than the work, which is
-    appending to a buffer or, every 32 ms, a ~0.1 ms Silero window."""
+
+class SharedSileroVADAnalyzer(BatchedSileroVADAnalyzer):
+    """Pipecat's ``SileroVADAnalyzer`` for one call, on the process's Silero batcher."""
 
     def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None) -> None:
-        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
-        model = copy.copy(_silero_prototype())
-        model.reset_states()
-        self._model = model
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0
-
-    async def analyze_audio(self, buffer: bytes) -> VADState:
-        return self._run_analyzer(buffer)
+        super().__init__(batcher=silero_batcher(), sample_rate=sample_rate, params=params)
 
 
-class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
-    """`LocalSmartTurnAnalyzerV3` on the process-wide smart-turn session and thread pool."""
+class SharedSmartTurnAnalyzer(PooledSmartTurnAnalyzer):
+    """Pipecat's ``LocalSmartTurnAnalyzerV3`` for one call, on the process's smart-turn pool."""
 
     def __init__(self, *, sample_rate: int | None = None, params: SmartTurnParams | None = None) -> None:
-        BaseSmartTurn.__init__(self, sample_rate=sample_rate, params=params)
-        prototype = _smart_turn_prototype()
-        self._log_data = prototype._log_data
-        self._session = prototype._session
-
-    @property
-    def _model_executor(self) -> ThreadPoolExecutor:
-        assert _smart_turn_pool is not None
-        return _smart_turn_pool
-
-    async def cleanup(self) -> None:
-        """Nothing of this call's to release: the session and the pool are shared."""
-        self._executor = None
-        await BaseSmartTurn.cleanup(self)
+        super().__init__(pool=smart_turn_pool(), sample_rate=sample_rate, params=params)

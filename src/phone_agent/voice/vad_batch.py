@@ -1,0 +1,213 @@
+"""Silero VAD for every call of a process: one ONNX inference per tick for all calls, off the loop.
+
+Pipecat runs Silero once per call per 32 ms window (a batch of one: ~160 us here, most of it
+fixed cost). The model takes a batch dimension with a recurrent state per row, so here each
+call's analyzer hands the window it has just completed to the process's ``SileroBatcher``; the
+batcher's worker thread wakes at most once per tick, stacks the windows of every call that has
+one (input ``(B, 32 + 256)``, state ``(2, B, 128)`` at 8 kHz, the phone's own rate: nothing is
+resampled), runs the model once (~40 us a row at B=50; onnxruntime releases the GIL) and gives
+every row back to its call. The call's VAD state machine then runs, in the same worker thread,
+as Pipecat's own code: ``SileroVADAnalyzer._run_analyzer`` (volume gate, start/stop counts,
+periodic model reset), whose model call returns the row the batch computed. A buffer holding
+a second window (frames longer than a window) scores it on its own, after the first one's
+reset check, exactly as Pipecat would. So a call's decisions are those of Pipecat's analyzer on
+the same audio; only when they are made moves, by at most one tick.
+
+The tick is 10 ms, not a whole window (32 ms): a call's frames wait for their window's score (the
+VAD's caller, Pipecat's user aggregator, handles one frame at a time), so with a 32 ms tick a call
+gets at most one window per window of audio and never catches up once it is behind (a busy loop,
+a burst of frames); at 10 ms it catches up at three times real time and waits 5 ms on average.
+At 50 calls that is ~16 rows a run instead of 50: ~7 % of a core for Silero instead of ~6.5 %
+(and ~25 % unbatched).
+
+Per-call state is Silero's state and context (~1 KB) plus Pipecat's counters, dropped with the
+analyzer when its call ends; the batcher keeps nothing of a call between ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+
+from phone_agent.voice.model_threads import Answer, answer
+
+TICK_SECS = 0.010  # a third of a Silero window (256 samples at 8 kHz, 512 at 16 kHz)
+CLOSE_TIMEOUT_SECS = 5.0
+
+
+class CallSileroModel(SileroOnnxModel):
+    """One call's Silero state on the process's shared ONNX session.
+
+    Called as Pipecat calls its model, it returns the row the batcher computed for this window
+    when there is one, and otherwise runs a batch of one itself.
+    """
+
+    def __init__(self, session: Any) -> None:  # the shared session: nothing is loaded here
+        self.session = session
+        self.sample_rates = [8000, 16000]
+        self._primed: np.ndarray | None = None
+        self.reset_states()
+
+    def __call__(self, x: Any, sr: int) -> np.ndarray:
+        primed, self._primed = self._primed, None
+        if primed is not None:
+            return primed
+        return super().__call__(x, sr)
+
+    def batch_row(self, window: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """This call's model input ``(1, context + window)`` and state ``(2, 1, 128)`` for ``window``."""
+        context_size = 64 if sr == 16000 else 32
+        if not self._last_batch_size or (self._last_sr and self._last_sr != sr) or self._last_batch_size != 1:
+            self.reset_states(1)
+        if not np.shape(self._context)[1]:
+            self._context = np.zeros((1, context_size), dtype="float32")
+        return np.concatenate((self._context, window[np.newaxis, :]), axis=1), self._state
+
+    def take_batch_result(self, x: np.ndarray, out: np.ndarray, state: np.ndarray, sr: int) -> None:
+        """Keep this row's results; the next ``__call__`` returns ``out``."""
+        self._state = state
+        self._context = x[..., -(64 if sr == 16000 else 32) :]
+        self._last_sr, self._last_batch_size = sr, 1
+        self._primed = out
+
+
+@dataclass(eq=False)
+class _Request:
+    analyzer: BatchedSileroVADAnalyzer
+    buffer: bytes  # the frame's audio, for Pipecat's analysis
+    window: np.ndarray  # the first window that audio completes, as float32
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[VADState]
+
+
+class SileroBatcher:
+    """Scores the pending Silero windows of all calls in one inference per tick, in one thread."""
+
+    def __init__(self, session: Any, *, tick_secs: float = TICK_SECS) -> None:
+        self.session = session
+        self.tick_secs = tick_secs
+        self.inferences = 0  # batched model runs
+        self.rows = 0  # windows scored by them
+        self.on_inference: Callable[[int], None] | None = None  # batch size of each run (tests)
+        self._pending: list[_Request] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="silero-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    async def analyze(self, analyzer: BatchedSileroVADAnalyzer, buffer: bytes, window: bytes) -> VADState:
+        """``analyzer``'s VAD state after ``buffer``, whose audio completes ``window``."""
+        loop = asyncio.get_running_loop()
+        samples = np.frombuffer(window, np.int16).astype(np.float32) / 32768.0  # as Pipecat scales it
+        request = _Request(analyzer, buffer, samples, loop, loop.create_future())
+        with self._wake:
+            closed = self._closed
+            if not closed:
+                self._pending.append(request)
+                self._wake.notify()
+        if closed:  # the process is shutting down: this call scores its window itself
+            return analyzer._run_analyzer(buffer)
+        return await request.future
+
+    def close(self) -> None:
+        """Stop the worker thread; calls still waiting get their state from Pipecat's own path."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(CLOSE_TIMEOUT_SECS)
+
+    # -- the worker thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_tick = 0.0
+        while self._next_batch(next_tick):
+            next_tick = time.monotonic() + self.tick_secs
+            self._tick(self._take())
+        self._tick(self._take())  # answer what was waiting (each row scored on its own)
+
+    def _next_batch(self, not_before: float) -> bool:
+        """Wait for a window, then until the tick is due (windows arriving meanwhile join in)."""
+        with self._wake:
+            while not self._closed:
+                delay = not_before - time.monotonic()
+                if self._pending and delay <= 0:
+                    return True
+                self._wake.wait(delay if self._pending else None)
+            return False
+
+    def _take(self) -> list[_Request]:
+        with self._wake:
+            batch, self._pending = self._pending, []
+        return batch
+
+    def _tick(self, batch: list[_Request]) -> None:
+        if not batch:
+            return
+        if not self._closed:
+            for rate in {r.analyzer.sample_rate for r in batch}:
+                self._infer([r for r in batch if r.analyzer.sample_rate == rate], rate)
+        results: dict[asyncio.AbstractEventLoop, list[Answer[VADState]]] = {}
+        for request in batch:
+            outcome: VADState | Exception
+            try:
+                outcome = request.analyzer._run_analyzer(request.buffer)  # Pipecat's analysis, our rows
+            except Exception as exc:  # reaches that call's VAD (an error frame), never the others
+                outcome = exc
+            results.setdefault(request.loop, []).append((request.future, outcome))
+        for loop, answers in results.items():
+            answer(loop, answers)
+
+    def _infer(self, batch: list[_Request], sr: int) -> None:
+        models = [r.analyzer.call_model for r in batch]
+        rows = [model.batch_row(r.window, sr) for model, r in zip(models, batch, strict=True)]
+        x = np.concatenate([row for row, _ in rows], axis=0)
+        state = np.concatenate([s for _, s in rows], axis=1)
+        try:
+            out, new_state = self.session.run(
+                None, {"input": x, "state": state, "sr": np.array(sr, dtype="int64")}
+            )
+        except Exception as exc:  # each call then scores its window on its own (and logs any error)
+            logger.error("batched Silero inference failed ({} rows): {}", len(batch), exc)
+            return
+        self.inferences += 1
+        self.rows += len(batch)
+        for i, model in enumerate(models):
+            model.take_batch_result(x[i : i + 1], out[i : i + 1], new_state[:, i : i + 1], sr)
+        if self.on_inference is not None:
+            self.on_inference(len(batch))
+
+
+class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
+    """Pipecat's ``SileroVADAnalyzer`` for one call, scored by the process's ``SileroBatcher``."""
+
+    def __init__(
+        self, *, batcher: SileroBatcher, sample_rate: int | None = None, params: VADParams | None = None
+    ) -> None:
+        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)  # no model of its own
+        self._batcher = batcher
+        self.call_model = CallSileroModel(batcher.session)
+        self._model = self.call_model
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """The VAD state after ``buffer``: at once while no window completes, else after the tick."""
+        needed = self._vad_frames_num_bytes
+        if len(self._vad_buffer) + len(buffer) < needed:
+            self._vad_buffer += buffer
+            return self._vad_state
+        window = (self._vad_buffer + buffer)[:needed]
+        return await self._batcher.analyze(self, buffer, window)

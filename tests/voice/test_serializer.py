@@ -1,0 +1,55 @@
+"""Caller audio from Twilio ``media`` messages: the PCM Pipecat's own serializer makes, parsed once."""
+
+from __future__ import annotations
+
+import base64
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from pipecat.frames.frames import InputAudioRawFrame
+from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from phone_agent.voice.serializer import TwilioMediaSerializer
+from tests.fakes.audio import read_ulaw, speech_wav
+
+PARAMS = dict(stream_sid="MZ1", call_sid="CA1")
+
+
+def media(payload: str) -> str:
+    return json.dumps(
+        {
+            "event": "media",
+            "streamSid": "MZ1",
+            "media": {"track": "inbound", "chunk": "2", "payload": payload},
+        }
+    )
+
+
+async def ready(serializer: TwilioFrameSerializer, rate: int) -> TwilioFrameSerializer:
+    setup: Any = SimpleNamespace(audio_in_sample_rate=rate)  # all a serializer reads of the setup
+    await serializer.setup(setup)
+    return serializer
+
+
+async def test_caller_audio_is_the_pcm_pipecats_serializer_makes() -> None:
+    no_hang_up = TwilioFrameSerializer.InputParams(auto_hang_up=False)
+    ours = await ready(TwilioMediaSerializer(**PARAMS, params=no_hang_up), 8000)  # the phone's own rate
+    stock = await ready(TwilioFrameSerializer(**PARAMS, params=no_hang_up), 8000)
+    ulaw = read_ulaw(speech_wav("Tomorrow at ten please."))
+    for start in range(0, 160 * 20, 160):
+        message = media(base64.b64encode(ulaw[start : start + 160]).decode())
+        frame, expected = await ours.deserialize(message), await stock.deserialize(message)
+        assert isinstance(frame, InputAudioRawFrame) and isinstance(expected, InputAudioRawFrame)
+        assert (frame.audio, frame.sample_rate, frame.num_channels) == (
+            expected.audio, expected.sample_rate, expected.num_channels,
+        )  # fmt: skip
+        assert len(frame.audio) == 320  # 20 ms of 16-bit PCM at 8 kHz: no resampling
+
+
+async def test_empty_or_broken_payloads_make_no_frame() -> None:
+    ours = await ready(
+        TwilioMediaSerializer(**PARAMS, params=TwilioFrameSerializer.InputParams(auto_hang_up=False)), 8000
+    )
+    assert await ours.deserialize(media("")) is None
+    assert await ours.deserialize(media("%%%not-base64%%%")) is None

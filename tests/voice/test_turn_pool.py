@@ -1,0 +1,110 @@
+"""Smart-turn in a shared pool: the decisions of Pipecat's analyzer, batched when calls stop together."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+
+from phone_agent.voice.shared_models import smart_turn_pool
+from phone_agent.voice.turn_pool import PooledSmartTurnAnalyzer, SmartTurnPool, pool_threads
+from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
+
+UTTERANCES = (
+    "Tomorrow at ten please.",
+    "Hi there, I would like to book an appointment for next",
+    "Can you tell me your opening hours on Saturday?",
+    "My number is five five five, one two",
+    "Thanks, that is all.",
+)
+PARAMS = SmartTurnParams(stop_secs=1.0)
+
+
+@pytest.fixture
+def pool() -> Iterator[SmartTurnPool]:
+    pool = SmartTurnPool(smart_turn_pool().session, threads=1, max_batch=4)
+    yield pool
+    pool.close()
+
+
+def hear(analyzer: BaseSmartTurn, text: str) -> None:
+    """The caller says ``text`` (20 ms frames flagged as speech), then 200 ms of quiet (VAD stop)."""
+    analyzer.set_sample_rate(8000)
+    pcm = ulaw_to_pcm16(read_ulaw(speech_wav(text)))
+    for i in range(0, len(pcm), 320):
+        analyzer.append_audio(pcm[i : i + 320], is_speech=True)
+    for _ in range(10):
+        analyzer.append_audio(b"\x00" * 320, is_speech=False)
+
+
+async def pipecat_decision(text: str) -> tuple[EndOfTurnState, float]:
+    stock = LocalSmartTurnAnalyzerV3(params=PARAMS)
+    hear(stock, text)
+    try:
+        state, metrics = await stock.analyze_end_of_turn()
+    finally:
+        await stock.cleanup()
+    assert metrics is not None
+    return state, metrics.probability  # type: ignore[attr-defined]
+
+
+async def test_decisions_and_probabilities_are_pipecats(pool: SmartTurnPool) -> None:
+    decisions = []
+    for text in UTTERANCES:
+        analyzer = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+        hear(analyzer, text)
+        state, metrics = await analyzer.analyze_end_of_turn()
+        expected_state, expected_probability = await pipecat_decision(text)
+        assert metrics is not None
+        assert state == expected_state
+        assert metrics.probability == pytest.approx(expected_probability, abs=1e-5)  # type: ignore[attr-defined]
+        assert not analyzer._audio_buffer or state == EndOfTurnState.INCOMPLETE  # cleared when complete
+        decisions.append(state)
+    assert {EndOfTurnState.COMPLETE, EndOfTurnState.INCOMPLETE} <= set(decisions)  # both kinds were judged
+
+
+async def test_calls_stopping_together_are_batched_and_each_gets_its_own_decision(
+    pool: SmartTurnPool,
+) -> None:
+    analyzers = []
+    for text in UTTERANCES:
+        analyzer = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+        hear(analyzer, text)
+        analyzers.append(analyzer)
+    together = await asyncio.gather(*(a.analyze_end_of_turn() for a in analyzers))
+    assert sum(pool.batches) == 5 and max(pool.batches) > 1 and max(pool.batches) <= pool.max_batch
+    for text, (state, metrics) in zip(UTTERANCES, together, strict=True):
+        expected_state, expected_probability = await pipecat_decision(text)
+        assert metrics is not None
+        assert (state, metrics.probability) == (expected_state, pytest.approx(expected_probability, abs=1e-5))  # type: ignore[attr-defined]
+
+
+async def test_no_speech_buffered_is_incomplete_without_a_model_run(pool: SmartTurnPool) -> None:
+    analyzer = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+    analyzer.set_sample_rate(8000)
+    assert await analyzer.analyze_end_of_turn() == (EndOfTurnState.INCOMPLETE, None)
+    assert pool.batches == []
+
+
+async def test_a_closed_pool_still_decides_and_its_threads_are_gone() -> None:
+    pool = SmartTurnPool(smart_turn_pool().session, threads=2)
+    names = {t.name for t in threading.enumerate()}
+    assert {"smart-turn-0", "smart-turn-1"} <= names
+    pool.close()
+    assert all(not t.is_alive() for t in pool._threads)
+    analyzer = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+    hear(analyzer, UTTERANCES[0])
+    state, _ = await analyzer.analyze_end_of_turn()
+    assert state == (await pipecat_decision(UTTERANCES[0]))[0]
+
+
+def test_the_pool_never_has_more_threads_than_the_process_has_cores() -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert pool_threads(8) == min(8, cores) and pool_threads(1) == 1

@@ -1,0 +1,138 @@
+"""Silero batched across calls: each call decides exactly as Pipecat's own analyzer, one run per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+
+from phone_agent.voice.shared_models import SILERO_MODEL, _one_thread_options, _session
+from phone_agent.voice.vad_batch import BatchedSileroVADAnalyzer, SileroBatcher
+from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
+
+UTTERANCES = (
+    "Hi there, I would like to book an appointment for next Tuesday.",
+    "Tomorrow at ten please.",
+    "Can you tell me your opening hours on Saturday?",
+    "Thanks, that is all.",
+)
+SILENCE_20MS = b"\x00" * 320
+PARAMS = VADParams(stop_secs=0.2)
+
+
+@pytest.fixture(scope="module")
+def session() -> object:
+    return _session(SILERO_MODEL, _one_thread_options())
+
+
+@pytest.fixture
+def batcher(session: object) -> Iterator[SileroBatcher]:
+    batcher = SileroBatcher(session)
+    yield batcher
+    batcher.close()
+
+
+def call_audio(text: str, *, lead_ms: int = 400, tail_ms: int = 2600) -> bytes:
+    """What a caller sends: quiet, the utterance, then quiet long enough for Silero's model reset."""
+    speech = ulaw_to_pcm16(read_ulaw(speech_wav(text)))
+    return SILENCE_20MS * (lead_ms // 20) + speech + SILENCE_20MS * (tail_ms // 20)
+
+
+def frames(audio: bytes, frame_ms: int) -> list[bytes]:
+    size = 16 * frame_ms  # 8 kHz, 16-bit
+    return [audio[i : i + size] for i in range(0, len(audio), size)]
+
+
+async def pipecat_states(audio_frames: list[bytes]) -> list[VADState]:
+    """Today's analyzer: Pipecat's own Silero VAD, one per call."""
+    stock = SileroVADAnalyzer(params=PARAMS)
+    stock.set_sample_rate(8000)
+    try:
+        return [await stock.analyze_audio(f) for f in audio_frames]
+    finally:
+        await stock.cleanup()
+
+
+def batched(batcher: SileroBatcher) -> BatchedSileroVADAnalyzer:
+    analyzer = BatchedSileroVADAnalyzer(batcher=batcher, params=PARAMS)
+    analyzer.set_sample_rate(8000)  # the phone's rate: no resampling, 256-sample windows
+    return analyzer
+
+
+@pytest.mark.parametrize("frame_ms", [20, 40, 100])
+async def test_each_frame_gets_the_state_pipecats_analyzer_gives(
+    batcher: SileroBatcher, frame_ms: int
+) -> None:
+    audio = frames(call_audio(UTTERANCES[0]), frame_ms)  # 100 ms frames hold 3 windows, 40 ms 1 or 2
+    expected = await pipecat_states(audio)
+    analyzer = batched(batcher)
+    ours = [await analyzer.analyze_audio(f) for f in audio]
+    assert ours == expected
+    assert VADState.SPEAKING in ours and ours[-1] == VADState.QUIET
+    assert analyzer.num_frames_required() == 256  # 32 ms at 8 kHz: the phone's audio as it comes
+    sent = [sum(len(f) for f in audio[: i + 1]) for i in range(len(audio))]
+    completing = sum(
+        1 for before, after in zip([0, *sent], sent, strict=False) if after // 512 > before // 512
+    )
+    assert batcher.rows == completing  # a frame's first window joins a batch; its others follow alone
+
+
+async def test_thirty_calls_at_once_each_get_their_own_decisions_in_one_run_per_tick(
+    batcher: SileroBatcher,
+) -> None:
+    calls = [frames(call_audio(UTTERANCES[i % 4], lead_ms=20 * (i % 7)), 20) for i in range(30)]
+    expected = [await pipecat_states(audio) for audio in calls[:4]]
+    expected += [await pipecat_states(audio) for audio in calls[4:]]
+    runs: list[tuple[float, int]] = []
+    batcher.on_inference = lambda rows: runs.append((time.monotonic(), rows))
+
+    async def feed(audio: list[bytes]) -> list[VADState]:
+        analyzer = batched(batcher)
+        return [await analyzer.analyze_audio(f) for f in audio]
+
+    results = await asyncio.gather(*(feed(audio) for audio in calls))
+
+    assert results == expected  # every call its own states, none mixed up with another's
+    windows = sum(len(b"".join(audio)) // 512 for audio in calls)
+    assert batcher.rows == windows == sum(rows for _, rows in runs)
+    assert max(rows for _, rows in runs) == 30  # one row per call and run
+    assert len(runs) < windows / 10  # calls share runs: ~one run per tick for all of them
+    ticks = (runs[-1][0] - runs[0][0]) / batcher.tick_secs
+    assert len(runs) <= ticks + 2  # no more than one run per tick
+
+
+async def test_a_call_that_ended_leaves_nothing_behind(batcher: SileroBatcher) -> None:
+    analyzer = batched(batcher)
+    for f in frames(call_audio(UTTERANCES[1], tail_ms=200), 20):
+        await analyzer.analyze_audio(f)
+    gone = weakref.ref(analyzer)
+    await analyzer.cleanup()
+    del analyzer
+    gc.collect()
+    assert gone() is None  # the batcher holds no call's state between ticks
+
+
+async def test_a_call_cancelled_while_waiting_does_not_stop_the_others(batcher: SileroBatcher) -> None:
+    leaving, staying = batched(batcher), batched(batcher)
+    window = frames(call_audio(UTTERANCES[2]), 40)
+    waiting = asyncio.ensure_future(leaving.analyze_audio(window[0]))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    states = [await staying.analyze_audio(f) for f in window]
+    assert states == await pipecat_states(window)
+
+
+async def test_after_close_calls_still_get_pipecats_decisions(session: object) -> None:
+    batcher = SileroBatcher(session)
+    batcher.close()
+    assert not batcher.running
+    audio = frames(call_audio(UTTERANCES[3]), 20)
+    analyzer = batched(batcher)
+    assert [await analyzer.analyze_audio(f) for f in audio] == await pipecat_states(audio)
+    assert batcher.inferences == 0
