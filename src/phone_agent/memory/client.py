@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 from loguru import logger
 
+from phone_agent.config import mask_url
 from phone_agent.errors import StoreError
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
 from phone_agent.memory.outbox import Outbox, OutboxEntry
@@ -81,7 +82,7 @@ class HTTPMemoryStore:
                 )
             return response.json()
         raise StoreError(
-            f"memory service at {self.base_url} unreachable ({type(last).__name__}); "
+            f"memory service at {mask_url(self.base_url)} unreachable ({type(last).__name__}); "
             "check memory_url and that `phone-agent serve --role memory` is running."
         )
 
