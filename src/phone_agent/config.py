@@ -29,6 +29,7 @@ Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
 ROLES: tuple[Role, ...] = ("all", "orchestrator", "voice-bridge", "memory")
 
 CONFIG_PATH_ENV = "PHONE_AGENT_CONFIG"
+MAX_RETENTION_DAYS = 36_500  # a century: anything longer keeps everything, like 0
 ENV_PREFIX = "PHONE_AGENT_"
 
 # Fields that are also read from their well-known, unprefixed provider variable.
@@ -156,7 +157,10 @@ class Settings(BaseSettings):
     memory_url: str = Field("http://127.0.0.1:8100", description="URL of the memory service (http mode).")
     memory_service_token: SecretStr | None = Field(None, description="Bearer token of the memory service.")
     memory_retention_days: int = Field(
-        365, ge=0, description="Delete caller data older than this many days (0 = keep)."
+        365,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="Delete caller data older than this many days (0 = keep).",
     )
     memory_timeout_seconds: float = Field(
         2.0, gt=0, description="Timeout of one request to the memory service (http mode)."

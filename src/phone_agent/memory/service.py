@@ -16,13 +16,16 @@ import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, UploadFile
 from loguru import logger
 from pydantic import BaseModel, Field
 
 from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute
+from phone_agent.config import MAX_RETENTION_DAYS
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
 from phone_agent.memory.documents import DocumentError, document_text
 from phone_agent.memory.factory import service_store_for
@@ -80,33 +83,46 @@ async def retention_lifespan(app: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-router = APIRouter(tags=["memory"], dependencies=[Depends(require_service_token)])
+router = APIRouter(
+    tags=["memory"], dependencies=[Depends(require_service_token)], route_class=JSONLimitedRoute
+)
+DocumentId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 # No routes: every role mounts it so each process applies retention to its own database (in split
 # mode the orchestrator's calls and transcripts too, not only the memory service's memories).
 retention = APIRouter(lifespan=retention_lifespan)
+
+
+class StoreItem(BaseModel):
+    """One fact as the client sends it (``MemoryItem`` without the store's id and score)."""
+
+    content: str = Field(max_length=4000)
+    kind: str = Field("fact", max_length=40)
+    key: str | None = Field(None, max_length=200)
+    call_sid: str | None = Field(None, max_length=100)
+    created_at: datetime | None = None
 
 
 class StoreRequest(BaseModel):
     """Facts to merge into a caller's memory."""
 
     phone: str = Field(min_length=3, max_length=32)
-    items: list[MemoryItem] = Field(default_factory=list)
-    name: str | None = None
+    items: list[StoreItem] = Field(default_factory=list, max_length=500)
+    name: str | None = Field(None, max_length=200)
     profile: dict[str, Any] | None = None
 
 
 class RetrieveRequest(BaseModel):
     """A memory search (one caller's when ``phone`` is given)."""
 
-    phone: str | None = None
-    query: str
+    phone: str | None = Field(None, max_length=32)
+    query: str = Field(max_length=4000)
     limit: int = Field(5, ge=1, le=50)
 
 
 class SearchRequest(BaseModel):
     """A knowledge search."""
 
-    query: str
+    query: str = Field(max_length=4000)
     limit: int = Field(4, ge=1, le=50)
 
 
@@ -115,20 +131,21 @@ class DocumentRequest(BaseModel):
 
     title: str = Field(min_length=1, max_length=300)
     text: str = Field(min_length=1)
-    content_type: str = "text/plain"
-    source_name: str | None = None
+    content_type: str = Field("text/plain", max_length=100)
+    source_name: str | None = Field(None, max_length=300)
 
 
 class PurgeRequest(BaseModel):
     """Retention run: delete caller data older than ``days`` (default: the setting)."""
 
-    days: int | None = Field(None, ge=0)
+    days: int | None = Field(None, ge=0, le=MAX_RETENTION_DAYS)
 
 
 @router.post("/memory/store")
 async def store(body: StoreRequest, store: StoreDep) -> dict[str, int]:
     """Merge facts (idempotent: replaying the same request changes nothing)."""
-    await store.store_memories(body.phone, body.items, name=body.name, profile=body.profile)
+    items = [MemoryItem(**item.model_dump()) for item in body.items]
+    await store.store_memories(body.phone, items, name=body.name, profile=body.profile)
     return {"stored": len(body.items)}
 
 
@@ -139,9 +156,11 @@ async def retrieve(body: RetrieveRequest, store: StoreDep) -> dict[str, list[Mem
 
 
 @router.get("/memory/callers/{phone}")
-async def caller(phone: str, store: StoreDep, limit: int = 8) -> CallerContext:
+async def caller(
+    phone: str, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 8
+) -> CallerContext:
     """A caller's profile and top memories (``known: false`` for a new number)."""
-    return await store.caller_context(phone, limit=max(1, min(limit, 500)))
+    return await store.caller_context(phone, limit=limit)
 
 
 @router.delete("/memory/callers/{phone}")
@@ -194,12 +213,14 @@ async def upload_document(file: UploadFile, store: StoreDep, runtime: RuntimeDep
 
 
 @router.delete("/knowledge/documents/{document_id}")
-async def delete_document(document_id: int, store: StoreDep) -> dict[str, bool]:
+async def delete_document(document_id: DocumentId, store: StoreDep) -> dict[str, bool]:
     """Delete a document and its chunks."""
     return {"deleted": await store.delete_document(document_id)}
 
 
 @router.post("/knowledge/reindex")
-async def reindex(store: StoreDep, document_id: int | None = None) -> dict[str, int]:
+async def reindex(
+    store: StoreDep, document_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None
+) -> dict[str, int]:
     """Re-chunk and re-embed one document or all."""
     return {"chunks": await store.reindex_documents(document_id)}

@@ -92,7 +92,7 @@ class CallSession:
 def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSerializer:
     """Twilio serializer; hangs up through the REST API when Twilio credentials are configured."""
     auth_token = settings.secret("twilio_auth_token")
-    account_sid = start.account_sid or settings.twilio_account_sid
+    account_sid = settings.twilio_account_sid  # never the start message's: the caller side chose that
     can_hang_up = bool(auth_token and account_sid and start.call_sid)
     return TwilioMediaSerializer(
         stream_sid=start.stream_sid,
