@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from phone_agent.brain.turn_locks import ConversationLocks
 from phone_agent.config import Role, Settings
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.overrides import load_overrides
@@ -31,6 +32,7 @@ class Runtime:
     env: Mapping[str, str] | None = None
     started_at: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
+    conversations: ConversationLocks = field(default_factory=ConversationLocks)  # one /v1/chat turn at a time
 
     @classmethod
     def create(cls, settings: Settings, role: Role, env: Mapping[str, str] | None = None) -> Runtime:

@@ -309,17 +309,18 @@ async def chat_completions(
 @router.post("/chat", dependencies=[Authorized])
 async def chat(body: ChatRequest, runtime: RuntimeDep) -> dict[str, Any]:
     """One message of a server-side conversation; the reply and what the agent did."""
-    try:
-        call, history, seq = await open_conversation(
-            runtime.sessions, caller=body.caller, conversation_id=body.conversation_id
-        )
-    except NotFoundError as exc:
-        raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
-    except ConversationEnded as exc:
-        raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
-    ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
-    result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
-    await store_exchange(runtime.sessions, call_id=call.id, seq=seq, message=body.message, result=result)
+    async with runtime.conversations.hold(body.conversation_id):  # one turn at a time per conversation
+        try:
+            call, history = await open_conversation(
+                runtime.sessions, caller=body.caller, conversation_id=body.conversation_id
+            )
+        except NotFoundError as exc:
+            raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
+        except ConversationEnded as exc:
+            raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
+        ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
+        result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
+        await store_exchange(runtime.sessions, call_id=call.id, message=body.message, result=result)
     if result.ended:  # learn from the conversation, as after a phone call
         schedule_after_call(runtime, call.call_sid)
     return {

@@ -4,7 +4,9 @@
   by a timeout and never raises: a slow or broken store gives an empty context, not a silent call.
 - ``extract_and_store_after_call(runtime, call_sid)``: read the call's transcript (``call_turns``),
   ask the LLM for facts, merge them into the caller's memory. ``schedule_after_call`` runs it as a
-  background task so hanging up never waits for the LLM.
+  background task so hanging up never waits for the LLM. When the memory service cannot be read
+  (or the LLM fails) the whole job is queued in the HTTP store's outbox and run again when the
+  service is back (``start_outbox_replay`` gives the store the function that runs it).
 - ``delete_caller(runtime, phone)``: privacy delete everywhere (memory store + this database's calls
   and transcripts, which stay local when the memory service is remote).
 """
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING
 from loguru import logger
 from sqlalchemy import select, update
 
-from phone_agent.errors import PhoneAgentError
+from phone_agent.errors import PhoneAgentError, ProviderError, StoreError
 from phone_agent.memory.base import CallerContext, MemoryItem
+from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
 from phone_agent.memory.factory import memory_store_for, service_store_for
 from phone_agent.memory.search import normalise_phone
@@ -45,8 +48,15 @@ async def fetch_caller_context(
         return CallerContext(phone=normalise_phone(phone))
 
 
-async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> ExtractedFacts | None:
-    """Learn from a finished call; None when it had no caller number or the caller said nothing."""
+async def extract_and_store_after_call(
+    runtime: Runtime, call_sid: str, *, queue_on_failure: bool = True
+) -> ExtractedFacts | None:
+    """Learn from a finished call; None when it had no caller number or the caller said nothing.
+
+    With the memory service over HTTP, a failed read of the caller's context or a failed extraction
+    queues the job in the outbox (``queue_on_failure``) instead of losing it; the outbox runs it
+    again (with ``queue_on_failure=False``, so its errors make it wait) when the service is back.
+    """
     async with transaction(runtime.sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
         if call is None:
@@ -66,8 +76,15 @@ async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> Extra
         return None  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
     transcript = transcript_text([(role, text) for role, text in turns])
     store = memory_store_for(runtime.settings, runtime)
-    known = await store.caller_context(phone, limit=50)
-    facts = await extract_facts(transcript, known, runtime.settings)
+    try:
+        known = await store.caller_context(phone, limit=50)
+        facts = await extract_facts(transcript, known, runtime.settings)
+    except (StoreError, ProviderError) as exc:
+        if not (queue_on_failure and isinstance(store, HTTPMemoryStore)):
+            raise
+        await store.queue_learning(call_sid, phone)
+        logger.warning("memory: learning from call {} queued until it can run ({})", call_sid, exc)
+        return None
     items = [MemoryItem(content=f.content, key=f.key, call_sid=call_sid) for f in facts.facts]
     await store.store_memories(phone, items, name=facts.name, profile=facts.profile)
     await _link_call(runtime, call_sid, normalise_phone(phone), started_at)
@@ -87,6 +104,17 @@ async def _link_call(runtime: Runtime, call_sid: str, phone: str, started_at: ob
             .values(caller_id=caller.id)
         )
         caller.last_call_at = started_at  # type: ignore[assignment]
+
+
+def start_outbox_replay(runtime: Runtime) -> None:
+    """With ``memory_backend=http``: replay the outbox now and while it is not empty, learning too."""
+    store = memory_store_for(runtime.settings, runtime)
+    if isinstance(store, HTTPMemoryStore):
+
+        async def learn(call_sid: str) -> object:
+            return await extract_and_store_after_call(runtime, call_sid, queue_on_failure=False)
+
+        store.start(learner=learn)
 
 
 def schedule_after_call(runtime: Runtime, call_sid: str) -> asyncio.Task[ExtractedFacts | None]:

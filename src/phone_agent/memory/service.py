@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, UploadFile
 from loguru import logger
 from pydantic import BaseModel, Field
 
@@ -27,8 +27,10 @@ from phone_agent.api.deps import RuntimeDep
 from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute
 from phone_agent.config import MAX_RETENTION_DAYS
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
+from phone_agent.memory.calls import start_outbox_replay
 from phone_agent.memory.documents import DocumentError, document_text
 from phone_agent.memory.factory import service_store_for
+from phone_agent.memory.requests import apply_once, forget_old_requests
 from phone_agent.memory.sql import SQLMemoryStore
 from phone_agent.runtime import Runtime
 
@@ -58,18 +60,29 @@ def get_store(runtime: RuntimeDep) -> SQLMemoryStore:
 
 
 StoreDep = Annotated[SQLMemoryStore, Depends(get_store)]
+RequestIdDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=64,
+        description="Client-chosen id of a write: a write with an id already applied is not applied again.",
+    ),
+]
 
 
 @asynccontextmanager
 async def retention_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Apply the retention setting now and daily while the app runs."""
+    """Apply the retention setting now and daily while the app runs; replay the memory outbox."""
     runtime: Runtime = app.state.runtime
+    start_outbox_replay(runtime)  # what an earlier process queued is delivered without a new write
 
     async def purge_daily() -> None:
         while True:
             days = runtime.settings.memory_retention_days
             try:
-                await service_store_for(runtime).purge_expired(days)
+                store = service_store_for(runtime)
+                await store.purge_expired(days)
+                await forget_old_requests(store.sessions)
             except Exception as exc:  # database not ready yet: try again next round
                 logger.warning("memory: retention purge failed: {}", type(exc).__name__)
             await asyncio.sleep(RETENTION_INTERVAL)
@@ -142,11 +155,15 @@ class PurgeRequest(BaseModel):
 
 
 @router.post("/memory/store")
-async def store(body: StoreRequest, store: StoreDep) -> dict[str, int]:
+async def store(body: StoreRequest, store: StoreDep, request_id: RequestIdDep = None) -> dict[str, int]:
     """Merge facts (idempotent: replaying the same request changes nothing)."""
     items = [MemoryItem(**item.model_dump()) for item in body.items]
-    await store.store_memories(body.phone, items, name=body.name, profile=body.profile)
-    return {"stored": len(body.items)}
+
+    async def write() -> dict[str, int]:
+        await store.store_memories(body.phone, items, name=body.name, profile=body.profile)
+        return {"stored": len(items)}
+
+    return await apply_once(store.sessions, request_id, write)
 
 
 @router.post("/memory/retrieve")
@@ -164,9 +181,13 @@ async def caller(
 
 
 @router.delete("/memory/callers/{phone}")
-async def forget_caller(phone: str, store: StoreDep) -> dict[str, bool]:
-    """Delete everything about a caller."""
-    return {"deleted": await store.delete_caller(phone)}
+async def forget_caller(phone: str, store: StoreDep, request_id: RequestIdDep = None) -> dict[str, bool]:
+    """Delete everything about a caller (a replayed delete does not erase what was stored since)."""
+
+    async def write() -> dict[str, bool]:
+        return {"deleted": await store.delete_caller(phone)}
+
+    return await apply_once(store.sessions, request_id, write)
 
 
 @router.post("/memory/purge")
