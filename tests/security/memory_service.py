@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.memory.test_service import free_port
+from tests.api.test_memory import free_port
 
 
 class MemoryServiceProcess:

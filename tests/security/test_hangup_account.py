@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.twilio_rest import FakeTwilioREST
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 FOREIGN_ACCOUNT = "AC" + "f" * 32
 

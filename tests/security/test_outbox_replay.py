@@ -14,14 +14,13 @@ from fastapi.testclient import TestClient
 
 from phone_agent.app import create_app
 from phone_agent.config import Settings
-from phone_agent.memory import delete_caller
 from phone_agent.memory.base import MemoryItem
 from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.memory.outbox import Outbox
 from phone_agent.runtime import Runtime
 from phone_agent.storage.migrate import upgrade
+from tests.api.test_memory import TOKEN, MemoryServiceThread, free_port, stored_contents
 from tests.conftest import make_settings
-from tests.memory.test_service import TOKEN, MemoryServiceThread, free_port, stored_contents
 from tests.security.memory_service import eventually
 
 CALLERS = [f"+1555020{i:04d}" for i in range(5)]
@@ -59,8 +58,9 @@ async def test_deletes_queued_before_a_restart_are_delivered_at_start(
     settings = orchestrator_settings(tmp_path, port)
     runtime = Runtime.create(settings, "orchestrator")  # the orchestrator queues 5 privacy deletes
     await upgrade(runtime.engine)
-    for caller in CALLERS:
-        assert await delete_caller(runtime, caller) is True
+    async with runtime.use() as services:
+        for caller in CALLERS:
+            assert await services.forget_caller(caller) is True
     await runtime.close()  # ... and stops with them queued
     assert await Outbox(tmp_path / "orchestrator-data" / "memory-outbox.sqlite3").pending() == 5
 

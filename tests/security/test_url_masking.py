@@ -131,7 +131,7 @@ def test_status_admin_page_and_settings_form(masked_app: TestClient) -> None:
     )
     assert saved.status_code == 303, saved.text
     runtime = masked_app.app.state.runtime
-    assert runtime.settings.llm_base_url == keyed
+    assert runtime.current.settings.llm_base_url == keyed
     page = masked_app.get("/admin")
     assert_no_url_secret(page.text)  # the form field and the audit log show it masked
     assert 'value="https://llm.example.com/v1?key=****"' in page.text
@@ -145,7 +145,7 @@ def test_status_admin_page_and_settings_form(masked_app: TestClient) -> None:
         },
         follow_redirects=False,
     )
-    assert runtime.settings.llm_base_url == keyed  # the masked value did not replace the real one
+    assert runtime.current.settings.llm_base_url == keyed  # the masked value did not replace the real one
 
 
 def test_logs_mask_url_credentials(tmp_path: Path) -> None:

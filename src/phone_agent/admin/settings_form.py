@@ -185,7 +185,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
         FormErrors: a value is invalid (nothing stored).
         KeyError: unknown section.
     """
-    settings = runtime.settings
+    settings = runtime.current.settings
     changes = _changes(settings, section, form)
     if not changes:
         return []
@@ -197,7 +197,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
     async with transaction(runtime.sessions) as session:
         await save_overrides(session, settings, typed, actor=actor)
     await runtime.apply_overrides()
-    await broadcast_config_change(runtime, changes)  # the other roles reload too (Redis)
+    await broadcast_config_change(runtime.bus, changes)  # the other roles reload too (Redis)
     return sorted(changes)
 
 
@@ -206,6 +206,6 @@ async def reset_setting(runtime: Runtime, name: str, *, actor: str) -> None:
     if name not in EDITABLE:
         raise FormErrors({name: "not a setting the admin page edits"})
     async with transaction(runtime.sessions) as session:
-        await clear_override(session, runtime.settings, name, actor=actor)
+        await clear_override(session, runtime.current.settings, name, actor=actor)
     await runtime.apply_overrides()
-    await broadcast_config_change(runtime, [name])
+    await broadcast_config_change(runtime.bus, [name])

@@ -16,6 +16,7 @@ as ``tool_calls`` with ``finish_reason: "tool_calls"``, as OpenAI does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -28,14 +29,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute, JSONTooDeep
 from phone_agent.brain.agent import TurnResult
-from phone_agent.brain.components import agent_for, tool_context_for
 from phone_agent.brain.conversations import ConversationEnded, open_conversation, store_exchange
 from phone_agent.config import mask_secret
 from phone_agent.errors import NotFoundError
-from phone_agent.memory.calls import schedule_after_call
+from phone_agent.storage.phones import normalise_optional
 
 AGENT_MODEL = "phone-agent"
 # Client options handed to the LLM as they are; anything else OpenAI knows is accepted and ignored.
@@ -86,7 +86,7 @@ class OpenAIErrorRoute(JSONLimitedRoute):
                 return APIProblem(400, str(exc), code="json_too_deep").response()
             except RequestValidationError as exc:
                 try:  # FastAPI parses the body before the auth dependency runs: auth answers first
-                    require_api_key(request.app.state.runtime, request.headers.get("authorization"))
+                    require_api_key(request.app.state.runtime.current, request.headers.get("authorization"))
                 except APIProblem as auth:
                     return auth.response()
                 return _validation_problem(exc, await request.body()).response()
@@ -164,9 +164,9 @@ class ChatRequest(BaseModel):
 
 
 # -- auth and parsing ---------------------------------------------------------------------------------
-def require_api_key(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
+def require_api_key(services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:
     """401 in OpenAI's shape unless the bearer key is ``api_key``."""
-    expected = runtime.settings.secret("api_key")
+    expected = services.settings.secret("api_key")
     if not expected:
         raise APIProblem(
             401,
@@ -219,10 +219,13 @@ async def list_models() -> dict[str, Any]:
 
 @router.post("/chat/completions", dependencies=[Authorized], response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, runtime: RuntimeDep, x_caller: Annotated[str | None, Header()] = None
+    body: ChatCompletionRequest,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    x_caller: Annotated[str | None, Header()] = None,
 ) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions, answered by the agent (persona, memory, tools, LLM chain)."""
-    agent = agent_for(runtime)
+    agent = services.agent()
     builtin = set(agent.registry.names)
     external = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
     clash = [t["function"]["name"] for t in external if t["function"]["name"] in builtin]
@@ -238,9 +241,9 @@ async def chat_completions(
     ]
     if not history:
         raise APIProblem(422, "Invalid request: messages needs at least one user message.", param="messages")
-    caller = x_caller or body.user
+    caller = normalise_optional(x_caller or body.user)
     sampling = {name: getattr(body, name) for name in SAMPLING_OPTIONS if getattr(body, name) is not None}
-    ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
+    ctx = services.tool_context(caller_phone=caller, channel="chat", tasks=runtime.tasks)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
@@ -293,36 +296,41 @@ async def chat_completions(
             await queue.put(None)
 
     async def events() -> AsyncIterator[str]:
-        task = asyncio.create_task(produce())
-        try:
-            yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-            while (item := await queue.get()) is not None:
-                yield item
-            yield "data: [DONE]\n\n"
-        finally:
-            if not task.done():
-                task.cancel()
+        # The response outlives the request's dependencies: hold its Services until the stream ends.
+        async with runtime.use(services):
+            task = asyncio.create_task(produce(), name="chat-completion-stream")
+            try:
+                yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+                while (item := await queue.get()) is not None:
+                    yield item
+                yield "data: [DONE]\n\n"
+            finally:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
 
 @router.post("/chat", dependencies=[Authorized])
-async def chat(body: ChatRequest, runtime: RuntimeDep) -> dict[str, Any]:
+async def chat(body: ChatRequest, runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
     """One message of a server-side conversation; the reply and what the agent did."""
+    caller = normalise_optional(body.caller) or body.caller
     async with runtime.conversations.hold(body.conversation_id):  # one turn at a time per conversation
         try:
             call, history = await open_conversation(
-                runtime.sessions, caller=body.caller, conversation_id=body.conversation_id
+                services.sessions, caller=caller, conversation_id=body.conversation_id
             )
         except NotFoundError as exc:
             raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
         except ConversationEnded as exc:
             raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
-        ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
-        result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
-        await store_exchange(runtime.sessions, call_id=call.id, message=body.message, result=result)
-    if result.ended:  # learn from the conversation, as after a phone call
-        schedule_after_call(runtime, call.call_sid)
+        ctx = services.tool_context(caller_phone=caller, channel="chat", call_id=call.id, tasks=runtime.tasks)
+        result = await services.agent().run_turn([*history, {"role": "user", "content": body.message}], ctx)
+        await store_exchange(services.sessions, call_id=call.id, message=body.message, result=result)
+    if result.ended:  # learn from the conversation, as after a phone call (owned background task)
+        runtime.spawn_with(services, services.learn_after_call(call.call_sid), name=f"learn-{call.call_sid}")
     return {
         "conversation_id": call.call_sid,
         "reply": result.text,

@@ -32,7 +32,7 @@ from phone_agent.config import mask_url
 from phone_agent.errors import PhoneAgentError, StoreError
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
 from phone_agent.memory.outbox import LEARN, Outbox, OutboxEntry
-from phone_agent.memory.search import normalise_phone
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import utcnow
 
 RETRY_STATUSES = {401, 403, 408, 409, 425, 429}  # config or transient: keep the write, retry later

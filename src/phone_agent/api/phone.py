@@ -6,13 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.ops.logging import bind_call
+from phone_agent.storage.calls import FINAL_STATUSES, finish_call, open_call
+from phone_agent.storage.phones import normalise_optional
 from phone_agent.telephony.signature import forwarded_base_url, verified_twilio_form
-from phone_agent.telephony.stream_token import issue_stream_token, signing_key
+from phone_agent.telephony.stream_token import issue_stream_token
 from phone_agent.telephony.twiml import connect_stream
-from phone_agent.voice.call_records import FINAL_STATUSES, finish_call, open_call
-from phone_agent.voice.prefetch import prefetch_call
 
 router = APIRouter(prefix="/phone", tags=["telephony"])
 
@@ -34,46 +34,47 @@ def media_stream_url(request: Request, voice_bridge_url: str | None, public_url:
 
 
 @router.post("/incoming")
-async def incoming_call(request: Request, runtime: RuntimeDep) -> Response:
+async def incoming_call(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """A call came in: connect it to our media stream with a short-lived token."""
-    settings = runtime.settings
+    settings = services.settings
     form = await verified_twilio_form(request, settings)
     call_sid = form.get("CallSid", "")
-    caller = form.get("From", "")
+    caller = normalise_optional(form.get("From"))  # the one form the number travels in from here
     with bind_call(call_sid or "-"):
         token = issue_stream_token(
-            signing_key(settings),
+            services.signing_key,
             call_sid=call_sid,
-            caller=caller or None,
+            caller=caller,
             ttl_seconds=settings.stream_token_ttl_seconds,
         )
         if call_sid:
             await open_call(
-                runtime.sessions,
+                services.sessions,
                 call_sid=call_sid,
-                from_number=caller or None,
+                from_number=caller,
                 to_number=form.get("To") or None,
                 status="ringing",
                 direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
             )
-            prefetch_call(runtime, call_sid=call_sid, caller=caller or None)  # ready when the stream opens
+            # the caller's memory is ready when the stream opens
+            runtime.prefetch.start(services.memory, call_sid=call_sid, caller=caller)
         url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
         logger.info("incoming call answered with a media stream to {}", url)
-        twiml = connect_stream(url, {"caller": caller, "call_sid": call_sid, "token": token})
+        twiml = connect_stream(url, {"caller": caller or "", "call_sid": call_sid, "token": token})
     return Response(twiml, media_type=TWIML)
 
 
 @router.post("/status")
-async def call_status(request: Request, runtime: RuntimeDep) -> Response:
+async def call_status(request: Request, services: ServicesDep) -> Response:
     """Twilio's status callback: a final status closes the call's record."""
-    form = await verified_twilio_form(request, runtime.settings)
+    form = await verified_twilio_form(request, services.settings)
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")
     with bind_call(call_sid or "-"):
         logger.info("call status {}", status)
         if call_sid and status in FINAL_STATUSES:
             await finish_call(
-                runtime.sessions,
+                services.sessions,
                 call_sid=call_sid,
                 status=status,
                 end_reason=status,

@@ -13,12 +13,12 @@ from loguru import logger
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from phone_agent.api.deps import RuntimeDep
-from phone_agent.brain.builtins._common import caller_id
-from phone_agent.brain.components import call_control_for
+from phone_agent.api.deps import ServicesDep
 from phone_agent.errors import PhoneAgentError
 from phone_agent.ops.logging import bind_call
+from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
+from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.tables import Call, Message
 from phone_agent.telephony.control import (
     TRANSFER_DONE_PATH,
@@ -34,28 +34,28 @@ TWIML = "application/xml"
 
 
 @router.post(WHISPER_PATH)
-async def transfer_whisper(request: Request, runtime: RuntimeDep, reason: str = "") -> Response:
+async def transfer_whisper(request: Request, services: ServicesDep, reason: str = "") -> Response:
     """What the human hears on answering, before the caller is connected."""
-    await verified_twilio_form(request, runtime.settings)
-    return Response(whisper_twiml(runtime.settings, reason), media_type=TWIML)
+    await verified_twilio_form(request, services.settings)
+    return Response(whisper_twiml(services.settings, reason), media_type=TWIML)
 
 
 @router.post(TRANSFER_DONE_PATH)
-async def transfer_done(request: Request, runtime: RuntimeDep) -> Response:
+async def transfer_done(request: Request, services: ServicesDep) -> Response:
     """After the dial: hang up when the human answered, otherwise take a voicemail."""
-    form = await verified_twilio_form(request, runtime.settings)
+    form = await verified_twilio_form(request, services.settings)
     status = form.get("DialCallStatus", "")
     with bind_call(form.get("CallSid") or "-"):
         logger.info("transfer ended: {}", status or "unknown")
-    return Response(transfer_done_twiml(runtime.settings, status), media_type=TWIML)
+    return Response(transfer_done_twiml(services.settings, status), media_type=TWIML)
 
 
 @router.post(VOICEMAIL_PATH)
-async def transfer_voicemail(request: Request, runtime: RuntimeDep) -> Response:
+async def transfer_voicemail(request: Request, services: ServicesDep) -> Response:
     """Keep the voicemail as a message for the business and tell the owner by SMS."""
-    settings = runtime.settings
+    settings = services.settings
     form = await verified_twilio_form(request, settings)
-    call_sid, phone = form.get("CallSid", ""), form.get("From") or None
+    call_sid, phone = form.get("CallSid", ""), normalise_optional(form.get("From"))
     recording = form.get("RecordingUrl", "")
     with bind_call(call_sid or "-"):
         if recording:
@@ -63,13 +63,13 @@ async def transfer_voicemail(request: Request, runtime: RuntimeDep) -> Response:
             sms_sid = None
             if settings.owner_sms_number:
                 try:
-                    sms_sid = await call_control_for(runtime).send_sms(
+                    sms_sid = await services.control.send_sms(
                         settings.owner_sms_number,
                         f"{settings.business_name}: {body} from {phone or 'unknown'}",
                     )
                 except PhoneAgentError as exc:
                     logger.warning("voicemail SMS to the owner failed: {}", exc)
-            async with transaction(runtime.sessions) as session:
+            async with transaction(services.sessions) as session:
                 call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
                 session.add(
                     Message(

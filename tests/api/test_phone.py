@@ -68,7 +68,7 @@ def test_valid_signature_gets_connect_stream_twiml(client: TestClient) -> None:
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params["caller"] == FORM["From"]
     assert params["call_sid"] == FORM["CallSid"]
-    grant = verify_stream_token(signing_key(client.app.state.runtime.settings), params["token"])
+    grant = verify_stream_token(signing_key(client.app.state.runtime.current.settings), params["token"])
     assert grant.call_sid == FORM["CallSid"] and grant.caller == FORM["From"]
     assert 250 < grant.expires_at - time.time() <= 300
     [call] = calls(client)
