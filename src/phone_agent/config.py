@@ -13,10 +13,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
@@ -31,6 +33,7 @@ Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
 ROLES: tuple[Role, ...] = ("all", "orchestrator", "voice-bridge", "memory")
 
 CONFIG_PATH_ENV = "PHONE_AGENT_CONFIG"
+MAX_RETENTION_DAYS = 36_500  # a century: anything longer keeps everything, like 0
 ENV_PREFIX = "PHONE_AGENT_"
 
 # Fields that are also read from their well-known, unprefixed provider variable.
@@ -173,7 +176,10 @@ class Settings(BaseSettings):
     memory_url: str = Field("http://127.0.0.1:8100", description="URL of the memory service (http mode).")
     memory_service_token: SecretStr | None = Field(None, description="Bearer token of the memory service.")
     memory_retention_days: int = Field(
-        365, ge=0, description="Delete caller data older than this many days (0 = keep)."
+        365,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="Delete caller data older than this many days (0 = keep).",
     )
     memory_timeout_seconds: float = Field(
         2.0, gt=0, description="Timeout of one request to the memory service (http mode)."
@@ -336,16 +342,19 @@ class Settings(BaseSettings):
         sources.update({name: "admin" for name in overrides})
         return _validate(values, sources, self.config_file, origin="admin override")
 
+    def shown(self, name: str) -> Any:
+        """A setting's value as it may be shown to a person (``shown_value``)."""
+        return shown_value(name, getattr(self, name))
+
     def public_view(self) -> list[dict[str, Any]]:
         """Every setting as {name, value, source, secret} with secrets masked."""
         rows = []
         for name in setting_names():
-            value = getattr(self, name)
             secret = is_secret(name)
             rows.append(
                 {
                     "name": name,
-                    "value": _masked(name, value) if secret else value,
+                    "value": self.shown(name),
                     "source": self.source_of(name),
                     "secret": secret,
                     "env": env_names(name)[0],
@@ -355,11 +364,14 @@ class Settings(BaseSettings):
         return rows
 
     def secret_values(self) -> list[str]:
-        """All configured secret values (used to redact logs)."""
+        """All configured secret values, including credentials inside URLs (used to redact logs)."""
         values = []
         for name in setting_names():
-            if is_secret(name) and getattr(self, name) is not None:
-                values.append(getattr(self, name).get_secret_value())
+            value = getattr(self, name)
+            if is_secret(name) and value is not None:
+                values.append(value.get_secret_value())
+            elif is_url_setting(name) and isinstance(value, str):
+                values.extend(url_secrets(value))
         return [v for v in values if v]
 
 
@@ -406,10 +418,97 @@ def env_names(name: str) -> list[str]:
 UNHINTED_SECRETS = {"admin_password", "session_secret", "admin_status_token"}
 
 
-def _masked(name: str, value: SecretStr | None) -> str | None:
-    if not value:
+MASK = "****"
+# Query parameters whose value is a credential: any name containing one of these (case-insensitive).
+KEY_LIKE_PARAMS = (
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "sig",
+    "auth",
+    "credential",
+    "session",
+    "cookie",
+    "jwt",
+)
+KEY_LIKE_EXACT = {"pass", "code", "sas", "otp"}
+
+
+def is_url_setting(name: str) -> bool:
+    """True for settings holding a URL (``database_url``, ``memory_url``, every ``*_base_url``...)."""
+    return name.endswith("_url")
+
+
+def _key_like(param: str) -> bool:
+    lowered = param.lower()
+    return lowered in KEY_LIKE_EXACT or any(word in lowered for word in KEY_LIKE_PARAMS)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials inside a URL: userinfo password (or a bare userinfo token) and key-like values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = []
+    if parts.password:
+        found.append(parts.password)
+    elif parts.username and "@" in parts.netloc:
+        found.append(parts.username)  # https://TOKEN@host: a bare userinfo is a credential
+    found.extend(v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _key_like(k) and v)
+    return found
+
+
+def mask_url(url: str) -> str:
+    """A URL with its userinfo password and key-like query values replaced by ``****``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return MASK if "@" in url or "?" in url else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(
+            f"{quote(k, safe='')}={MASK if _key_like(k) and v else quote(v, safe='')}" for k, v in pairs
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...] = (), placeholder: str = "[redacted]") -> str:
+    """Free text (a log line, a doctor message) without the given secrets or any URL password."""
+    for secret in sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, placeholder)
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", text) if "://" in text else text
+
+
+def shown_value(name: str, value: Any) -> Any:
+    """How a setting's value may be shown anywhere (CLI, admin page, /admin-status, logs, doctor).
+
+    Secrets are masked (``sk-…abcd``, or nothing of a password); URL settings keep host and path but
+    lose their userinfo password and key-like query values. Everything else is shown as it is.
+    """
+    if value is None:
         return None
-    return "…****" if name in UNHINTED_SECRETS else mask_secret(value.get_secret_value())
+    if is_secret(name):
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not plain:
+            return None
+        return "…****" if name in UNHINTED_SECRETS else mask_secret(plain)
+    if is_url_setting(name) and isinstance(value, str):
+        return mask_url(value)
+    return value
 
 
 def mask_secret(value: str | None) -> str | None:

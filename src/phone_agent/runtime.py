@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from phone_agent.brain.turn_locks import ConversationLocks
 from phone_agent.config import Role, Settings
 from phone_agent.http_pool import HttpPool, new_http_pool
 from phone_agent.memory.prefetch import CallerPrefetch
+from phone_agent.memory.requests import forget_old_requests
 from phone_agent.ops.control import ControlBus
 from phone_agent.ops.doctor.runner import StatusReportCache
 from phone_agent.ops.provider_health import ProviderHealth
@@ -51,6 +53,7 @@ class Runtime:
         self.prefetch = CallerPrefetch(self.tasks)
         self.providers = ProviderHealth()
         self.doctor = StatusReportCache()
+        self.conversations = ConversationLocks()  # one /v1/chat turn at a time per conversation
         self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
         self._current: Services | None = None
         self._holders: dict[Services, int] = {}
@@ -113,6 +116,7 @@ class Runtime:
     async def swap(self, services: Services) -> Services:
         """Make ``services`` current; the previous ones close once nobody holds them."""
         old, self._current = self._current, services
+        services.start_outbox()
         if old is not None and old is not services:
             if self._holders.get(old):
                 self._retired.add(old)  # closed by the last ``use`` block holding it
@@ -149,6 +153,7 @@ class Runtime:
 
         self.bus.on_config_change(reload)
         await self.bus.start()
+        self.current.start_outbox()  # what an earlier process queued is delivered without a new write
         # every role applies retention to its own database (in split mode the orchestrator holds the
         # calls and transcripts, the memory service the memories)
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
@@ -158,6 +163,7 @@ class Runtime:
             async with self.use() as services:
                 try:
                     await services.local_memory.purge_expired(services.settings.memory_retention_days)
+                    await forget_old_requests(services.sessions)
                 except Exception as exc:  # database not ready yet: try again next round
                     logger.warning("memory: retention purge failed: {}", type(exc).__name__)
             await asyncio.sleep(RETENTION_INTERVAL)

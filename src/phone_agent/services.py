@@ -22,7 +22,7 @@ from phone_agent.brain.tools import ToolContext, ToolRegistry
 from phone_agent.config import Settings
 from phone_agent.http_pool import HttpPool, new_http_pool
 from phone_agent.memory.base import CallerContext, MemoryStore
-from phone_agent.memory.calls import delete_caller, fetch_caller_context, learn_quietly
+from phone_agent.memory.calls import delete_caller, fetch_caller_context, learn_quietly, start_outbox_replay
 from phone_agent.memory.extraction import ExtractedFacts
 from phone_agent.memory.factory import build_memory_store, local_store
 from phone_agent.memory.sql import SQLMemoryStore
@@ -113,6 +113,10 @@ class Services:
         return await learn_quietly(
             settings=self.settings, sessions=self.sessions, store=self.memory, call_sid=call_sid
         )
+
+    def start_outbox(self) -> None:
+        """With the memory service over HTTP: replay its outbox (writes, learning jobs) from now on."""
+        start_outbox_replay(settings=self.settings, sessions=self.sessions, store=self.memory)
 
     async def forget_caller(self, phone: str) -> bool:
         """Privacy delete: the caller's profile, memories, calls and transcripts, everywhere."""

@@ -337,11 +337,11 @@ async def test_v1_chat_keeps_the_conversation_stores_tool_calls_and_learns(
         "caller is done",
         CALLER,
     )
-    assert [(t.seq, t.role, t.text) for t in turns] == [
-        (0, "caller", "Take a message"),
-        (1, "agent", "I've passed that on."),
-        (2, "caller", "That's all"),
-        (3, "agent", "Goodbye!"),
+    assert [(t.seq, t.role, t.text) for t in turns] == [  # numbered from 1, like a phone call's
+        (1, "caller", "Take a message"),
+        (2, "agent", "I've passed that on."),
+        (3, "caller", "That's all"),
+        (4, "agent", "Goodbye!"),
     ]
     assert [r["name"] for r in turns[1].tool_calls or []] == ["take_message"]
     assert turns[1].tool_calls[0]["result"]["forwarded_by_sms"] is True  # type: ignore[index]

@@ -8,9 +8,9 @@ such calls); with ``memory_backend=http`` those two are shown only when the memo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import delete, select
 
@@ -20,6 +20,7 @@ from phone_agent.admin.callers import caller_view, search_callers
 from phone_agent.admin.pages import admin_context
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.api.limits import MAX_DB_INT
 from phone_agent.errors import NotFoundError
 from phone_agent.memory import MemoryItem
 from phone_agent.memory.documents import DocumentError, document_text
@@ -75,7 +76,10 @@ async def upload_document(
 
 @router.post("/admin/knowledge/documents/{document_id}/delete")
 async def remove_document(
-    document_id: int, request: Request, services: ServicesDep, admin: AdminDep
+    document_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
+    request: Request,
+    services: ServicesDep,
+    admin: AdminDep,
 ) -> Response:
     """Delete a document and its chunks."""
     store = services.memory

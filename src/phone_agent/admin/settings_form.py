@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from phone_agent.config import Settings
+from phone_agent.config import Settings, shown_value
 from phone_agent.errors import ConfigError
 from phone_agent.ops.control import broadcast_config_change
 from phone_agent.runtime import Runtime
@@ -100,7 +100,7 @@ def field_views(
     for name in SECTIONS[section]:
         info = Settings.model_fields[name]
         annotation = info.annotation
-        value = (entered or {}).get(name, getattr(settings, name))
+        value = (entered or {}).get(name, settings.shown(name))
         kind: Literal["text", "textarea", "range", "select"] = "text"
         choices: tuple[str, ...] = ()
         low, high = None, None
@@ -148,8 +148,8 @@ def _changes(settings: Settings, section: str, form: Mapping[str, Any]) -> dict[
         current = getattr(settings, name)
         if value is None and current is None:
             continue
-        if value is not None and str(value) == str(current):
-            continue
+        if value is not None and str(value) in (str(current), str(shown_value(name, current))):
+            continue  # unchanged (a URL comes back as it was shown, with its credentials masked)
         changes[name] = value
     return changes
 

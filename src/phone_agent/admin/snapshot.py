@@ -70,9 +70,9 @@ async def build_snapshot(runtime: Runtime, services: Services) -> dict[str, Any]
         "database": db,
         "llm": {
             "provider": s.llm_provider,
-            "base_url": s.llm_base_url,
+            "base_url": s.shown("llm_base_url"),
             "model": s.llm_model,
-            "secondary_base_url": s.llm_secondary_base_url,
+            "secondary_base_url": s.shown("llm_secondary_base_url"),
             "secondary_model": s.llm_secondary_model,
         },
         "tts": {
@@ -85,7 +85,10 @@ async def build_snapshot(runtime: Runtime, services: Services) -> dict[str, Any]
             "speed": s.tts_speed,
         },
         "stt": {"provider": s.stt_provider, "model": s.stt_model},
-        "memory": {"backend": s.memory_backend, "url": s.memory_url if s.memory_backend == "http" else None},
+        "memory": {
+            "backend": s.memory_backend,
+            "url": s.shown("memory_url") if s.memory_backend == "http" else None,
+        },
         "providers_configured": providers_configured(s),
         "config": s.public_view(),
         "config_sources": {

@@ -25,11 +25,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute, JSONTooDeep
 from phone_agent.brain.agent import TurnResult
 from phone_agent.brain.conversations import ConversationEnded, open_conversation, store_exchange
 from phone_agent.config import mask_secret
@@ -70,8 +71,8 @@ class APIProblem(Exception):
         return JSONResponse(self.body, status_code=self.status)
 
 
-class OpenAIErrorRoute(APIRoute):
-    """Routes whose APIProblem errors (from the handler or its dependencies) answer in OpenAI's shape."""
+class OpenAIErrorRoute(JSONLimitedRoute):
+    """Routes whose errors (auth, body depth, body validation, the handler's) answer in OpenAI's shape."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -81,6 +82,14 @@ class OpenAIErrorRoute(APIRoute):
                 return await handler(request)
             except APIProblem as exc:
                 return exc.response()
+            except JSONTooDeep as exc:
+                return APIProblem(400, str(exc), code="json_too_deep").response()
+            except RequestValidationError as exc:
+                try:  # FastAPI parses the body before the auth dependency runs: auth answers first
+                    require_api_key(request.app.state.runtime.current, request.headers.get("authorization"))
+                except APIProblem as auth:
+                    return auth.response()
+                return _validation_problem(exc, await request.body()).response()
 
         return answer
 
@@ -126,20 +135,32 @@ class ChatCompletionRequest(BaseModel):
     """The body of ``POST /v1/chat/completions`` (unknown OpenAI parameters are accepted and ignored)."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[ToolSpec] | None = None
-    user: str | None = None
+    tools: list[ToolSpec] | None = Field(None, max_length=128)
+    user: str | None = Field(None, max_length=200)
+    # sampling options handed to the LLM as they are: OpenAI's ranges, so a bad value is a 422 here
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    stop: Annotated[str, Field(max_length=200)] | Annotated[list[str], Field(max_length=4)] | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = Field(None, ge=-MAX_DB_INT - 1, le=MAX_DB_INT)
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced.")
 
 
 class ChatRequest(BaseModel):
     """The body of ``POST /v1/chat``."""
 
-    caller: str = Field(min_length=1, description="The caller's phone number (E.164) or another stable id.")
-    message: str = Field(min_length=1)
-    conversation_id: str | None = None
+    caller: str = Field(
+        min_length=1, max_length=64, description="The caller's phone number (E.164) or another stable id."
+    )
+    message: str = Field(min_length=1, max_length=20_000)
+    conversation_id: str | None = Field(None, max_length=100)
 
 
 # -- auth and parsing ---------------------------------------------------------------------------------
@@ -169,20 +190,21 @@ def require_api_key(services: ServicesDep, authorization: Annotated[str | None, 
 Authorized = Depends(require_api_key)
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> Any:
+def _validation_problem(exc: RequestValidationError, body: bytes) -> APIProblem:
+    """FastAPI's body errors in OpenAI's shape: ``Invalid request: messages.0.role: ...``."""
     try:
-        raw = await request.json()
-    except ValueError as exc:
-        raise APIProblem(422, f"The body is not valid JSON: {exc}.") from exc
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise APIProblem(422, f"Invalid request: {details}.", param=param, code="invalid_value") from exc
+        json.loads(body)
+    except ValueError as bad:  # depth was checked before: this cannot recurse
+        return APIProblem(422, f"The body is not valid JSON: {bad}.")
+    errors = list(exc.errors())
+
+    def where(error: Any) -> str:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        return ".".join(loc)
+
+    details = "; ".join(f"{where(e) or 'body'}: {e['msg']}" for e in errors[:5])
+    param = where(errors[0]) if errors else None
+    return APIProblem(422, f"Invalid request: {details}.", param=param or None, code="invalid_value")
 
 
 # -- routes ---------------------------------------------------------------------------------------------
@@ -197,13 +219,12 @@ async def list_models() -> dict[str, Any]:
 
 @router.post("/chat/completions", dependencies=[Authorized], response_model=None)
 async def chat_completions(
-    request: Request,
+    body: ChatCompletionRequest,
     runtime: RuntimeDep,
     services: ServicesDep,
     x_caller: Annotated[str | None, Header()] = None,
 ) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions, answered by the agent (persona, memory, tools, LLM chain)."""
-    body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
     agent = services.agent()
     builtin = set(agent.registry.names)
     external = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
@@ -221,8 +242,7 @@ async def chat_completions(
     if not history:
         raise APIProblem(422, "Invalid request: messages needs at least one user message.", param="messages")
     caller = normalise_optional(x_caller or body.user)
-    extra = body.model_extra or {}
-    sampling = {name: extra[name] for name in SAMPLING_OPTIONS if extra.get(name) is not None}
+    sampling = {name: getattr(body, name) for name in SAMPLING_OPTIONS if getattr(body, name) is not None}
     ctx = services.tool_context(caller_phone=caller, channel="chat", tasks=runtime.tasks)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -294,21 +314,21 @@ async def chat_completions(
 
 
 @router.post("/chat", dependencies=[Authorized])
-async def chat(request: Request, runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
+async def chat(body: ChatRequest, runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
     """One message of a server-side conversation; the reply and what the agent did."""
-    body: ChatRequest = await _parse(request, ChatRequest)
     caller = normalise_optional(body.caller) or body.caller
-    try:
-        call, history, seq = await open_conversation(
-            services.sessions, caller=caller, conversation_id=body.conversation_id
-        )
-    except NotFoundError as exc:
-        raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
-    except ConversationEnded as exc:
-        raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
-    ctx = services.tool_context(caller_phone=caller, channel="chat", call_id=call.id, tasks=runtime.tasks)
-    result = await services.agent().run_turn([*history, {"role": "user", "content": body.message}], ctx)
-    await store_exchange(services.sessions, call_id=call.id, seq=seq, message=body.message, result=result)
+    async with runtime.conversations.hold(body.conversation_id):  # one turn at a time per conversation
+        try:
+            call, history = await open_conversation(
+                services.sessions, caller=caller, conversation_id=body.conversation_id
+            )
+        except NotFoundError as exc:
+            raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
+        except ConversationEnded as exc:
+            raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
+        ctx = services.tool_context(caller_phone=caller, channel="chat", call_id=call.id, tasks=runtime.tasks)
+        result = await services.agent().run_turn([*history, {"role": "user", "content": body.message}], ctx)
+        await store_exchange(services.sessions, call_id=call.id, message=body.message, result=result)
     if result.ended:  # learn from the conversation, as after a phone call (owned background task)
         runtime.spawn_with(services, services.learn_after_call(call.call_sid), name=f"learn-{call.call_sid}")
     return {

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from phone_agent.api.deps import ServicesDep, is_loopback
+from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute
+from phone_agent.config import MAX_RETENTION_DAYS
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
 from phone_agent.memory.documents import DocumentError, document_text
+from phone_agent.memory.requests import apply_once
 from phone_agent.memory.sql import SQLMemoryStore
 
 
@@ -46,31 +50,53 @@ def get_store(services: ServicesDep) -> SQLMemoryStore:
 
 
 StoreDep = Annotated[SQLMemoryStore, Depends(get_store)]
+RequestIdDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=64,
+        description="Client-chosen id of a write: a write with an id already applied is not applied again.",
+    ),
+]
 
-router = APIRouter(tags=["memory"], dependencies=[Depends(require_service_token)])
+
+router = APIRouter(
+    tags=["memory"], dependencies=[Depends(require_service_token)], route_class=JSONLimitedRoute
+)
+DocumentId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+
+
+class StoreItem(BaseModel):
+    """One fact as the client sends it (``MemoryItem`` without the store's id and score)."""
+
+    content: str = Field(max_length=4000)
+    kind: str = Field("fact", max_length=40)
+    key: str | None = Field(None, max_length=200)
+    call_sid: str | None = Field(None, max_length=100)
+    created_at: datetime | None = None
 
 
 class StoreRequest(BaseModel):
     """Facts to merge into a caller's memory."""
 
     phone: str = Field(min_length=3, max_length=32)
-    items: list[MemoryItem] = Field(default_factory=list)
-    name: str | None = None
+    items: list[StoreItem] = Field(default_factory=list, max_length=500)
+    name: str | None = Field(None, max_length=200)
     profile: dict[str, Any] | None = None
 
 
 class RetrieveRequest(BaseModel):
     """A memory search (one caller's when ``phone`` is given)."""
 
-    phone: str | None = None
-    query: str
+    phone: str | None = Field(None, max_length=32)
+    query: str = Field(max_length=4000)
     limit: int = Field(5, ge=1, le=50)
 
 
 class SearchRequest(BaseModel):
     """A knowledge search."""
 
-    query: str
+    query: str = Field(max_length=4000)
     limit: int = Field(4, ge=1, le=50)
 
 
@@ -79,21 +105,26 @@ class DocumentRequest(BaseModel):
 
     title: str = Field(min_length=1, max_length=300)
     text: str = Field(min_length=1)
-    content_type: str = "text/plain"
-    source_name: str | None = None
+    content_type: str = Field("text/plain", max_length=100)
+    source_name: str | None = Field(None, max_length=300)
 
 
 class PurgeRequest(BaseModel):
     """Retention run: delete caller data older than ``days`` (default: the setting)."""
 
-    days: int | None = Field(None, ge=0)
+    days: int | None = Field(None, ge=0, le=MAX_RETENTION_DAYS)
 
 
 @router.post("/memory/store")
-async def store(body: StoreRequest, store: StoreDep) -> dict[str, int]:
+async def store(body: StoreRequest, store: StoreDep, request_id: RequestIdDep = None) -> dict[str, int]:
     """Merge facts (idempotent: replaying the same request changes nothing)."""
-    await store.store_memories(body.phone, body.items, name=body.name, profile=body.profile)
-    return {"stored": len(body.items)}
+    items = [MemoryItem(**item.model_dump()) for item in body.items]
+
+    async def write() -> dict[str, int]:
+        await store.store_memories(body.phone, items, name=body.name, profile=body.profile)
+        return {"stored": len(items)}
+
+    return await apply_once(store.sessions, request_id, write)
 
 
 @router.post("/memory/retrieve")
@@ -103,15 +134,21 @@ async def retrieve(body: RetrieveRequest, store: StoreDep) -> dict[str, list[Mem
 
 
 @router.get("/memory/callers/{phone}")
-async def caller(phone: str, store: StoreDep, limit: int = 8) -> CallerContext:
+async def caller(
+    phone: str, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 8
+) -> CallerContext:
     """A caller's profile and top memories (``known: false`` for a new number)."""
-    return await store.caller_context(phone, limit=max(1, min(limit, 500)))
+    return await store.caller_context(phone, limit=limit)
 
 
 @router.delete("/memory/callers/{phone}")
-async def forget_caller(phone: str, store: StoreDep) -> dict[str, bool]:
-    """Delete everything about a caller."""
-    return {"deleted": await store.delete_caller(phone)}
+async def forget_caller(phone: str, store: StoreDep, request_id: RequestIdDep = None) -> dict[str, bool]:
+    """Delete everything about a caller (a replayed delete does not erase what was stored since)."""
+
+    async def write() -> dict[str, bool]:
+        return {"deleted": await store.delete_caller(phone)}
+
+    return await apply_once(store.sessions, request_id, write)
 
 
 @router.post("/memory/purge")
@@ -158,12 +195,14 @@ async def upload_document(file: UploadFile, store: StoreDep, services: ServicesD
 
 
 @router.delete("/knowledge/documents/{document_id}")
-async def delete_document(document_id: int, store: StoreDep) -> dict[str, bool]:
+async def delete_document(document_id: DocumentId, store: StoreDep) -> dict[str, bool]:
     """Delete a document and its chunks."""
     return {"deleted": await store.delete_document(document_id)}
 
 
 @router.post("/knowledge/reindex")
-async def reindex(store: StoreDep, document_id: int | None = None) -> dict[str, int]:
+async def reindex(
+    store: StoreDep, document_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None
+) -> dict[str, int]:
     """Re-chunk and re-embed one document or all."""
     return {"chunks": await store.reindex_documents(document_id)}

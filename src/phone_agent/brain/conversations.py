@@ -3,6 +3,10 @@
 A conversation is a ``calls`` row with ``direction="chat"`` and ``call_sid="chat-<hex>"``; each
 exchange adds a caller turn and an agent turn (with its tool calls) to ``call_turns``. Loading a
 conversation replays the stored tool calls and results, so the model remembers what it did.
+
+One turn at a time per conversation: ``brain.turn_locks.ConversationLocks`` queues the messages of
+one conversation in this process, so each turn sees the one before it; across processes the unique
+``(call_id, seq)`` index and ``append_turns`` keep the numbering whole.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from phone_agent.errors import NotFoundError, PhoneAgentError
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Call, CallTurn, utcnow
+from phone_agent.storage.turns import append_turns
 
 
 class ConversationEnded(PhoneAgentError):
@@ -30,8 +35,8 @@ class ConversationEnded(PhoneAgentError):
 
 async def open_conversation(
     sessions: async_sessionmaker[AsyncSession], *, caller: str, conversation_id: str | None
-) -> tuple[Call, list[dict[str, Any]], int]:
-    """The conversation's call row, its history as messages, and the next turn number.
+) -> tuple[Call, list[dict[str, Any]]]:
+    """The conversation's call row and its history as messages.
 
     A new conversation when ``conversation_id`` is None; NotFoundError when it is unknown or
     belongs to another caller; ConversationEnded when it has ended.
@@ -52,7 +57,7 @@ async def open_conversation(
                     select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq)
                 )
             ).all()
-            return call, history_from_turns(turns), len(turns)
+            return call, history_from_turns(turns)
         call = Call(
             call_sid=f"chat-{uuid.uuid4().hex}",
             caller_id=await caller_id(session, caller),
@@ -62,7 +67,7 @@ async def open_conversation(
         )
         session.add(call)
         await session.flush()
-        return call, [], 0
+        return call, []
 
 
 def history_from_turns(turns: Sequence[CallTurn]) -> list[dict[str, Any]]:
@@ -104,22 +109,23 @@ def history_from_turns(turns: Sequence[CallTurn]) -> list[dict[str, Any]]:
 
 
 async def store_exchange(
-    sessions: async_sessionmaker[AsyncSession], *, call_id: int, seq: int, message: str, result: TurnResult
+    sessions: async_sessionmaker[AsyncSession], *, call_id: int, message: str, result: TurnResult
 ) -> None:
     """Store the caller's message and the agent's reply (with tool calls); close an ended conversation."""
-    async with transaction(sessions) as session:
-        session.add(CallTurn(call_id=call_id, seq=seq, role="caller", text=message))
-        session.add(
-            CallTurn(
-                call_id=call_id,
-                seq=seq + 1,
-                role="agent",
-                text=result.text,
-                planned_text=result.text,
-                tool_calls=result.tool_records or None,
-            )
-        )
+
+    async def close_if_ended(session: AsyncSession) -> None:
         if result.ended:
             call = await session.get(Call, call_id)
             if call is not None:
                 call.status, call.ended_at, call.end_reason = "completed", utcnow(), result.end_reason
+
+    turns: list[dict[str, Any]] = [
+        {"role": "caller", "text": message},
+        {
+            "role": "agent",
+            "text": result.text,
+            "planned_text": result.text,
+            "tool_calls": result.tool_records or None,
+        },
+    ]
+    await append_turns(sessions, call_id, turns, also=close_if_ended)

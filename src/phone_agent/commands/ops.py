@@ -93,7 +93,7 @@ def logs(
     except Exception as exc:  # unreachable or unmigrated database: say so, no traceback
         raise fail(f"cannot read calls from the database: {type(exc).__name__}: {exc}", 1) from None
     if story is None:
-        raise fail(f"no call {call_sid!r} in the database ({settings.database_url.split('@')[-1]}).", 1)
+        raise fail(f"no call {call_sid!r} in the database ({settings.shown('database_url')}).", 1)
     lines = log_lines(settings.log_file, call_sid)
     if as_json:
         print(json.dumps(story | {"log_lines": lines}, indent=2))

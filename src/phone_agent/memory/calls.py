@@ -5,7 +5,9 @@
 - ``extract_and_store_after_call(settings=..., sessions=..., store=..., call_sid=...)``: read the
   call's transcript (``call_turns``), ask the LLM for facts, merge them into the caller's memory.
   The app runs it as an owned background task (``Services.learn_after_call``) so hanging up never
-  waits for the LLM.
+  waits for the LLM. When the memory service cannot be read (or the LLM fails) the whole job is
+  queued in the HTTP store's outbox and run again when the service is back
+  (``start_outbox_replay`` gives the store the function that runs it).
 - ``delete_caller(store=..., local=..., phone=...)``: privacy delete everywhere (memory store + this
   database's calls and transcripts, which stay local when the memory service is remote).
 """
@@ -19,8 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.config import Settings
-from phone_agent.errors import PhoneAgentError
+from phone_agent.errors import PhoneAgentError, ProviderError, StoreError
 from phone_agent.memory.base import CallerContext, MemoryItem, MemoryStore
+from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_phone
@@ -46,8 +49,14 @@ async def extract_and_store_after_call(
     sessions: async_sessionmaker[AsyncSession],
     store: MemoryStore,
     call_sid: str,
+    queue_on_failure: bool = True,
 ) -> ExtractedFacts | None:
-    """Learn from a finished call; None when it had no caller number or the caller said nothing."""
+    """Learn from a finished call; None when it had no caller number or the caller said nothing.
+
+    With the memory service over HTTP, a failed read of the caller's context or a failed extraction
+    queues the job in the outbox (``queue_on_failure``) instead of losing it; the outbox runs it
+    again (with ``queue_on_failure=False``, so its errors make it wait) when the service is back.
+    """
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
         if call is None:
@@ -66,8 +75,15 @@ async def extract_and_store_after_call(
     if not phone or not any(role == "caller" and text for role, text in turns):
         return None  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
     transcript = transcript_text([(role, text) for role, text in turns])
-    known = await store.caller_context(phone, limit=50)
-    facts = await extract_facts(transcript, known, settings)
+    try:
+        known = await store.caller_context(phone, limit=50)
+        facts = await extract_facts(transcript, known, settings)
+    except (StoreError, ProviderError) as exc:
+        if not (queue_on_failure and isinstance(store, HTTPMemoryStore)):
+            raise
+        await store.queue_learning(call_sid, phone)
+        logger.warning("memory: learning from call {} queued until it can run ({})", call_sid, exc)
+        return None
     items = [MemoryItem(content=f.content, key=f.key, call_sid=call_sid) for f in facts.facts]
     await store.store_memories(phone, items, name=facts.name, profile=facts.profile)
     await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
@@ -89,6 +105,20 @@ async def _link_call(
             .values(caller_id=caller.id)
         )
         caller.last_call_at = started_at  # type: ignore[assignment]
+
+
+def start_outbox_replay(
+    *, settings: Settings, sessions: async_sessionmaker[AsyncSession], store: MemoryStore
+) -> None:
+    """With ``memory_backend=http``: replay the outbox now and while it is not empty, learning too."""
+    if isinstance(store, HTTPMemoryStore):
+
+        async def learn(call_sid: str) -> object:
+            return await extract_and_store_after_call(
+                settings=settings, sessions=sessions, store=store, call_sid=call_sid, queue_on_failure=False
+            )
+
+        store.start(learner=learn)
 
 
 async def learn_quietly(

@@ -3,11 +3,16 @@
 Reads (caller context, retrieval, knowledge search) go straight to the service with a timeout and
 a retry on connection errors, and raise ``StoreError`` when it cannot answer (the call hooks turn
 that into an empty context). Caller-memory writes (``store_memories``, ``delete_caller``) go through
-a durable ``Outbox`` first and are delivered one at a time, oldest first, by a background task:
-while the service is down they wait on disk; when it is back they are replayed in order. A write
-that was applied but whose answer was lost is re-sent, which is harmless: ``store_memories`` merges
-(same text or key → one memory, older never overwrites newer) and deleting twice deletes nothing
-more — so none are lost and none doubled. Facts are stamped with their time when queued, so a
+a durable ``Outbox`` first and are delivered by a background task — deletes first, then the rest
+oldest first — each with its ``Idempotency-Key``, which the service applies once: while the service
+is down they wait on disk; when it is back they are replayed, and a replay changes nothing twice.
+Learning jobs queued when a call's learning could not read the caller's context (``queue_learning``)
+are run by the same task through the ``learner`` the owner gives ``start``.
+
+The task starts with the store's first use and with ``start()`` (at process start), so what an
+earlier process left queued is replayed without waiting for a new write; while entries wait it
+retries with backoff, and when idle it looks at the file every ``REPLAY_INTERVAL`` seconds (other
+processes — the CLI — append to it too). Facts are stamped with their time when queued, so a
 replay keeps the original dates.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,14 +28,20 @@ from urllib.parse import quote
 import httpx
 from loguru import logger
 
-from phone_agent.errors import StoreError
+from phone_agent.config import mask_url
+from phone_agent.errors import PhoneAgentError, StoreError
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
-from phone_agent.memory.outbox import Outbox, OutboxEntry
+from phone_agent.memory.outbox import LEARN, Outbox, OutboxEntry
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import utcnow
 
 RETRY_STATUSES = {401, 403, 408, 409, 425, 429}  # config or transient: keep the write, retry later
 MAX_BACKOFF = 2.0
+REPLAY_INTERVAL = 5.0  # seconds between looks at an idle outbox (other processes append to it)
+LEARN_LEASE = 300.0  # a learning job is claimed this long (one process runs it)
 KNOWLEDGE_TIMEOUT = 300.0  # chunking + embedding a long document takes a while
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+Learner = Callable[[str], Awaitable[object]]  # learns from a call SID; raises when it must be retried
 
 
 class HTTPMemoryStore:
@@ -54,8 +66,8 @@ class HTTPMemoryStore:
         self._wake: asyncio.Event | None = None
         self._changed: asyncio.Condition | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._done_upto = 0
         self._results: dict[int, Any] = {}
+        self.learner: Learner | None = None
 
     def create_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
         """The HTTP client (overridable)."""
@@ -65,6 +77,7 @@ class HTTPMemoryStore:
     async def _call(
         self, method: str, path: str, *, request_timeout: float | None = None, **kwargs: Any
     ) -> Any:
+        self._start()  # the first use of the store also replays what earlier processes left queued
         last: Exception | None = None
         for _attempt in range(self.retries + 1):
             try:
@@ -81,7 +94,7 @@ class HTTPMemoryStore:
                 )
             return response.json()
         raise StoreError(
-            f"memory service at {self.base_url} unreachable ({type(last).__name__}); "
+            f"memory service at {mask_url(self.base_url)} unreachable ({type(last).__name__}); "
             "check memory_url and that `phone-agent serve --role memory` is running."
         )
 
@@ -140,39 +153,57 @@ class HTTPMemoryStore:
             "name": name,
             "profile": profile,
         }
-        await self._write("POST", "/memory/store", body)
+        await self._write("POST", "/memory/store", body, phone=phone)
 
     async def delete_caller(self, phone: str) -> bool:
         """Delete on the service; when it is down the delete is queued and True is returned."""
-        result = await self._write("DELETE", f"/memory/callers/{quote(phone, safe='')}", None)
+        path = f"/memory/callers/{quote(phone, safe='')}"
+        result = await self._write("DELETE", path, None, phone=phone)
         return True if result is None else bool(result.get("deleted"))
 
-    async def _write(self, method: str, path: str, body: Any) -> Any:
+    async def queue_learning(self, call_sid: str, phone: str) -> None:
+        """Queue learning from a call for when the service is back (run by the ``learner``)."""
+        await self.outbox.append(LEARN, call_sid, None, phone=normalise_phone(phone))
+        self._start()
+        assert self._wake is not None
+        self._wake.set()
+
+    async def _write(self, method: str, path: str, body: Any, *, phone: str) -> Any:
         """Queue durably, nudge the sender, and wait briefly for the answer while the service is up."""
-        entry_id = await self.outbox.append(method, path, body)
+        entry_id = await self.outbox.append(method, path, body, phone=normalise_phone(phone))
         self._start()
         assert self._wake is not None and self._changed is not None
         self._wake.set()
-        if not self.online:
+        if not self.online or asyncio.current_task() is self._flusher:  # a learning job's own write
             return None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.timeout * (self.retries + 1)):
                 async with self._changed:
-                    await self._changed.wait_for(lambda: self._done_upto >= entry_id or not self.online)
+                    await self._changed.wait_for(lambda: entry_id in self._results or not self.online)
         return self._results.pop(entry_id, None)
 
     async def flush(self, within: float = 30.0) -> int:
-        """Wait until every queued write is delivered (or ``within`` seconds); returns how many remain."""
+        """Wait until every queued entry is delivered (or ``within`` seconds); returns how many remain.
+
+        Learning jobs count only when this store has a ``learner`` to run them.
+        """
         self._start()
         assert self._wake is not None and self._changed is not None
         self._wake.set()
+        jobs = self.learner is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                while await self.outbox.pending():
+                while await self.outbox.pending(jobs=jobs):
                     async with self._changed:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._changed.wait(), 0.5)
-        return await self.outbox.pending()
+        return await self.outbox.pending(jobs=jobs)
+
+    def start(self, *, learner: Learner | None = None) -> None:
+        """Replay what is queued now and whenever it is not empty (``learner`` runs learning jobs)."""
+        if learner is not None:
+            self.learner = learner
+        self._start()
 
     def _start(self) -> None:
         if self._flusher is None or self._flusher.done():
@@ -184,14 +215,18 @@ class HTTPMemoryStore:
         assert self._wake is not None and self._changed is not None
         backoff = 0.1
         while True:
-            entries = await self.outbox.head()
+            entries = await self.outbox.head(jobs=self.learner is not None)
             if not entries:
                 self._wake.clear()
-                if not await self.outbox.pending():
-                    await self._wake.wait()
+                with contextlib.suppress(TimeoutError):  # look again: another process may append
+                    await asyncio.wait_for(self._wake.wait(), REPLAY_INTERVAL)
                 continue
             for entry in entries:
-                delivered, result = await self._deliver(entry)
+                if entry.method == LEARN and not (
+                    self.learner and await self.outbox.claim(entry.id, LEARN_LEASE)
+                ):
+                    continue  # another process claimed it just now: it stays queued until that one is done
+                delivered, result = await self._replay(entry)
                 if not delivered:
                     async with self._changed:
                         self.online = False
@@ -202,16 +237,32 @@ class HTTPMemoryStore:
                 self.online, backoff = True, 0.1
                 await self.outbox.remove(entry.id)
                 async with self._changed:
-                    self._done_upto = entry.id
                     self._results[entry.id] = result
                     if len(self._results) > 1000:  # nobody waited for these answers
                         self._results.pop(next(iter(self._results)))
                     self._changed.notify_all()
 
+    async def _replay(self, entry: OutboxEntry) -> tuple[bool, Any]:
+        return await (self._learn(entry) if entry.method == LEARN else self._deliver(entry))
+
+    async def _learn(self, entry: OutboxEntry) -> tuple[bool, Any]:
+        """Run a claimed learning job: (True, None) when done or hopeless; False to retry it later."""
+        assert self.learner is not None
+        try:
+            await self.learner(entry.path)
+        except (PhoneAgentError, httpx.HTTPError, OSError) as exc:  # service or LLM still away
+            logger.info("memory: learning from call {} waits ({})", entry.path, type(exc).__name__)
+            await self.outbox.release(entry.id)
+            return False, None
+        except Exception:  # a job that can never succeed must not block the queue behind it
+            logger.exception("memory: learning job for call {} failed; dropped", entry.path)
+        return True, None
+
     async def _deliver(self, entry: OutboxEntry) -> tuple[bool, Any]:
         """(True, answer) when the service took the write or refused it for good; False to retry."""
+        headers = {IDEMPOTENCY_HEADER: entry.request_id} if entry.request_id else None
         try:
-            response = await self._client.request(entry.method, entry.path, json=entry.body)
+            response = await self._client.request(entry.method, entry.path, json=entry.body, headers=headers)
         except httpx.TransportError:
             return False, None
         if response.status_code >= 500 or response.status_code in RETRY_STATUSES:

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from phone_agent.config import MAX_RETENTION_DAYS
 from phone_agent.errors import ProviderError
 from phone_agent.memory.base import CallerContext, MemoryItem
 from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
@@ -330,7 +331,7 @@ class SQLMemoryStore(KnowledgeBaseMixin):
 
     async def purge_expired(self, days: int) -> int:
         """Delete memories, calls (with transcripts) and idle callers older than ``days``."""
-        if days <= 0:
+        if days <= 0 or days > MAX_RETENTION_DAYS:  # beyond a century nothing is old enough
             return 0
         cutoff = utcnow() - timedelta(days=days)
         async with self.transaction() as session:

@@ -15,7 +15,7 @@ from typing import Any
 
 from loguru import logger
 
-from phone_agent.config import Settings
+from phone_agent.config import Settings, redact
 
 TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
@@ -24,18 +24,14 @@ TEXT_FORMAT = (
 
 
 class _Redactor:
-    """Replaces configured secret values in a log message with a mask."""
+    """Replaces configured secret values (and any password inside a URL) in a log message."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self.secrets = list(secrets)
 
     def __call__(self, record: Any) -> bool:
         record["extra"].setdefault("call_sid", "-")
-        message = record["message"]
-        for secret in self.secrets:
-            if secret in message:
-                message = message.replace(secret, "[redacted]")
-        record["message"] = message
+        record["message"] = redact(record["message"], self.secrets)
         return True
 
 

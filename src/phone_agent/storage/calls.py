@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.storage.callers import caller_by_phone
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
-from phone_agent.storage.tables import Call, CallTurn, utcnow
+from phone_agent.storage.tables import Call, utcnow
+from phone_agent.storage.turns import append_turns
 
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
@@ -106,22 +107,13 @@ async def add_turn(
     tool_calls: list[Any] | None = None,
 ) -> int:
     """Append a turn to a call (sequence numbers follow the order of calls); returns its id."""
-    async with transaction(sessions) as session:
-        seq = (
-            await session.execute(
-                select(func.coalesce(func.max(CallTurn.seq), 0)).where(CallTurn.call_id == call_id)
-            )
-        ).scalar_one()
-        turn = CallTurn(
-            call_id=call_id,
-            seq=seq + 1,
-            role=role,
-            text=text,
-            planned_text=planned_text,
-            interrupted=interrupted,
-            tool_calls=tool_calls,
-            marks=marks or {},
-        )
-        session.add(turn)
-        await session.flush()
-        return turn.id
+    row = {
+        "role": role,
+        "text": text,
+        "planned_text": planned_text,
+        "interrupted": interrupted,
+        "tool_calls": tool_calls,
+        "marks": marks or {},
+    }
+    [turn] = await append_turns(sessions, call_id, [row])
+    return turn.id

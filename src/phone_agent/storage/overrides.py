@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from phone_agent.config import Settings, is_secret, mask_secret
+from phone_agent.config import Settings, shown_value
 from phone_agent.storage.tables import AuditEntry, ConfigOverride
 
 
@@ -19,11 +19,10 @@ async def load_overrides(session: AsyncSession) -> dict[str, Any]:
 
 
 def _shown(name: str, value: Any) -> str | None:
-    if value is None:
+    shown = shown_value(name, value)
+    if shown is None:
         return None
-    if is_secret(name):
-        return mask_secret(str(value))
-    return value if isinstance(value, str) else json.dumps(value)
+    return shown if isinstance(shown, str) else json.dumps(shown)
 
 
 async def save_overrides(

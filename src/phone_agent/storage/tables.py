@@ -97,6 +97,7 @@ class CallTurn(Base):
     """
 
     __tablename__ = "call_turns"
+    __table_args__ = (Index("uq_call_turns_call_id_seq", "call_id", "seq", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
@@ -233,6 +234,16 @@ class AdminSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class MemoryRequest(Base):
+    """A write the memory service applied, by the client's ``Idempotency-Key`` (a replay is answered
+    from here instead of being applied again). ``response`` is None while the write is running."""
+
+    __tablename__ = "memory_requests"
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -246,6 +257,7 @@ __all__ = [
     "KnowledgeChunk",
     "KnowledgeDocument",
     "Memory",
+    "MemoryRequest",
     "Message",
     "utcnow",
 ]

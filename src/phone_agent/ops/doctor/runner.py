@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from phone_agent import __version__
-from phone_agent.config import Settings
+from phone_agent.config import Settings, redact
 from phone_agent.errors import PhoneAgentError
 from phone_agent.ops.doctor import host, providers, services, tls  # noqa: F401  (registers checks)
 from phone_agent.ops.doctor.model import REGISTRY, STATUSES, Check, CheckSpec, DoctorContext, Status
@@ -51,12 +51,13 @@ async def run_check(spec: CheckSpec, ctx: DoctorContext) -> Check:
     except Exception as exc:  # a check's bug must not hide the other results
         logger.exception("doctor check {} crashed", spec.name)
         status, detail, fix = "fail", f"check crashed: {type(exc).__name__}: {exc}", "Report this bug."
+    secrets = ctx.settings.secret_values()  # a URL with a password in a message is shown masked
     return Check(
         name=spec.name,
         group=spec.group,
         status=status,
-        detail=detail,
-        fix=fix,
+        detail=redact(detail, secrets, "****"),
+        fix=redact(fix, secrets, "****") if fix else fix,
         duration_ms=int(1000 * (time.perf_counter() - started)),
     )
 

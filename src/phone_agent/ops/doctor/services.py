@@ -72,17 +72,18 @@ async def memory_service(ctx: DoctorContext) -> Outcome:
     token = s.secret("memory_service_token")
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    shown = s.shown("memory_url")
     try:
         response = await ctx.http.get(f"{s.memory_url}/health", headers=headers)
     except Exception as exc:
         return fail(
-            f"{s.memory_url} unreachable: {type(exc).__name__}",
+            f"{shown} unreachable: {type(exc).__name__}",
             "Start it (`phone-agent serve --role memory` / systemctl start phone-agent-memory) "
             "or fix memory_url.",
         )
     if response.status_code != 200:
-        return fail(http_problem(f"memory service {s.memory_url}", response), "See the memory service logs.")
-    return ok(f"{s.memory_url}/health: {response.json().get('status', 'ok')}")
+        return fail(http_problem(f"memory service {shown}", response), "See the memory service logs.")
+    return ok(f"{shown}/health: {response.json().get('status', 'ok')}")
 
 
 @check("redis", "services", on_timeout="Redis did not answer PING.")
