@@ -203,6 +203,18 @@ class Settings(BaseSettings):
         None, description="Public wss URL of the media stream; default PUBLIC_URL/media-stream."
     )
     stream_token_ttl_seconds: int = Field(300, gt=0, description="Lifetime of the signed media-stream token.")
+    max_calls_per_worker: int = Field(
+        50,
+        ge=0,
+        description="Calls one process takes at once; a call beyond it gets the fallback action "
+        "(0 = no limit).",
+    )
+    max_event_loop_lag_ms: float = Field(
+        250.0,
+        ge=0,
+        description="A process whose event loop runs this late (ms, smoothed) takes no new call until "
+        "it catches up (0 = never refuse).",
+    )
     idle_timeout_seconds: float = Field(
         8.0, gt=0, description="Caller silence (s) before the agent checks in; twice in a row ends the call."
     )

@@ -26,6 +26,7 @@ from phone_agent.memory.prefetch import CallerPrefetch
 from phone_agent.memory.requests import forget_old_requests
 from phone_agent.ops.control import ControlBus
 from phone_agent.ops.doctor.runner import StatusReportCache
+from phone_agent.ops.load import LoadMonitor
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.services import Services
 from phone_agent.storage.db import create_engine, session_factory, transaction
@@ -53,6 +54,9 @@ class Runtime:
         self.prefetch = CallerPrefetch(self.tasks)
         self.providers = ProviderHealth()
         self.doctor = StatusReportCache()
+        self.load = LoadMonitor(
+            max_calls=settings.max_calls_per_worker, max_lag_ms=settings.max_event_loop_lag_ms
+        )
         self.conversations = ConversationLocks()  # one /v1/chat turn at a time per conversation
         self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
         self._current: Services | None = None
@@ -116,6 +120,8 @@ class Runtime:
     async def swap(self, services: Services) -> Services:
         """Make ``services`` current; the previous ones close once nobody holds them."""
         old, self._current = self._current, services
+        self.load.max_calls = services.settings.max_calls_per_worker
+        self.load.max_lag_ms = services.settings.max_event_loop_lag_ms
         services.start_outbox()
         if old is not None and old is not services:
             if self._holders.get(old):
@@ -157,6 +163,8 @@ class Runtime:
         # every role applies retention to its own database (in split mode the orchestrator holds the
         # calls and transcripts, the memory service the memories)
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
+        if self.takes_calls:
+            self.tasks.spawn(self.load.watch_lag(), name="event-loop-lag")
 
     async def _apply_retention_daily(self) -> None:
         while True:

@@ -12,8 +12,14 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from loguru import logger
 
+from phone_agent.api.phone import BUSY_APOLOGY
+from phone_agent.errors import PhoneAgentError
+from phone_agent.ops import metrics
 from phone_agent.ops.logging import bind_call
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
+from phone_agent.storage.calls import set_end_reason
+from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
 from phone_agent.telephony.stream_token import InvalidStreamToken, verify_stream_token
 from phone_agent.voice.pipeline import run_call
 from phone_agent.voice.realtime import run_realtime_call
@@ -46,9 +52,30 @@ async def media_stream(websocket: WebSocket) -> None:
             return
         start.caller = grant.caller  # the signed number, normalised at /phone/incoming
         with bind_call(start.call_sid):
+            full = runtime.load.full_reason()
+            if full and await hand_over_busy_call(services, start.call_sid, full):
+                await websocket.close()
+                return
             logger.info("media stream started: stream {}", start.stream_sid)
-            try:
-                realtime = services.settings.voice_mode == "realtime"
-                await (run_realtime_call if realtime else run_call)(websocket, runtime, services, start)
-            except Exception:  # the socket ends either way; the process must not
-                logger.exception("call failed")
+            with runtime.load.call():
+                try:
+                    realtime = services.settings.voice_mode == "realtime"
+                    await (run_realtime_call if realtime else run_call)(websocket, runtime, services, start)
+                except Exception:  # the socket ends either way; the process must not
+                    logger.exception("call failed")
+
+
+async def hand_over_busy_call(services: Services, call_sid: str, reason: str) -> bool:
+    """This process is full: redirect the call to the fallback action (True), or, when Twilio cannot
+    be reached to do so, keep the call (False: a slower answer beats none)."""
+    action = resolved_fallback_action(services.settings)
+    try:
+        twiml = fallback_twiml(services.settings, apology=BUSY_APOLOGY, reason=f"all lines busy ({reason})")
+        await services.control.update_twiml(call_sid, twiml)
+    except PhoneAgentError as exc:
+        logger.error("{}, and the call cannot be handed over ({}): taking it anyway", reason, exc)
+        return False
+    logger.warning("call handed over ({}): {}", action, reason)
+    metrics.call_refused("overflow")
+    await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"overflow → {action}")
+    return True

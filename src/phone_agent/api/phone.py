@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from loguru import logger
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.ops import metrics
 from phone_agent.ops.logging import bind_call
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/phone", tags=["telephony"])
 
 TWIML = "application/xml"
 NOT_READY_APOLOGY = "Thanks for calling. Our assistant can't take your call right now."
+BUSY_APOLOGY = "Thanks for calling. All our lines are busy right now."
 MEDIA_STREAM_PATH = "/media-stream"
 
 
@@ -64,6 +66,9 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         problems = voice_path_problems(settings)
         if problems:  # the stream could only end in silence: apologise and hand the caller on now
             return await not_configured_answer(runtime, services, call_sid, problems)
+        full = runtime.load.full_reason() if runtime.takes_calls else None
+        if full:  # this process would take the stream: running calls keep real time, this one is served
+            return await overflow_answer(services, call_sid, full)
         if call_sid:  # the caller's memory is ready when the stream opens
             runtime.prefetch.start(services.memory, call_sid=call_sid, caller=caller)
         url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
@@ -78,12 +83,24 @@ async def not_configured_answer(
     """The fallback action instead of a stream; the owner sees why (provider health, the call row)."""
     settings = services.settings
     logger.error("call not answered by the agent: {}", "; ".join(problems))
+    metrics.call_refused("not_configured")
     for problem in problems:
         runtime.providers.record("configuration", ok=False, detail=problem)
     action = resolved_fallback_action(settings)
     if call_sid:
         await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"not_configured → {action}")
     twiml = fallback_twiml(settings, apology=NOT_READY_APOLOGY, reason="the agent is not configured")
+    return Response(twiml, media_type=TWIML)
+
+
+async def overflow_answer(services: Services, call_sid: str, reason: str) -> Response:
+    """The fallback action for a call this process is too busy to take."""
+    logger.warning("call not taken: {}", reason)
+    metrics.call_refused("overflow")
+    action = resolved_fallback_action(services.settings)
+    if call_sid:
+        await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"overflow → {action}")
+    twiml = fallback_twiml(services.settings, apology=BUSY_APOLOGY, reason=f"all lines busy ({reason})")
     return Response(twiml, media_type=TWIML)
 
 

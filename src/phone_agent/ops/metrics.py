@@ -55,6 +55,12 @@ PROVIDER_ERRORS = Counter(
     ["provider", "kind"],
     registry=REGISTRY,
 )
+CALLS_REFUSED = Counter(
+    "phone_agent_calls_refused",
+    "Calls given the fallback action instead of the agent, by reason (overflow, not_configured).",
+    ["reason"],
+    registry=REGISTRY,
+)
 FALLBACKS = Counter(
     "phone_agent_fallbacks",
     "Fallbacks used, by component (llm, tts, stt) and the fallback that took over.",
@@ -67,6 +73,11 @@ def call_started(direction: str = "inbound") -> None:
     """A call began in this process."""
     CALLS_TOTAL.labels(direction=direction).inc()
     CALLS_ACTIVE.inc()
+
+
+def call_refused(reason: str) -> None:
+    """A call was not taken by the agent (the caller got the fallback action)."""
+    CALLS_REFUSED.labels(reason=reason).inc()
 
 
 def call_ended(reason: str = "completed") -> None:

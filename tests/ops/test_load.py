@@ -1,0 +1,109 @@
+"""A full or lagging process takes no new call: /phone/incoming and the media stream hand the caller
+to the fallback action while the running calls keep the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from phone_agent.app import create_app
+from phone_agent.ops.load import LoadMonitor
+from phone_agent.ops.metrics import exposition
+from phone_agent.runtime import Runtime
+from phone_agent.storage.tables import Call
+from tests.api.test_phone import AUTH_TOKEN, FORM, PUBLIC, VOICE_KEYS, sign
+from tests.conftest import make_settings
+from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.running_agent import SHORT_GREETINGS
+
+
+def refused_count() -> float:
+    """``phone_agent_calls_refused_total{reason="overflow"}`` from this process's exposition."""
+    for line in exposition().decode().splitlines():
+        if line.startswith('phone_agent_calls_refused_total{reason="overflow"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_capacity_counts_calls_in_progress() -> None:
+    load = LoadMonitor(max_calls=2, max_lag_ms=0)
+    with load.call():
+        assert load.full_reason() is None
+        with load.call():
+            assert load.full_reason() == "at capacity (2 of 2 calls)"
+        assert load.full_reason() is None
+    assert load.calls == 0 and LoadMonitor(max_calls=0, max_lag_ms=0).full_reason() is None
+
+
+async def test_a_blocked_event_loop_counts_as_full() -> None:
+    load = LoadMonitor(max_calls=0, max_lag_ms=100)
+    watcher = asyncio.create_task(load.watch_lag())
+    try:
+        await asyncio.sleep(0.15)
+        time.sleep(0.6)  # noqa: ASYNC251 - on purpose: something hogs the loop (a synchronous parse)
+        await asyncio.sleep(0.15)
+        assert load.lag_ms > 100 and "event loop" in (load.full_reason() or "")
+        for _ in range(40):  # recovers once the loop is free again
+            await asyncio.sleep(0.1)
+            if load.full_reason() is None:
+                break
+        assert load.full_reason() is None
+    finally:
+        watcher.cancel()
+
+
+def test_incoming_call_beyond_capacity_gets_the_overflow_twiml(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        PUBLIC_URL=PUBLIC,
+        PHONE_AGENT_MAX_CALLS_PER_WORKER="5",
+        **VOICE_KEYS,
+    )
+    with TestClient(create_app(settings)) as client:
+        runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        headers = {"X-Twilio-Signature": sign(PUBLIC + "/phone/incoming", FORM)}
+        runtime.load.calls = 4
+        taken = client.post("/phone/incoming", data=FORM, headers=headers)
+        runtime.load.calls = 5  # five calls running: the sixth is not taken
+        before = refused_count()
+        refused = client.post("/phone/incoming", data=FORM, headers=headers)
+
+        async def end_reason() -> str | None:
+            async with runtime.sessions() as session:
+                return (await session.execute(select(Call.end_reason))).scalar_one()
+
+        assert client.portal is not None
+        reason = client.portal.call(end_reason)
+    assert ET.fromstring(taken.text).find("./Connect/Stream") is not None
+    root = ET.fromstring(refused.text)
+    assert root.find("./Connect") is None and "All our lines are busy" in (root[0].text or "")
+    assert root.find("./Record") is not None and reason == "overflow → voicemail"
+    assert refused_count() == before + 1
+
+
+async def test_a_full_voice_bridge_hands_the_stream_to_the_fallback_action(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    env = {
+        "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
+        "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
+        "PHONE_AGENT_HANDOFF_NUMBER": "+15557654321",
+        "PHONE_AGENT_MAX_CALLS_PER_WORKER": "1",
+    }
+    with agent_factory(**SHORT_GREETINGS | env) as agent:
+        agent.app.state.runtime.load.calls = 1  # one call already running in this process
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await caller.wait_for_close(timeout=20)
+    assert caller.ended_by == "redirect" and caller.agent_audio == []
+    [update] = caller.redirects
+    assert "All our lines are busy" in update["Twiml"] and "<Dial" in update["Twiml"]
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.end_reason == "overflow → transfer"
