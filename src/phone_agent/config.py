@@ -210,7 +210,7 @@ class Settings(BaseSettings):
         "(0 = no limit).",
     )
     max_event_loop_lag_ms: float = Field(
-        250.0,
+        1000.0,
         ge=0,
         description="A process whose event loop runs this late (ms, smoothed) takes no new call until "
         "it catches up (0 = never refuse).",

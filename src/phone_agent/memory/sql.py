@@ -29,7 +29,7 @@ from phone_agent.memory.base import CallerContext, MemoryItem
 from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
 from phone_agent.memory.knowledge import KnowledgeBaseMixin
 from phone_agent.memory.search import fuse_rankings, normalise_fact, query_terms
-from phone_agent.storage.db import session_factory
+from phone_agent.storage.db import session_factory, transaction
 from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import (
     Appointment,
@@ -127,8 +127,8 @@ class SQLMemoryStore(KnowledgeBaseMixin):
     # -- sessions ----------------------------------------------------------------------------------
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction, prepared for search."""
-        async with self.sessions() as session, session.begin():
+        """A session in one (writing) transaction, prepared for search."""
+        async with transaction(self.sessions) as session:
             await self.prepare_session(session)
             yield session
 

@@ -39,12 +39,32 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's transaction
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # SQLAlchemy emits BEGIN itself (``_begin_immediate``), not the driver
+    dbapi_connection.isolation_level = None
+
+
+WRITE = {"sqlite_immediate": True}  # execution option of a transaction that will write
+
+
+def _begin(connection: Any) -> None:
+    """A writing SQLite transaction takes the write lock at its start (``BEGIN IMMEDIATE``).
+
+    With several processes on one database (``serve --workers N``), a deferred transaction that
+    reads, then writes, fails at once with "database is locked" when another process wrote in
+    between (the busy timeout cannot help a stale read snapshot); an immediate one waits its turn
+    (up to ``SQLITE_BUSY_TIMEOUT_MS``). Reads stay deferred: in WAL mode they never block a writer.
+    """
+    immediate = connection.get_execution_options().get("sqlite_immediate")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -54,8 +74,9 @@ def create_engine(url: str) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -67,8 +88,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session inside one transaction: committed on success, rolled back on error."""
+    """A session inside one writing transaction: committed on success, rolled back on error."""
     async with factory() as session, session.begin():
+        await session.connection(execution_options=WRITE)  # SQLite: BEGIN IMMEDIATE (see ``_begin``)
         yield session
 
 
