@@ -69,4 +69,4 @@ def test_serve_with_two_workers_runs_two_processes_on_one_port(tmp_path: Path) -
         assert asyncio.run(offered_deflate_accepted(f"ws://127.0.0.1:{port}/media-stream")) is None
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)  # reads and closes its output pipe too
