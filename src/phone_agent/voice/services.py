@@ -16,9 +16,9 @@ from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
+from phone_agent.http_pool import HttpPool
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
-from phone_agent.voice.shared_http import shared_http_client
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -40,8 +40,11 @@ def websocket_base(url: str) -> str:
     return url
 
 
-def build_stt(settings: Settings) -> FrameProcessor:
-    """Speech-to-text: OpenAI transcription (segmented by VAD) or Deepgram streaming."""
+def build_stt(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor:
+    """Speech-to-text: OpenAI transcription (segmented by VAD) or Deepgram streaming.
+
+    ``http``: the process's shared connection pool for OpenAI (``http_pool``), if any.
+    """
     if settings.stt_provider == "deepgram":
         from pipecat.services.deepgram.stt import DeepgramSTTService
 
@@ -52,7 +55,7 @@ def build_stt(settings: Settings) -> FrameProcessor:
     return OpenAISTTService(
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
         base_url=settings.openai_base_url,
-        http_client=shared_http_client(),
+        http_client=http,
         settings=OpenAISTTService.Settings(model=settings.stt_model),
     )
 
@@ -94,8 +97,11 @@ def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
     return speak_from_first_clause(tts)
 
 
-def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
-    """The voice used when ElevenLabs fails (OpenAI TTS), or None when disabled or unconfigured."""
+def build_fallback_tts(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor | None:
+    """The voice used when ElevenLabs fails (OpenAI TTS), or None when disabled or unconfigured.
+
+    ``http``: the process's shared connection pool (``http_pool``), if any.
+    """
     if settings.tts_fallback_provider != "openai" or not settings.secret("openai_api_key"):
         return None
     from pipecat.services.openai.tts import OpenAITTSService
@@ -103,7 +109,7 @@ def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
     return OpenAITTSService(
         api_key=settings.secret("openai_api_key"),
         base_url=settings.openai_base_url,
-        http_client=shared_http_client(),
+        http_client=http,
         sample_rate=OPENAI_TTS_SAMPLE_RATE,
         settings=OpenAITTSService.Settings(voice=settings.tts_fallback_voice, model=FALLBACK_TTS_MODEL),
     )
