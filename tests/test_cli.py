@@ -67,7 +67,7 @@ def test_serve_on_empty_directory(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "phone-agent.db").exists()
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)  # reads and closes its output pipe too
 
 
 def test_bad_config_exits_2_with_one_paragraph(tmp_path: Path) -> None:

@@ -106,4 +106,4 @@ def test_serve_with_two_workers_runs_two_processes_on_one_port(tmp_path: Path) -
         assert counts["calls"] == CALLS and counts["active_calls"] == 0
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)  # reads and closes its output pipe too

@@ -113,7 +113,7 @@ def configure(
 @contextmanager
 def running(nginx: Nginx) -> Iterator[Nginx]:
     """Run nginx in the foreground (a child process we stop ourselves)."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [
             NGINX,
             "-p",
@@ -127,22 +127,22 @@ def running(nginx: Nginx) -> Iterator[Nginx]:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, (nginx.prefix / "error.log").read_text()
-            try:
-                httpx.get(f"http://127.0.0.1:{nginx.http_port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "nginx did not start listening"
-                time.sleep(0.05)
-        yield nginx
-    finally:
-        process.terminate()
+    ) as process:  # its pipe is closed on exit
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.poll() is None, (nginx.prefix / "error.log").read_text()
+                try:
+                    httpx.get(f"http://127.0.0.1:{nginx.http_port}/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "nginx did not start listening"
+                    time.sleep(0.05)
+            yield nginx
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -4,6 +4,7 @@ Twilio webhook to the orchestrator and a Media Stream websocket call to the voic
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ async def _drive(nginx: Nginx, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"{nginx.https}/phone/incoming"
     form = {"CallSid": call_sid, "From": "+15551230001", "To": "+15005550001", "Direction": "inbound"}
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    async with httpx.AsyncClient(verify=str(nginx.cert), timeout=20) as client:
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=nginx.cert), timeout=20) as client:
         # a plain-http request is sent to https, /metrics stays internal, /health reaches the orchestrator
         redirect = await client.get(f"http://127.0.0.1:{nginx.http_port}/phone/incoming")
         assert redirect.status_code == 301

@@ -72,6 +72,7 @@ class FakeServer:
     """Base class: subclasses implement `build_app()` and may override `error_body()`."""
 
     name = "fake"
+    lifespan = "off"  # uvicorn's lifespan setting: a fake has no startup or shutdown of its own
 
     def __init__(self) -> None:
         self.latency: float = 0.0
@@ -121,7 +122,7 @@ class FakeServer:
             self._asgi,
             log_level="warning",
             ws="websockets-sansio",
-            lifespan="off",
+            lifespan=self.lifespan,
             interface="asgi3",
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,
@@ -214,7 +215,7 @@ class FakeServer:
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
-        else:  # pragma: no cover - lifespan is off
+        else:  # lifespan, when the subclass turns it on
             await self._app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -419,18 +420,21 @@ async def parse_form(scope: Scope, body: bytes) -> dict[str, Any]:
     except Exception:  # a malformed body is recorded raw; the handler answers it
         return {}
     result: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            item: Any = {
-                "filename": value.filename,
-                "content_type": value.content_type,
-                "data": await value.read(),
-            }
-        else:
-            item = value
-        if key in result:
-            existing = result[key]
-            result[key] = existing + [item] if isinstance(existing, list) else [existing, item]
-        else:
-            result[key] = item
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                item: Any = {
+                    "filename": value.filename,
+                    "content_type": value.content_type,
+                    "data": await value.read(),
+                }
+            else:
+                item = value
+            if key in result:
+                existing = result[key]
+                result[key] = existing + [item] if isinstance(existing, list) else [existing, item]
+            else:
+                result[key] = item
+    finally:
+        await form.close()  # uploaded files are spooled to temporary files
     return result

@@ -53,9 +53,11 @@ class AudioEndpoints:
     async def transcriptions(self, request: Request) -> Response:
         fake = self.fake
         fake.check_auth(request)
-        form = await request.form()
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        upload = form.get("file")
+        async with request.form() as form:  # closed on exit: the upload is spooled to a temporary file
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            include = form.getlist("include[]") + form.getlist("include")
+            upload = form.get("file")
+            audio = b"" if upload is None or isinstance(upload, str) else await upload.read()
         record: dict[str, Any] = dict(fields)
         fake.transcription_requests.append(record)
         if upload is None or isinstance(upload, str):
@@ -63,7 +65,6 @@ class AudioEndpoints:
         if not fields.get("model"):
             raise missing("model")
         model = fake.check_model(fields["model"])
-        audio = await upload.read()
         record["file"] = {
             "filename": upload.filename,
             "content_type": upload.content_type,
@@ -97,7 +98,6 @@ class AudioEndpoints:
                 param="response_format",
                 code="unsupported_value",
             )
-        include = form.getlist("include[]") + form.getlist("include")
         if "logprobs" in include and (is_whisper or response_format != "json"):
             raise OpenAIError(
                 400,

@@ -16,10 +16,10 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.deepgram.stt import DeepgramSTTService
+from pipecat.workers.runner import WorkerRunner
 
 from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
 from tests.fakes.deepgram import FakeDeepgram
@@ -73,7 +73,7 @@ async def test_pipecat_deepgram_service_gets_interim_and_final_transcripts() -> 
         fake.transcripts.append("I would like to book a table.")
         stt = DeepgramSTTService(api_key=fake.api_key, base_url=fake.url)
         collect = Collect()
-        task = PipelineTask(Pipeline([stt, collect]), params=PipelineParams(audio_in_sample_rate=8000))
+        task = PipelineWorker(Pipeline([stt, collect]), params=PipelineParams(audio_in_sample_rate=8000))
         pcm = speech_pcm()
 
         async def feed() -> None:
@@ -84,7 +84,7 @@ async def test_pipecat_deepgram_service_gets_interim_and_final_transcripts() -> 
             await task.queue_frame(EndFrame())
 
         feeder = asyncio.create_task(feed())
-        runner = PipelineRunner(handle_sigint=False)
+        runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(task)
         await runner.run()
         await feeder

@@ -20,10 +20,10 @@ from pipecat.frames.frames import (
     TTSTextFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+from pipecat.workers.runner import WorkerRunner
 
 from tests.fakes.audio import is_silent, pcm16_rms
 from tests.fakes.elevenlabs import FakeElevenLabs
@@ -75,7 +75,7 @@ async def test_pipecat_elevenlabs_service_speaks_through_the_fake() -> None:
             settings=ElevenLabsTTSService.Settings(voice="voice-1", stability=0.4, similarity_boost=0.8),
         )
         collect = Collect()
-        task = PipelineTask(Pipeline([tts, collect]), params=PipelineParams(audio_out_sample_rate=8000))
+        task = PipelineWorker(Pipeline([tts, collect]), params=PipelineParams(audio_out_sample_rate=8000))
         await task.queue_frames(
             [TTSSpeakFrame("Hello there. How can I help?"), TTSSpeakFrame("Goodbye now.")]
         )
@@ -85,7 +85,7 @@ async def test_pipecat_elevenlabs_service_speaks_through_the_fake() -> None:
             await task.queue_frame(EndFrame())
 
         ender = asyncio.create_task(end_when_spoken())
-        runner = PipelineRunner(handle_sigint=False)
+        runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(task)
         await runner.run()
         await ender

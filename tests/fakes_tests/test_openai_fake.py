@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import numpy as np
@@ -22,11 +23,25 @@ BOOK_TOOL = {
 }
 
 
-def sdk(fake: FakeOpenAI, **kwargs: object) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=fake.api_key, base_url=fake.url + "/v1", max_retries=0, **kwargs)
+Sdk = Callable[..., openai.AsyncOpenAI]
 
 
-async def test_non_stream_default_reply_echoes_last_user_message(fake_openai: FakeOpenAI) -> None:
+@pytest.fixture
+async def sdk() -> AsyncIterator[Sdk]:
+    """Makes official SDK clients pointed at a fake; each one is closed when the test ends."""
+    clients: list[openai.AsyncOpenAI] = []
+
+    def make(fake: FakeOpenAI, **kwargs: object) -> openai.AsyncOpenAI:
+        client = openai.AsyncOpenAI(api_key=fake.api_key, base_url=fake.url + "/v1", max_retries=0, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def test_non_stream_default_reply_echoes_last_user_message(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     client = sdk(fake_openai)
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -39,7 +54,7 @@ async def test_non_stream_default_reply_echoes_last_user_message(fake_openai: Fa
     assert fake_openai.chat_requests[-1]["messages"] == messages
 
 
-async def test_default_reply_text_answers_every_unscripted_chat(fake_openai: FakeOpenAI) -> None:
+async def test_default_reply_text_answers_every_unscripted_chat(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     client = sdk(fake_openai)
     fake_openai.default_reply_text = "Sure, I can help with that."
     fake_openai.script("Scripted first.")
@@ -50,7 +65,7 @@ async def test_default_reply_text_answers_every_unscripted_chat(fake_openai: Fak
     assert second.choices[0].message.content == "Sure, I can help with that."
 
 
-async def test_reply_for_answers_from_the_request_messages(fake_openai: FakeOpenAI) -> None:
+async def test_reply_for_answers_from_the_request_messages(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     client = sdk(fake_openai)
     fake_openai.default_reply_text = "Never used."
     fake_openai.reply_for = lambda messages: Reply(text=f"{len(messages)} messages.")
@@ -68,7 +83,7 @@ async def test_reply_for_answers_from_the_request_messages(fake_openai: FakeOpen
     assert one.choices[0].message.content == "1 messages." and text == "3 messages."
 
 
-async def test_stream_text_then_tool_call_with_usage(fake_openai: FakeOpenAI) -> None:
+async def test_stream_text_then_tool_call_with_usage(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     fake_openai.script(
         Reply(text="Let me book that.", tool_calls=[ToolCall("book_appointment", {"day": "Mon"})])
     )
@@ -144,7 +159,7 @@ async def test_sse_wire_format_ends_with_done(fake_openai: FakeOpenAI) -> None:
     ],
 )
 async def test_malformed_conversations_are_rejected_like_openai(
-    fake_openai: FakeOpenAI, messages: list[dict[str, object]], param: str
+    fake_openai: FakeOpenAI, messages: list[dict[str, object]], param: str, sdk: Sdk
 ) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         await sdk(fake_openai).chat.completions.create(model="gpt-4.1", messages=messages)  # type: ignore[arg-type]
@@ -152,7 +167,7 @@ async def test_malformed_conversations_are_rejected_like_openai(
     assert isinstance(info.value.body, dict) and info.value.body["param"] == param
 
 
-async def test_bad_tool_name_and_unknown_model(fake_openai: FakeOpenAI) -> None:
+async def test_bad_tool_name_and_unknown_model(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     bad_tool = {
         "type": "function",
         "function": {"name": "book appointment", "parameters": {"type": "object"}},
@@ -169,17 +184,19 @@ async def test_bad_tool_name_and_unknown_model(fake_openai: FakeOpenAI) -> None:
 
 
 async def test_wrong_key_gets_401_with_openai_error_body(fake_openai: FakeOpenAI) -> None:
-    client = openai.AsyncOpenAI(
+    async with openai.AsyncOpenAI(
         api_key="sk-wrong-0000000000", base_url=fake_openai.url + "/v1", max_retries=0
-    )
-    with pytest.raises(openai.AuthenticationError) as info:
-        await client.models.list()
+    ) as client:
+        with pytest.raises(openai.AuthenticationError) as info:
+            await client.models.list()
     assert isinstance(info.value.body, dict)
     assert info.value.body["code"] == "invalid_api_key" and info.value.body["type"] == "invalid_request_error"
     assert "sk-wrong-0000000000" not in info.value.body["message"]  # the key is masked
 
 
-async def test_transcription_returns_scripted_then_default_and_text_format(fake_openai: FakeOpenAI) -> None:
+async def test_transcription_returns_scripted_then_default_and_text_format(
+    fake_openai: FakeOpenAI, sdk: Sdk
+) -> None:
     wav = speech_wav("I would like to book a table")
     fake_openai.transcripts.append("Book a table for two.")
     client = sdk(fake_openai)
@@ -196,20 +213,21 @@ async def test_transcription_returns_scripted_then_default_and_text_format(fake_
 
 
 async def test_transcription_of_silence_is_empty_and_too_short_is_rejected(
-    fake_openai: FakeOpenAI, tmp_path
+    fake_openai: FakeOpenAI, tmp_path, sdk: Sdk
 ) -> None:
     silent = write_pcm16_wav(tmp_path / "silence.wav", b"\x00\x00" * 16000, 16000)
-    result = await sdk(fake_openai).audio.transcriptions.create(
-        model="gpt-4o-transcribe", file=silent.open("rb")
-    )
+    with silent.open("rb") as file:
+        result = await sdk(fake_openai).audio.transcriptions.create(model="gpt-4o-transcribe", file=file)
     assert result.text == ""
     short = write_pcm16_wav(tmp_path / "short.wav", b"\x10\x10" * 800, 16000)
-    with pytest.raises(openai.BadRequestError) as info:
-        await sdk(fake_openai).audio.transcriptions.create(model="gpt-4o-transcribe", file=short.open("rb"))
+    with pytest.raises(openai.BadRequestError) as info, short.open("rb") as file:
+        await sdk(fake_openai).audio.transcriptions.create(model="gpt-4o-transcribe", file=file)
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "audio_too_short"
 
 
-async def test_embeddings_are_deterministic_and_similar_texts_are_close(fake_openai: FakeOpenAI) -> None:
+async def test_embeddings_are_deterministic_and_similar_texts_are_close(
+    fake_openai: FakeOpenAI, sdk: Sdk
+) -> None:
     client = sdk(fake_openai)
     texts = [
         "book a table for dinner",
@@ -226,7 +244,7 @@ async def test_embeddings_are_deterministic_and_similar_texts_are_close(fake_ope
     assert len(default.data[0].embedding) == 1536
 
 
-async def test_speech_pcm_is_24khz_16bit_and_non_silent(fake_openai: FakeOpenAI) -> None:
+async def test_speech_pcm_is_24khz_16bit_and_non_silent(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     client = sdk(fake_openai)
     async with client.audio.speech.with_streaming_response.create(
         model="gpt-4o-mini-tts", voice="alloy", input="Hello there", response_format="pcm"
@@ -241,14 +259,14 @@ async def test_speech_pcm_is_24khz_16bit_and_non_silent(fake_openai: FakeOpenAI)
         )
 
 
-async def test_models_list_and_retrieve(fake_openai: FakeOpenAI) -> None:
+async def test_models_list_and_retrieve(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     client = sdk(fake_openai)
     ids = [m.id async for m in client.models.list()]
     assert "gpt-4.1" in ids
     assert (await client.models.retrieve("whisper-1")).id == "whisper-1"
 
 
-async def test_injected_500_is_openai_server_error(fake_openai: FakeOpenAI) -> None:
+async def test_injected_500_is_openai_server_error(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     fake_openai.fail_next(1, status=500)
     with pytest.raises(openai.InternalServerError) as info:
         await sdk(fake_openai).chat.completions.create(
@@ -261,7 +279,7 @@ async def test_injected_500_is_openai_server_error(fake_openai: FakeOpenAI) -> N
     assert ok.choices[0].message.content == "I heard you say: x"
 
 
-async def test_hang_makes_the_client_time_out(fake_openai: FakeOpenAI) -> None:
+async def test_hang_makes_the_client_time_out(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     fake_openai.hang_next()
     with pytest.raises(openai.APITimeoutError):
         await sdk(fake_openai, timeout=0.3).chat.completions.create(
@@ -270,7 +288,7 @@ async def test_hang_makes_the_client_time_out(fake_openai: FakeOpenAI) -> None:
     assert len(fake_openai.requests_to("/chat/completions")) == 1
 
 
-async def test_drop_cuts_a_stream_mid_way(fake_openai: FakeOpenAI) -> None:
+async def test_drop_cuts_a_stream_mid_way(fake_openai: FakeOpenAI, sdk: Sdk) -> None:
     fake_openai.drop_next()
     stream = await sdk(fake_openai).chat.completions.create(
         model="gpt-4.1", messages=[{"role": "user", "content": "tell me a long story"}], stream=True

@@ -63,7 +63,7 @@ def memory_process(tmp_path: Path, openai_fake: FakeOpenAI) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(30)
+        process.communicate(timeout=30)  # reads and closes its stderr pipe too
 
 
 async def test_orchestrator_uses_the_memory_role_over_http(

@@ -13,9 +13,14 @@ from tests.fakes.base import ASGIApp, FakeServer
 
 
 class AppServer(FakeServer):
-    """Serve a given ASGI app on an ephemeral loopback port (no lifespan), with FakeServer's faults."""
+    """Serve a given ASGI app on an ephemeral loopback port, with FakeServer's faults.
+
+    The app's lifespan runs as under uvicorn in production, so what it opens (the runtime's database
+    engine, clients) is closed when the server stops.
+    """
 
     name = "app"
+    lifespan = "on"
 
     def __init__(self, app: Any) -> None:
         super().__init__()
