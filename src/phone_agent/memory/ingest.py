@@ -71,9 +71,9 @@ def _chunk(text: str) -> list[str]:
 
 async def _in_worker(func: Any, args: tuple[Any, ...], limits: ParseLimits, what: str) -> Any:
     context = multiprocessing.get_context("spawn")
-    pool: Pool = context.Pool(
-        1, initializer=_limit_worker, initargs=(limits.memory_mb, int(limits.seconds) + 1)
-    )
+    initargs = (limits.memory_mb, int(limits.seconds) + 1)
+    # starting, waiting for and stopping the worker all block: none of it runs on the event loop
+    pool: Pool = await asyncio.to_thread(context.Pool, 1, _limit_worker, initargs)
     try:
         pending = pool.apply_async(func, args)
         try:
@@ -85,8 +85,12 @@ async def _in_worker(func: Any, args: tuple[Any, ...], limits: ParseLimits, what
         except MemoryError:
             raise DocumentError(f"{what}: reading it needs more than {limits.memory_mb} MB.") from None
     finally:
-        pool.terminate()  # kills a worker still busy (timeout), frees its memory either way
-        await asyncio.to_thread(pool.join)
+        await asyncio.to_thread(_stop, pool)
+
+
+def _stop(pool: Pool) -> None:
+    pool.terminate()  # kills a worker still busy (timeout), frees its memory either way
+    pool.join()
 
 
 async def parse_document(
