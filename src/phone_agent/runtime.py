@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from phone_agent.brain.turn_locks import ConversationLocks
 from phone_agent.config import Role, Settings
 from phone_agent.http_pool import HttpPool, new_http_pool
+from phone_agent.memory.jobs import KnowledgeJobs
 from phone_agent.memory.prefetch import CallerPrefetch
 from phone_agent.memory.requests import forget_old_requests
 from phone_agent.ops.control import ControlBus
@@ -58,6 +59,7 @@ class Runtime:
             max_calls=settings.max_calls_per_worker, max_lag_ms=settings.max_event_loop_lag_ms
         )
         self.conversations = ConversationLocks()  # one /v1/chat turn at a time per conversation
+        self.knowledge_jobs = KnowledgeJobs()  # uploads and reindexes with progress
         self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
         self._current: Services | None = None
         self._holders: dict[Services, int] = {}
@@ -112,6 +114,10 @@ class Runtime:
                 return await coro
 
         return self.tasks.spawn(held(), name=name)
+
+    def spawner(self, services: Services) -> Callable[[Coroutine[Any, Any, Any], str], object]:
+        """``spawn_with`` bound to ``services``: how a job runs in the background (see memory.jobs)."""
+        return lambda coro, name: self.spawn_with(services, coro, name=name)
 
     async def replace(self, settings: Settings) -> Services:
         """Make ``settings`` current with new Services; the old ones close once nobody holds them."""

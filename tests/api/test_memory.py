@@ -14,7 +14,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from phone_agent.app import create_app
-from phone_agent.config import Settings
+from phone_agent.config import Role, Settings
 from phone_agent.errors import StoreError
 from phone_agent.memory.base import MemoryItem
 from phone_agent.memory.client import HTTPMemoryStore
@@ -31,22 +31,23 @@ def free_port() -> int:
 
 
 class MemoryServiceThread:
-    """The memory role under uvicorn in a thread, on a fixed port (so it can be stopped and restarted)."""
+    """The memory role (or ``role``) under uvicorn in a thread, on a fixed port (so it can be stopped
+    and restarted)."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings, self.port = settings, port
+    def __init__(self, settings: Settings, port: int, role: Role = "memory") -> None:
+        self.settings, self.port, self.role = settings, port, role
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        app = create_app(self.settings, "memory", migrate=True)
+        app = create_app(self.settings, self.role, migrate=True)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
-            assert time.monotonic() < deadline, "memory service did not start"
+            assert time.monotonic() < deadline, f"{self.role} role did not start"
             time.sleep(0.02)
 
     def stop(self) -> None:

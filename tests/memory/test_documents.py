@@ -7,6 +7,7 @@ import pytest
 from phone_agent.memory.documents import DocumentError, chunk_text, document_text
 from phone_agent.memory.search import fuse_rankings, query_terms
 from phone_agent.storage.phones import normalise_phone
+from tests.pdfs import pdf_file
 
 
 def make_pdf(lines: list[str]) -> bytes:
@@ -24,16 +25,7 @@ def make_pdf(lines: list[str]) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def test_pdf_text_is_extracted_with_pypdf() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import delete, select
 
@@ -21,9 +21,10 @@ from phone_agent.admin.pages import admin_context
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.api.limits import MAX_DB_INT
-from phone_agent.errors import NotFoundError
+from phone_agent.errors import NotFoundError, PhoneAgentError
 from phone_agent.memory import MemoryItem
-from phone_agent.memory.documents import DocumentError, document_text
+from phone_agent.memory.documents import content_type_for
+from phone_agent.memory.jobs import start_reindex, start_upload
 from phone_agent.services import Services
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_phone
@@ -49,29 +50,65 @@ async def _audit(services: Services, actor: str, action: str, target: str, new: 
 
 @router.post("/admin/knowledge/documents")
 async def upload_document(
-    request: Request, runtime: RuntimeDep, services: ServicesDep, admin: AdminDep, file: UploadFile
+    request: Request,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    admin: AdminDep,
+    file: UploadFile,
+    wait: Annotated[bool, Query(description="false (JSON): answer 202 with the job at once")] = True,
 ) -> Response:
-    """Add an uploaded file (text, Markdown, HTML, PDF) to the knowledge base; 413 above max_upload_mb."""
+    """Add an uploaded file (text, Markdown, HTML, PDF) to the knowledge base; 413 above max_upload_mb.
+
+    It is parsed in a worker process as a job (``/admin/api/knowledge/jobs/{id}``); the page waits.
+    """
     limit = services.settings.max_upload_mb
     auth.refuse_oversize(request, limit)
     data = await file.read(limit * 1024 * 1024 + 1)
     if len(data) > limit * 1024 * 1024:
         raise auth.upload_too_large(limit)
+    filename = file.filename or "upload.txt"
     try:
-        title, text, content_type = document_text(data, file.filename or "upload.txt", file.content_type)
-    except DocumentError as exc:
-        if auth.wants_json(request):
+        content_type_for(filename, file.content_type)
+        job = start_upload(
+            runtime.knowledge_jobs,
+            services.memory,
+            data=data,
+            filename=filename,
+            content_type=file.content_type,
+            spawn=runtime.spawner(services),
+        )
+        if not wait and auth.wants_json(request):
+            await _audit(services, admin.actor, "knowledge.add", filename, new=f"job {job.id}")
+            return JSONResponse({"job": job.public()}, status_code=202)
+        info = await runtime.knowledge_jobs.wait(job)
+    except PhoneAgentError as exc:
+        if auth.wants_json(request) or exc.status_code >= 500:
             raise
         context = await admin_context(runtime, services, admin, request, upload_error=str(exc))
         return render(request, "admin.html", context, status_code=exc.status_code)
-    store = services.memory
-    info = await store.add_document(
-        title=title, text=text, content_type=content_type, source_name=file.filename
-    )
-    await _audit(services, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
+    await _audit(services, admin.actor, "knowledge.add", info["title"], new=f"{info['chunks']} chunks")
     if auth.wants_json(request):
-        return JSONResponse(info.model_dump(mode="json"), status_code=201)
+        return JSONResponse(info, status_code=201)
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
+
+
+@router.get("/admin/api/knowledge/jobs/{job_id}")
+async def knowledge_job(job_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep) -> dict[str, Any]:
+    """An upload's or reindex's status and progress."""
+    return runtime.knowledge_jobs.get(job_id).public()
+
+
+@router.post("/admin/api/knowledge/reindex", status_code=202)
+async def reindex_knowledge(
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    admin: AdminDep,
+    document_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
+) -> dict[str, Any]:
+    """Re-chunk and re-embed the knowledge base (or one document) as a job; 409 while one runs."""
+    job = start_reindex(runtime.knowledge_jobs, services.memory, document_id, spawn=runtime.spawner(services))
+    await _audit(services, admin.actor, "knowledge.reindex", job.name, new=f"job {job.id}")
+    return {"job": job.public()}
 
 
 @router.post("/admin/knowledge/documents/{document_id}/delete")

@@ -12,21 +12,24 @@ this process's own database (``Services.local_memory``). Retention runs in every
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from phone_agent.api.deps import ServicesDep, is_loopback
+from phone_agent.api.deps import RuntimeDep, ServicesDep, is_loopback
 from phone_agent.api.limits import MAX_DB_INT, JSONLimitedRoute
 from phone_agent.config import MAX_RETENTION_DAYS
+from phone_agent.errors import PhoneAgentError
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
-from phone_agent.memory.documents import DocumentError, document_text
+from phone_agent.memory.documents import DocumentError, content_type_for
+from phone_agent.memory.jobs import Job, start_reindex, start_upload
 from phone_agent.memory.requests import apply_once
 from phone_agent.memory.sql import SQLMemoryStore
+from phone_agent.runtime import Runtime
 
 
 def require_service_token(request: Request, services: ServicesDep) -> None:
@@ -178,20 +181,35 @@ async def add_document(body: DocumentRequest, store: StoreDep) -> KnowledgeDocum
     )
 
 
-@router.post("/knowledge/files", status_code=201)
-async def upload_document(file: UploadFile, store: StoreDep, services: ServicesDep) -> KnowledgeDocumentInfo:
-    """Add an uploaded file (text, Markdown, HTML or PDF)."""
+@router.post("/knowledge/files", status_code=201, response_model=None)
+async def upload_document(
+    file: UploadFile,
+    store: StoreDep,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+    wait: Annotated[bool, Query(description="false: answer 202 with the job at once")] = True,
+) -> KnowledgeDocumentInfo | JSONResponse:
+    """Add an uploaded file (text, Markdown, HTML or PDF), parsed in a worker process as a job."""
     max_mb = services.settings.max_upload_mb
     data = await file.read(max_mb * 1024 * 1024 + 1)
     if len(data) > max_mb * 1024 * 1024:
         raise HTTPException(413, f"file larger than max_upload_mb ({max_mb} MB)")
+    filename = file.filename or "upload.txt"
     try:
-        title, text, kind = await asyncio.to_thread(
-            document_text, data, file.filename or "upload.txt", file.content_type
-        )
+        content_type_for(filename, file.content_type)
     except DocumentError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return await store.add_document(title=title, text=text, content_type=kind, source_name=file.filename)
+    job = start_upload(
+        runtime.knowledge_jobs,
+        store,
+        data=data,
+        filename=filename,
+        content_type=file.content_type,
+        spawn=runtime.spawner(services),
+    )
+    if not wait:
+        return _accepted(job)
+    return KnowledgeDocumentInfo.model_validate(await _finished(runtime, job))
 
 
 @router.delete("/knowledge/documents/{document_id}")
@@ -200,9 +218,36 @@ async def delete_document(document_id: DocumentId, store: StoreDep) -> dict[str,
     return {"deleted": await store.delete_document(document_id)}
 
 
-@router.post("/knowledge/reindex")
+@router.post("/knowledge/reindex", response_model=None)
 async def reindex(
-    store: StoreDep, document_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None
-) -> dict[str, int]:
-    """Re-chunk and re-embed one document or all."""
-    return {"chunks": await store.reindex_documents(document_id)}
+    store: StoreDep,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+    document_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
+    wait: Annotated[bool, Query(description="false: answer 202 with the job at once")] = True,
+) -> dict[str, int] | JSONResponse:
+    """Re-chunk and re-embed one document or all, as a job; 409 while another reindex runs."""
+    job = start_reindex(runtime.knowledge_jobs, store, document_id, spawn=runtime.spawner(services))
+    if not wait:
+        return _accepted(job)
+    return {"chunks": int((await _finished(runtime, job))["chunks"])}
+
+
+@router.get("/knowledge/jobs/{job_id}")
+async def knowledge_job(job_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep) -> dict[str, Any]:
+    """An upload's or reindex's status and progress."""
+    return runtime.knowledge_jobs.get(job_id).public()
+
+
+def _accepted(job: Job) -> JSONResponse:
+    return JSONResponse(
+        {"job": job.public()}, status_code=202, headers={"Location": f"/knowledge/jobs/{job.id}"}
+    )
+
+
+async def _finished(runtime: Runtime, job: Job) -> dict[str, Any]:
+    """The job's result; its failure as an HTTP error (422 for a document that cannot be read)."""
+    try:
+        return await runtime.knowledge_jobs.wait(job)
+    except PhoneAgentError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from exc

@@ -8,6 +8,7 @@ knowing. Every method is async and safe to call on the live-call path. Backends:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -99,9 +100,19 @@ class MemoryStore(Protocol):
         ...
 
     async def add_document(
-        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
+        self,
+        *,
+        title: str,
+        text: str,
+        content_type: str = "text/plain",
+        source_name: str | None = None,
+        chunks: list[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> KnowledgeDocumentInfo:
-        """Chunk, embed and index a document (the same text twice is stored once)."""
+        """Chunk, embed and index a document (the same text twice is stored once).
+
+        ``chunks``: the text already cut (a backend may cut it again); ``progress(done, total)``.
+        """
         ...
 
     async def list_documents(self) -> list[KnowledgeDocumentInfo]:
@@ -112,7 +123,9 @@ class MemoryStore(Protocol):
         """Delete a document and its chunks; False if it did not exist."""
         ...
 
-    async def reindex_documents(self, document_id: int | None = None) -> int:
+    async def reindex_documents(
+        self, document_id: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> int:
         """Re-chunk and re-embed one document (or all); returns the number of chunks written."""
         ...
 

@@ -113,11 +113,22 @@ class HTTPMemoryStore:
         return [KnowledgeHit.model_validate(hit) for hit in data["hits"]]
 
     async def add_document(
-        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
+        self,
+        *,
+        title: str,
+        text: str,
+        content_type: str = "text/plain",
+        source_name: str | None = None,
+        chunks: list[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> KnowledgeDocumentInfo:
+        """The service chunks the text itself (``chunks`` is not sent); progress is all at the end."""
         body = {"title": title, "text": text, "content_type": content_type, "source_name": source_name}
         data = await self._call("POST", "/knowledge/documents", json=body, request_timeout=KNOWLEDGE_TIMEOUT)
-        return KnowledgeDocumentInfo.model_validate(data)
+        info = KnowledgeDocumentInfo.model_validate(data)
+        if progress is not None:
+            progress(info.chunks, info.chunks)
+        return info
 
     async def list_documents(self) -> list[KnowledgeDocumentInfo]:
         data = await self._call("GET", "/knowledge/documents")
@@ -126,11 +137,16 @@ class HTTPMemoryStore:
     async def delete_document(self, document_id: int) -> bool:
         return bool((await self._call("DELETE", f"/knowledge/documents/{document_id}"))["deleted"])
 
-    async def reindex_documents(self, document_id: int | None = None) -> int:
+    async def reindex_documents(
+        self, document_id: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Runs on the service (409 there while another reindex runs); progress is all at the end."""
         params = {} if document_id is None else {"document_id": document_id}
         data = await self._call(
             "POST", "/knowledge/reindex", params=params, request_timeout=KNOWLEDGE_TIMEOUT
         )
+        if progress is not None:
+            progress(1, 1)
         return int(data["chunks"])
 
     async def purge_expired(self, days: int) -> int:

@@ -51,12 +51,14 @@ def read_document(path: Path) -> tuple[str, str, str]:
     return document_text(path.read_bytes(), path.name)
 
 
-def document_text(data: bytes, filename: str, content_type: str | None = None) -> tuple[str, str, str]:
-    """``(title, text, content_type)`` of an uploaded or read document."""
+def document_text(
+    data: bytes, filename: str, content_type: str | None = None, *, max_pages: int | None = None
+) -> tuple[str, str, str]:
+    """``(title, text, content_type)`` of an uploaded or read document (a PDF of at most ``max_pages``)."""
     kind = content_type_for(filename, content_type)
     title = Path(filename).stem.replace("_", " ").replace("-", " ").strip() or filename
     if kind == "application/pdf":
-        text = _pdf_text(data, filename)
+        text = _pdf_text(data, filename, max_pages)
     else:
         raw = data.decode("utf-8", errors="replace")
         if kind == "text/html":
@@ -74,14 +76,26 @@ def document_text(data: bytes, filename: str, content_type: str | None = None) -
     return title[:300], text, kind
 
 
-def _pdf_text(data: bytes, filename: str) -> str:
+def _pdf_text(data: bytes, filename: str, max_pages: int | None = None) -> str:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many
+            raise FileNotDecryptedError("a password is needed")
+        if max_pages is not None and len(reader.pages) > max_pages:
+            raise DocumentError(
+                f"{filename}: {len(reader.pages)} pages; at most {max_pages} are read. Split the document."
+            )
         return "\n\n".join(page.extract_text() or "" for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError) as exc:
+    except (FileNotDecryptedError, DependencyError, NotImplementedError) as exc:
+        raise DocumentError(
+            f"{filename}: the PDF is encrypted; save it without a password and upload it again."
+        ) from exc
+    except LimitReachedError as exc:
+        raise DocumentError(f"{filename}: the PDF expands beyond what is read safely ({exc}).") from exc
+    except (PdfReadError, ValueError, KeyError, RecursionError) as exc:
         raise DocumentError(f"{filename}: not a readable PDF ({exc}).") from exc
 
 

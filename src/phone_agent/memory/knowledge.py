@@ -1,7 +1,10 @@
 """Knowledge-base half of the SQL store: documents, their overlapping chunks, and chunk search.
 
 ``KnowledgeBaseMixin`` is mixed into ``sql.SQLMemoryStore``; it uses the store's transaction,
-embedding and fused-search plumbing, so SQLite and PostgreSQL share it unchanged.
+embedding and fused-search plumbing, so SQLite and PostgreSQL share it unchanged. Long texts are
+chunked in a worker process (``ingest.chunk_document``); chunks are embedded and written in batches
+of ``WRITE_BATCH``, each in its own short transaction, so a large document never holds the database
+for long (a search during a reindex may see the document's new chunks only in part).
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from phone_agent.memory.base import KnowledgeDocumentInfo, KnowledgeHit
-from phone_agent.memory.documents import chunk_text
+from phone_agent.memory.ingest import chunk_document
+from phone_agent.memory.jobs import Progress
 from phone_agent.memory.search import query_terms
 from phone_agent.storage.tables import KnowledgeChunk, KnowledgeDocument
+
+WRITE_BATCH = 256  # chunks embedded and written per transaction
 
 
 class KnowledgeBaseMixin:
@@ -83,9 +89,19 @@ class KnowledgeBaseMixin:
             ]
 
     async def add_document(
-        self, *, title: str, text: str, content_type: str = "text/plain", source_name: str | None = None
+        self,
+        *,
+        title: str,
+        text: str,
+        content_type: str = "text/plain",
+        source_name: str | None = None,
+        chunks: list[str] | None = None,
+        progress: Progress | None = None,
     ) -> KnowledgeDocumentInfo:
-        """Store, chunk, embed and index a document; the same text again returns the stored one."""
+        """Store, chunk, embed and index a document; the same text again returns the stored one.
+
+        ``chunks``: the text already cut (by the upload's worker); ``progress(done, total)`` in chunks.
+        """
         digest = hashlib.sha256(text.encode()).hexdigest()
         async with self.transaction() as session:
             same = (
@@ -93,21 +109,52 @@ class KnowledgeBaseMixin:
             ).scalar()
             if same is not None:
                 return await _document_info(session, same)
-        chunks = chunk_text(text)
-        vectors = await self._embed(chunks)
+        chunks = chunks if chunks is not None else await chunk_document(text)
         async with self.transaction() as session:
             document = KnowledgeDocument(
                 title=title, source_name=source_name, content_type=content_type, content=text, sha256=digest
             )
             session.add(document)
             await session.flush()
-            await self._insert_chunks(session, document.id, chunks, vectors)
-            return await _document_info(session, document)
+            document_id = document.id
+        await self._write_chunks(document_id, chunks, progress)
+        async with self.transaction() as session:
+            stored = await session.get(KnowledgeDocument, document_id)
+            assert stored is not None
+            return await _document_info(session, stored)
+
+    async def _write_chunks(
+        self, document_id: int, chunks: list[str], progress: Progress | None, *, replace: bool = False
+    ) -> None:
+        """Embed and insert ``chunks`` in batches (replacing the document's old chunks first)."""
+        if replace and not chunks:
+            async with self.transaction() as session:
+                await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == document_id))
+        for start in range(0, len(chunks), WRITE_BATCH):
+            batch = chunks[start : start + WRITE_BATCH]
+            vectors = await self._embed(batch)
+            async with self.transaction() as session:
+                if replace and start == 0:
+                    await session.execute(
+                        delete(KnowledgeChunk).where(KnowledgeChunk.document_id == document_id)
+                    )
+                await self._insert_chunks(session, document_id, batch, vectors, first_seq=start)
+            if progress is not None:
+                progress(start + len(batch), len(chunks))
 
     async def _insert_chunks(
-        self, session: AsyncSession, document_id: int, chunks: list[str], vectors: list[np.ndarray] | None
+        self,
+        session: AsyncSession,
+        document_id: int,
+        chunks: list[str],
+        vectors: list[np.ndarray] | None,
+        *,
+        first_seq: int = 0,
     ) -> None:
-        rows = [{"document_id": document_id, "seq": i, "text": chunk} for i, chunk in enumerate(chunks)]
+        rows = [
+            {"document_id": document_id, "seq": first_seq + i, "text": chunk}
+            for i, chunk in enumerate(chunks)
+        ]
         per_row: list[np.ndarray | None] = [*vectors] if vectors is not None else [None] * len(rows)
         await self.insert_rows(session, "knowledge_chunks", rows, per_row)
 
@@ -137,21 +184,30 @@ class KnowledgeBaseMixin:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    async def reindex_documents(self, document_id: int | None = None) -> int:
-        """Re-chunk and re-embed one document or all of them; returns the chunks written."""
+    async def reindex_documents(
+        self, document_id: int | None = None, progress: Progress | None = None
+    ) -> int:
+        """Re-chunk and re-embed one document or all of them; returns the chunks written.
+
+        ``progress(done, total)`` counts documents.
+        """
         async with self.transaction() as session:
-            query = select(KnowledgeDocument.id, KnowledgeDocument.content)
+            query = select(KnowledgeDocument.id)
             if document_id is not None:
                 query = query.where(KnowledgeDocument.id == document_id)
-            documents = (await session.execute(query)).all()
+            ids = list((await session.execute(query.order_by(KnowledgeDocument.id))).scalars())
         written = 0
-        for doc_id, content in documents:
-            chunks = chunk_text(content)
-            vectors = await self._embed(chunks)
-            async with self.transaction() as session:
-                await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc_id))
-                await self._insert_chunks(session, doc_id, chunks, vectors)
-            written += len(chunks)
+        for index, doc_id in enumerate(ids):
+            async with self.transaction() as session:  # one document's text in memory at a time
+                content = await session.scalar(
+                    select(KnowledgeDocument.content).where(KnowledgeDocument.id == doc_id)
+                )
+            if content is not None:
+                chunks = await chunk_document(content)
+                await self._write_chunks(doc_id, chunks, None, replace=True)
+                written += len(chunks)
+            if progress is not None:
+                progress(index + 1, len(ids))
         return written
 
 
