@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from phone_agent.app import create_app
 from phone_agent.config import Settings
+from phone_agent.local_models import INSTALL_HINT, local_stack_installed
 from phone_agent.telephony.stream_token import issue_stream_token, signing_key
-from phone_agent.voice.local import INSTALL_HINT, local_stack_installed
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.media_stream_caller import MediaStreamCaller

@@ -22,7 +22,8 @@ from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import run_test
 
 from phone_agent.errors import ConfigError
-from phone_agent.voice.local import build_local_stt, build_local_tts, local_stack_installed
+from phone_agent.local_models import local_stack_installed
+from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from tests.conftest import make_settings
 from tests.fakes.audio import pcm16_rms, read_ulaw, speech_wav, ulaw_to_pcm16

@@ -1,7 +1,7 @@
 """Pipecat's Whisper (faster-whisper) and Piper services adapted to phone calls; needs ``[local]``.
 
 Importing this module without the ``[local]`` extra raises a ConfigError that gives the install
-command (Pipecat's habit for optional SDKs). Build the services with ``voice.local``.
+command (Pipecat's habit for optional SDKs). Build the services with ``voice/local.py``.
 
 Audio: a Twilio call is 8 kHz and Whisper hears 16 kHz, so each speech segment is resampled with
 Pipecat's resampler before it is transcribed; Piper speaks at its voice's rate (22.05 kHz for
@@ -24,8 +24,7 @@ from pipecat.audio.utils import create_file_resampler
 from pipecat.frames.frames import Frame, StartFrame
 from pipecat.services.tts_service import TTSService
 
-from phone_agent.errors import ConfigError
-from phone_agent.voice.local import INSTALL_HINT
+from phone_agent.local_models import not_installed_error
 
 try:  # the engines first: Pipecat's own modules log a `uv add` hint that does not apply here
     import faster_whisper
@@ -33,9 +32,7 @@ try:  # the engines first: Pipecat's own modules log a `uv add` hint that does n
     from pipecat.services.piper.tts import PiperTTSService
     from pipecat.services.whisper.stt import WhisperSTTService
 except ImportError as exc:
-    raise ConfigError(
-        f"voice_stack=local needs the local speech packages ({exc.name} is missing): {INSTALL_HINT}."
-    ) from exc
+    raise not_installed_error(exc.name or "faster_whisper") from exc
 
 WHISPER_SAMPLE_RATE = 16000
 WHISPER_COMPUTE_TYPE = "int8"  # CPU: faster than float32 for tiny.en with the same transcripts
