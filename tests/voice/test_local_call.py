@@ -30,6 +30,7 @@ def test_call_on_the_local_stack_uses_no_other_provider(tmp_path: Path) -> None:
             OPENAI_API_KEY=llm.api_key,  # the primary LLM's key; nothing else is configured
             PHONE_AGENT_TTS_FALLBACK_PROVIDER="none",
             PHONE_AGENT_EMBEDDINGS_ENABLED="false",
+            PHONE_AGENT_IDLE_TIMEOUT_SECONDS="30",  # Whisper on a loaded 2-core machine can take seconds
             TWILIO_AUTH_TOKEN=AUTH_TOKEN,
             PHONE_AGENT_SESSION_SECRET="local-call-secret",
             PHONE_AGENT_BUSINESS_NAME="Bella Cucina",

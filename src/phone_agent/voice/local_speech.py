@@ -37,6 +37,10 @@ except ImportError as exc:
 WHISPER_SAMPLE_RATE = 16000
 WHISPER_COMPUTE_TYPE = "int8"  # CPU: faster than float32 for tiny.en with the same transcripts
 WHISPER_THREADS = 2  # the machine's cores are shared with the calls' event loop
+# A phone segment starts with up to ~0.8 s of line silence (Pipecat's pre-speech buffer), which
+# lifts Whisper's no-speech probability to ~0.45 on real speech: Pipecat's 0.4 would drop the
+# caller's words. Silero VAD has already judged the segment to be speech.
+NO_SPEECH_MAX = 0.6
 
 _load_lock = threading.Lock()
 
@@ -69,13 +73,29 @@ def load_piper_voice(path: Path) -> piper.PiperVoice:
         return _piper_voice(str(path))
 
 
+class SingleDecodeWhisper:
+    """A faster-whisper model as Pipecat's ``run_stt`` calls it, decoding each segment once.
+
+    faster-whisper re-decodes a segment at rising temperatures (up to six passes) when a pass looks
+    unsure, which on phone audio and a busy CPU turned a 2.7 s answer into 11 s; one beam-search
+    pass at temperature 0 gave the same transcripts here."""
+
+    def __init__(self, model: faster_whisper.WhisperModel) -> None:
+        self._model = model
+        self.supported_languages = model.supported_languages
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        return self._model.transcribe(audio, temperature=0.0, **options)
+
+
 class LocalWhisperSTTService(WhisperSTTService):
     """Pipecat's Whisper service on the shared model, fed segments resampled to 16 kHz."""
 
     def __init__(self, *, model_dir: Path, **kwargs: Any) -> None:
         self._model_dir = model_dir
         self._segment_resampler = create_file_resampler()
-        super().__init__(settings=WhisperSTTService.Settings(model=str(model_dir)), **kwargs)
+        settings = WhisperSTTService.Settings(model=str(model_dir), no_speech_prob=NO_SPEECH_MAX)
+        super().__init__(settings=settings, **kwargs)
 
     def _load(self) -> None:
         """Nothing at construction: the model is loaded in ``start``, off the event loop."""
@@ -83,7 +103,7 @@ class LocalWhisperSTTService(WhisperSTTService):
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
-        self._model = await asyncio.to_thread(load_whisper_model, self._model_dir)
+        self._model = SingleDecodeWhisper(await asyncio.to_thread(load_whisper_model, self._model_dir))
         unsupported = self._unsupported_language()
         if unsupported:
             await self.push_error(unsupported)
