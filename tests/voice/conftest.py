@@ -30,6 +30,7 @@ from tests.fakes.twilio_rest import new_sid
 requires_local = pytest.mark.skipif(
     not local_stack_installed(), reason=f"the [local] extra is not installed: {INSTALL_HINT}"
 )
+SLOW_MACHINE_TIMEOUT = 400  # seconds: CPU-bound local models on a 2-core machine shared with others
 
 
 @contextmanager

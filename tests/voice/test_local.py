@@ -29,10 +29,11 @@ from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from tests.conftest import make_settings
 from tests.fakes.audio import pcm16_rms, read_ulaw, speech_wav, ulaw_to_pcm16
-from tests.voice.conftest import requires_local
+from tests.voice.conftest import SLOW_MACHINE_TIMEOUT, requires_local
 
 PHONE_RATE = 8000
 LOAD_TIMEOUT = 90.0  # the first test in a process loads the models (seconds under load)
+pytestmark = pytest.mark.timeout(SLOW_MACHINE_TIMEOUT)
 
 
 def phone_params() -> PipelineParams:
