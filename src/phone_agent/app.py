@@ -1,7 +1,8 @@
-"""``create_app(settings, role)``: the FastAPI app of one role. The lifespan owns stores and clients."""
+"""``create_app(settings, role)``: the FastAPI app of one role. The lifespan owns the ``Runtime``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -15,25 +16,18 @@ from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
-from phone_agent.api import chat, health
+from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
 from phone_agent.local_models import require_local_stack
-from phone_agent.memory import service as memory_service
-from phone_agent.ops import metrics
-from phone_agent.ops.control import start_control_bus
-from phone_agent.runtime import Runtime
+from phone_agent.runtime import ROLES_TAKING_CALLS, Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
-from phone_agent.telephony import transfer as telephony_transfer
-from phone_agent.telephony import webhooks as telephony_webhooks
-from phone_agent.voice import media_stream
-from phone_agent.voice.local import preload_local_models
 
 
 def routers_for(role: Role) -> list[APIRouter]:
     """The HTTP/websocket routes one role serves ('all' serves every role's)."""
-    common = [health.router, metrics.router, memory_service.retention]
+    common = [health.router, metrics.router]
     # One router per line: several features add theirs here.
     orchestrator = [
         admin_status.router,
@@ -42,23 +36,33 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_api.router,
         admin_knowledge.router,
         admin_try_it.router,
-        telephony_webhooks.router,
+        phone.router,
         chat.router,
-        telephony_transfer.router,
+        transfer.router,
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,
     ]
-    memory: list[APIRouter] = [
-        memory_service.router,
+    memory_service: list[APIRouter] = [
+        memory.router,
     ]
     by_role = {
         "orchestrator": orchestrator,
         "voice-bridge": voice_bridge,
-        "memory": memory,
-        "all": orchestrator + voice_bridge + memory,
+        "memory": memory_service,
+        "all": orchestrator + voice_bridge + memory_service,
     }
     return common + by_role[role]
+
+
+async def preload_call_models(settings: Settings) -> None:
+    """Load the models calls need (VAD, turn detection; local speech when configured) before the
+    first call, off the loop."""
+    from phone_agent.voice.local import preload_local_models
+    from phone_agent.voice.shared_models import preload_models
+
+    await asyncio.to_thread(preload_models)
+    await preload_local_models(settings)
 
 
 def create_app(
@@ -76,8 +80,7 @@ def create_app(
         migrate: apply migrations on start; default: only for the embedded SQLite database.
         env: the environment the settings came from (for child components that need it).
     """
-    takes_calls = role in ("all", "voice-bridge")
-    if takes_calls:
+    if role in ROLES_TAKING_CALLS:
         require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
     runtime = Runtime.create(settings, role, env)
     should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
@@ -86,20 +89,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if should_migrate:
             await upgrade(runtime.engine)
-        try:
-            await runtime.apply_overrides()
-        except Exception as exc:  # the app still starts; /health reports the database as down
-            logger.warning("database not ready, admin overrides not loaded: {}", type(exc).__name__)
-        bus = await start_control_bus(runtime)
-        if takes_calls:
-            await preload_local_models(runtime.settings)
+        await runtime.start()
+        if runtime.takes_calls:
+            await preload_call_models(runtime.current.settings)  # the first call is as quick as the hundredth
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )
         try:
             yield
         finally:
-            await bus.close()
             await runtime.close()
 
     app = FastAPI(title="phone-agent", version=__version__, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The ``phone-agent`` command line: serve, config, db (more commands join as features land)."""
+"""The ``phone-agent`` command line: serve, config, db here; the other groups live in ``commands/``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from phone_agent import __version__
-from phone_agent.admin import cli as admin_cli
-from phone_agent.brain import cli as brain_cli
-from phone_agent.config import ROLES, Role, Settings, load_settings
+from phone_agent.commands import admin as admin_commands
+from phone_agent.commands import call as call_commands
+from phone_agent.commands import chat as chat_commands
+from phone_agent.commands import ops as ops_commands
+from phone_agent.commands.common import console, err_console, fail, settings_or_exit, settings_with_overrides
+from phone_agent.commands.memory import register as register_memory_commands
+from phone_agent.config import ROLES, Role
 from phone_agent.errors import ConfigError, PhoneAgentError
-from phone_agent.memory.cli import register as register_memory_commands
-from phone_agent.ops import cli as ops_cli
-from phone_agent.voice import call_cli as voice_cli
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -30,41 +30,11 @@ db_app = typer.Typer(help="Database migrations.")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 register_memory_commands(app)  # knowledge add/list/delete/reindex, memory show/forget/purge
-app.command("doctor")(ops_cli.doctor)
-app.command("logs")(ops_cli.logs)
-app.command("call")(voice_cli.call)
-app.command("chat")(brain_cli.chat)
-app.add_typer(admin_cli.admin_app, name="admin")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-paragraph error (no traceback) and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    """Load Settings from config.json + env; a bad config exits 2 with a clear message."""
-    try:
-        return load_settings(os.environ)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-
-
-async def _settings_with_overrides(settings: Settings) -> Settings:
-    """Settings plus the admin overrides stored in the database (if it exists and is migrated)."""
-    from phone_agent.runtime import Runtime
-
-    runtime = Runtime.create(settings, "all")
-    try:
-        return await runtime.apply_overrides()
-    except Exception:  # no database yet: show what config.json + env give
-        return settings
-    finally:
-        await runtime.close()
+app.command("doctor")(ops_commands.doctor)
+app.command("logs")(ops_commands.logs)
+app.command("call")(call_commands.call)
+app.command("chat")(chat_commands.chat)
+app.add_typer(admin_commands.admin_app, name="admin")
 
 
 @app.command()
@@ -140,7 +110,7 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Print every setting with its value and source (secrets masked)."""
-    settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
+    settings = asyncio.run(settings_with_overrides(settings_or_exit()))
     rows = settings.public_view()
     if as_json:
         console.print_json(json.dumps({"config_file": settings.config_file, "settings": rows}))

@@ -1,62 +1,174 @@
-"""The running process's shared state: current Settings, database, and the role it serves.
+"""The running process: what is shared by every call and request, plus the current ``Services``.
 
-Built once by ``create_app`` and handed to routers through ``api.deps``. Settings are immutable;
-an admin change swaps ``runtime.settings`` for a new object, so calls already running keep theirs
-and new calls get the new values without a restart.
+``Runtime`` holds only process-wide things: the database engine, the role, the control bus, the
+caller prefetch, the background tasks, provider health, the HTTP pool, and ``current`` - the
+``Services`` built from the settings in force. A call, a request or a command reads
+``runtime.current`` once (``async with runtime.use() as services``) and passes it down; an admin
+change (``apply_overrides``) builds a new ``Services`` and swaps it in, and the old one is closed
+when the last user holding it lets go.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.config import Role, Settings
+from phone_agent.http_pool import HttpPool, new_http_pool
+from phone_agent.memory.prefetch import CallerPrefetch
+from phone_agent.ops.control import ControlBus
+from phone_agent.ops.doctor.runner import StatusReportCache
+from phone_agent.ops.provider_health import ProviderHealth
+from phone_agent.services import Services
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.overrides import load_overrides
+from phone_agent.tasks import TaskOwner
+
+T = TypeVar("T")
+RETENTION_INTERVAL = 24 * 3600.0  # seconds between retention runs (``memory_retention_days``)
+ROLES_TAKING_CALLS: tuple[Role, ...] = ("all", "voice-bridge")
 
 
-@dataclass
 class Runtime:
-    """Process-wide state owned by the app lifespan."""
+    """Process-wide state owned by the app lifespan (or a command)."""
 
-    settings: Settings
-    role: Role
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    base_settings: Settings
-    env: Mapping[str, str] | None = None
-    started_at: float = field(default_factory=time.time)
-    extras: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, settings: Settings, role: Role, *, env: Mapping[str, str] | None = None) -> None:
+        self.base_settings = settings
+        self.role: Role = role
+        self.env = env
+        self.started_at = time.time()
+        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.http: HttpPool = new_http_pool()
+        self.tasks = TaskOwner("runtime")
+        self.bus = ControlBus(redis_url=settings.redis_url)
+        self.prefetch = CallerPrefetch(self.tasks)
+        self.providers = ProviderHealth()
+        self.doctor = StatusReportCache()
+        self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
+        self._current: Services | None = None
+        self._holders: dict[Services, int] = {}
+        self._retired: set[Services] = set()
 
     @classmethod
     def create(cls, settings: Settings, role: Role, env: Mapping[str, str] | None = None) -> Runtime:
         """A runtime with a fresh engine for ``settings.database_url``."""
-        engine = create_engine(settings.database_url)
-        return cls(
-            settings=settings,
-            role=role,
-            engine=engine,
-            sessions=session_factory(engine),
-            base_settings=settings,
-            env=env,
-        )
+        return cls(settings, role, env=env)
+
+    @property
+    def takes_calls(self) -> bool:
+        """True for the roles that run call pipelines (media streams)."""
+        return self.role in ROLES_TAKING_CALLS
+
+    @property
+    def current(self) -> Services:
+        """The Services of the settings in force (built on first use)."""
+        if self._current is None:
+            self._current = self._build(self.base_settings)
+        return self._current
+
+    def _build(self, settings: Settings) -> Services:
+        return Services.build(settings, engine=self.engine, sessions=self.sessions, http=self.http)
+
+    @asynccontextmanager
+    async def use(self, services: Services | None = None) -> AsyncIterator[Services]:
+        """Read ``current`` once (or take ``services``) and keep it open until the block ends."""
+        services = services or self.current
+        self._holders[services] = self._holders.get(services, 0) + 1
+        try:
+            yield services
+        finally:
+            left = self._holders[services] - 1
+            if left:
+                self._holders[services] = left
+            else:
+                del self._holders[services]
+                if services in self._retired:
+                    await self._close(services)
+
+    def spawn_with(
+        self, services: Services, coro: Coroutine[Any, Any, T], *, name: str
+    ) -> asyncio.Task[T] | None:
+        """Run ``coro`` as an owned background task that keeps ``services`` open until it ends."""
+        if self.tasks.closed:
+            coro.close()
+            return None
+
+        async def held() -> T:
+            async with self.use(services):
+                return await coro
+
+        return self.tasks.spawn(held(), name=name)
+
+    async def replace(self, settings: Settings) -> Services:
+        """Make ``settings`` current with new Services; the old ones close once nobody holds them."""
+        return await self.swap(self._build(settings))
+
+    async def swap(self, services: Services) -> Services:
+        """Make ``services`` current; the previous ones close once nobody holds them."""
+        old, self._current = self._current, services
+        if old is not None and old is not services:
+            if self._holders.get(old):
+                self._retired.add(old)  # closed by the last ``use`` block holding it
+            else:
+                await self._close(old)
+        return services
+
+    async def _close(self, services: Services) -> None:
+        self._retired.discard(services)
+        try:
+            await services.aclose()
+        except Exception as exc:  # closing must never fail a call or a request
+            logger.warning("closing replaced services failed: {}", type(exc).__name__)
 
     async def apply_overrides(self) -> Settings:
-        """Re-read admin overrides from the database and make them current."""
+        """Re-read admin overrides from the database and make them current (new Services if changed)."""
         async with transaction(self.sessions) as session:
             overrides = await load_overrides(session)
-        self.settings = self.base_settings.with_overrides(overrides) if overrides else self.base_settings
-        return self.settings
+        settings = self.base_settings.with_overrides(overrides) if overrides else self.base_settings
+        if self._current is None or settings != self._current.settings:
+            await self.replace(settings)
+        return self.current.settings
+
+    async def start(self) -> None:
+        """Load the admin overrides and start the control bus (other processes' changes reload here)."""
+        try:
+            await self.apply_overrides()
+        except Exception as exc:  # the app still starts; /health reports the database as down
+            logger.warning("database not ready, admin overrides not loaded: {}", type(exc).__name__)
+
+        async def reload(info: dict[str, object]) -> None:
+            await self.apply_overrides()
+            logger.info("settings reloaded after a config change ({})", ", ".join(sorted(info)) or "all")
+
+        self.bus.on_config_change(reload)
+        await self.bus.start()
+        # every role applies retention to its own database (in split mode the orchestrator holds the
+        # calls and transcripts, the memory service the memories)
+        self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
+
+    async def _apply_retention_daily(self) -> None:
+        while True:
+            async with self.use() as services:
+                try:
+                    await services.local_memory.purge_expired(services.settings.memory_retention_days)
+                except Exception as exc:  # database not ready yet: try again next round
+                    logger.warning("memory: retention purge failed: {}", type(exc).__name__)
+            await asyncio.sleep(RETENTION_INTERVAL)
 
     async def close(self) -> None:
-        """Close what components left in ``extras`` (anything with ``aclose``), then the pool."""
-        for extra in list(self.extras.values()):
-            closer = getattr(extra, "aclose", None)
-            if closer is not None:
-                await closer()
-        self.extras.clear()
+        """Cancel background tasks, stop the bus, close every Services, the pool and the engine."""
+        await self.tasks.aclose()
+        await self.bus.close()
+        for services in [*self._retired, *([self._current] if self._current else [])]:
+            await self._close(services)
+        self._current = None
+        self._holders.clear()
+        await self.http.aclose()
         await self.engine.dispose()

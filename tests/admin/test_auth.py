@@ -86,7 +86,7 @@ def test_post_without_or_with_wrong_csrf_is_forbidden(admin: tuple[TestClient, s
             "/admin/settings/voice", data={"tts_stability": "0.9", **data}, headers=headers
         )
         assert response.status_code == 403
-    assert client.app.state.runtime.settings.tts_stability == 0.5
+    assert client.app.state.runtime.current.settings.tts_stability == 0.5
     ok = client.post(
         "/admin/settings/voice",
         data={"tts_stability": "0.9"},

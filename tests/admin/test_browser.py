@@ -12,7 +12,7 @@ import pytest
 
 from phone_agent.app import create_app
 from phone_agent.brain.persona import greeting_for
-from phone_agent.memory import MemoryItem, memory_store_for
+from phone_agent.memory import MemoryItem
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.migrate import upgrade
@@ -33,7 +33,7 @@ async def _seed(settings: object) -> None:
     try:
         await upgrade(runtime.engine)
         await insert_calls(runtime)
-        await memory_store_for(runtime.settings, runtime).store_memories(
+        await runtime.current.memory.store_memories(
             "+15551230001", [MemoryItem(content="Prefers morning appointments")], name="Maria Lopez"
         )
     finally:
@@ -87,19 +87,19 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             bad = voice.locator('[data-field="tts_stability"] .field-error')
             bad.wait_for(state="visible")
             assert "less than or equal to 1" in bad.inner_text()
-            assert runtime.settings.tts_stability == 0.5
+            assert runtime.current.settings.tts_stability == 0.5
             page.fill("#f-tts_stability", "0.8")
             voice.locator("button.primary").click()
             voice.locator(".form-status.ok").wait_for()
             assert "Saved tts_stability" in voice.locator(".form-status").inner_text()
             assert voice.locator('[data-field="tts_stability"] .source').inner_text() == "admin"
-            assert runtime.settings.tts_stability == 0.8
+            assert runtime.current.settings.tts_stability == 0.8
             page.fill("#f-elevenlabs_voice_id", "EXAVITQu4vr4xnSDxMaL")
             page.click("#play-sample")
             expect(page.locator("#sample-audio")).to_have_attribute("src", re.compile("^blob:"))
             assert eleven.http_requests[-1]["voice_id"] == "EXAVITQu4vr4xnSDxMaL"
             assert eleven.http_requests[-1]["json"]["voice_settings"]["stability"] == 0.8
-            assert runtime.settings.elevenlabs_voice_id == "21m00Tcm4TlvDq8ikWAM"  # played, not saved
+            assert runtime.current.settings.elevenlabs_voice_id == "21m00Tcm4TlvDq8ikWAM"  # played, not saved
             screenshot(voice, "1-voice")
             eleven.fail_next(status=503)
             page.click("#play-sample")
@@ -116,7 +116,7 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             page.fill("#f-business_name", "Lopez Dental")
             personality.locator("form.settings button.primary").click()
             personality.locator(".form-status.ok").wait_for()
-            assert greeting_for(runtime.settings) == "Good morning, Lopez Dental. Ava speaking."
+            assert greeting_for(runtime.current.settings) == "Good morning, Lopez Dental. Ava speaking."
             llm.script("Yes, on Saturdays from ten to noon.")
             page.fill("#try-input", "Are you open on Saturday?")
             page.click("#try-form button.primary")

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from phone_agent.memory import MemoryItem, memory_store_for
+from phone_agent.memory import MemoryItem
 from phone_agent.storage.tables import AuditEntry, Call, Caller, CallTurn, Memory
 from tests.admin.conftest import PASSWORD
 from tests.admin.helpers import insert_calls
@@ -94,7 +94,7 @@ def test_oversize_and_unsupported_uploads_are_refused(admin: tuple[TestClient, s
 
 async def _seed_caller(runtime) -> None:  # type: ignore[no-untyped-def]
     await insert_calls(runtime)
-    store = memory_store_for(runtime.settings, runtime)
+    store = runtime.current.memory
     await store.store_memories(
         "+15551230001",
         [
@@ -137,7 +137,7 @@ def test_callers_memories_edit_delete_and_forget_caller(admin: tuple[TestClient,
     ]
 
     async def retrieve(runtime):  # type: ignore[no-untyped-def]
-        return await memory_store_for(runtime.settings, runtime).retrieve("+15551230001", "afternoon")
+        return await runtime.current.memory.retrieve("+15551230001", "afternoon")
 
     assert [m.content for m in run(client, retrieve)] == ["Prefers afternoon appointments"]  # re-indexed
     assert (

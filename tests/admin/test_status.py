@@ -82,7 +82,7 @@ async def test_snapshot_health_and_latency_percentiles(runtime: Runtime) -> None
             )
         call.turns.append(CallTurn(seq=9, role="caller", text="untimed", marks={}))
         s.add(call)
-    snapshot = await build_snapshot(runtime)
+    snapshot = await build_snapshot(runtime, runtime.current)
     assert snapshot["latency"] == {
         "turns": 5,
         "voice_to_voice_p50_ms": 600.0,
@@ -105,7 +105,7 @@ async def test_snapshot_reports_redis_and_a_down_memory_service(tmp_path: Path) 
     rt = Runtime.create(settings, "all")
     await upgrade(rt.engine)
     try:
-        health = (await build_snapshot(rt))["health"]
+        health = (await build_snapshot(rt, rt.current))["health"]
     finally:
         await rt.close()
     assert health["redis"] == {"ok": True, "detail": "ping ok"}

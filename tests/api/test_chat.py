@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -19,7 +20,6 @@ from sqlalchemy import select
 
 from phone_agent.app import create_app
 from phone_agent.brain.hours import spoken_time
-from phone_agent.memory import memory_store_for
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryItem
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
@@ -102,7 +102,8 @@ async def test_non_streamed_completion_with_persona_memory_and_usage(
     served: Served, fake_openai: FakeOpenAI
 ) -> None:
     memory = FakeMemory()
-    served.runtime.extras["memory_store"] = memory  # the memory store the agent asks
+    # the memory store the agent asks
+    await served.runtime.swap(dataclasses.replace(served.runtime.current, memory=memory))  # type: ignore[arg-type]
     fake_openai.script("A cleaning is ninety dollars.")
     response = await served.client.chat.completions.create(
         model="phone-agent",
@@ -280,7 +281,7 @@ async def test_tool_loop_is_cut_off_after_five_calls(served: Served, fake_openai
 async def test_v1_chat_keeps_the_conversation_stores_tool_calls_and_learns(
     served: Served, fake_openai: FakeOpenAI, fake_twilio: FakeTwilioREST
 ) -> None:
-    store = memory_store_for(served.runtime.settings, served.runtime)  # the real local store
+    store = served.runtime.current.memory  # the real local store
     await store.store_memories(CALLER, [MemoryItem(content="Prefers mornings", key="time")], name="Dana")
     learned = {"name": "Dana", "facts": [{"key": "billing", "content": "Wants a call back about the bill"}]}
     fake_openai.script(

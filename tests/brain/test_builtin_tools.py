@@ -48,9 +48,9 @@ async def rt(tmp_path: Path, fake_twilio: FakeTwilioREST) -> AsyncIterator[Runti
 
 @pytest.fixture
 async def ctx(rt: Runtime) -> AsyncIterator[ToolContext]:
-    control = CallControl(rt.settings)
+    control = CallControl(rt.current.settings)
     yield ToolContext(
-        settings=rt.settings,
+        settings=rt.current.settings,
         sessions=rt.sessions,
         control=control,
         memory=OneCallerMemory(),  # type: ignore[arg-type]

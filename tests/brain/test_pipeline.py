@@ -196,7 +196,7 @@ async def test_both_down_speaks_the_canned_reply_in_the_pipeline(
 async def tool_call(
     tmp_path: Path, fake_openai: FakeOpenAI, fake_twilio: FakeTwilioREST
 ) -> AsyncIterator[tuple[Settings, ToolContext, Runtime]]:
-    from tests.telephony.test_control import twilio_settings
+    from tests.telephony.test_control import twilio_settings  # noqa: I001
 
     settings = twilio_settings(
         tmp_path,
@@ -292,7 +292,15 @@ async def test_build_call_brain_wires_runtime_memory_tools_and_the_pipeline_hang
         hung_up.append("pipeline hang-up")
 
     caller = CallerContext(phone=CALLER, name="Dana", known=True)
-    brain = build_call_brain(runtime, call_sid="CA-live", caller=caller, call_id=None, on_hang_up=hang_up)
+    services = runtime.current
+    ctx = services.tool_context(
+        caller_phone=caller.phone,
+        caller_name=caller.name,
+        call_sid="CA-live",
+        channel="phone",
+        on_hang_up=hang_up,
+    )
+    brain = build_call_brain(ctx, chain=services.llm, caller=caller)
     fake_openai.script(
         Reply(tool_calls=[ToolCall("end_call", {})]),
         "Bye Dana!",

@@ -18,7 +18,7 @@ from tests.fakes.media_stream_caller import MediaStreamCaller
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import new_sid
 from tests.ops.servers import free_port
-from tests.voice.conftest import agent_env, serve
+from tests.running_agent import agent_env, serve
 
 AUTH_TOKEN = "nginx-test-auth-token"
 

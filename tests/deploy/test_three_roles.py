@@ -34,8 +34,8 @@ from tests.fakes.media_stream_caller import MediaStreamCaller
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import FakeTwilioREST, new_sid
 from tests.ops.servers import free_port
+from tests.running_agent import agent_env
 from tests.test_cli import run_cli
-from tests.voice.conftest import agent_env
 
 REDIS = "redis://127.0.0.1:6379/0"
 AUTH_TOKEN = "three-roles-auth-token"

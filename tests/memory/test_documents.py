@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from phone_agent.memory.documents import DocumentError, chunk_text, document_text
-from phone_agent.memory.search import fuse_rankings, normalise_phone, query_terms
+from phone_agent.memory.search import fuse_rankings, query_terms
+from phone_agent.storage.phones import normalise_phone
 
 
 def make_pdf(lines: list[str]) -> bytes:

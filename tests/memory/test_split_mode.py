@@ -16,21 +16,16 @@ import pytest
 from sqlalchemy import func, select
 
 from phone_agent.errors import StoreError
-from phone_agent.memory import (
-    delete_caller,
-    extract_and_store_after_call,
-    fetch_caller_context,
-    memory_store_for,
-)
+from phone_agent.memory import extract_and_store_after_call, fetch_caller_context
 from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.migrate import upgrade
 from phone_agent.storage.tables import Call, CallTurn
+from tests.api.test_memory import free_port, stored_contents
 from tests.fakes.openai import FakeOpenAI
 from tests.memory.conftest import memory_settings
 from tests.memory.test_calls import FACTS, MARIA, record_call
-from tests.memory.test_service import free_port, stored_contents
 
 TOKEN = "split-mode-token"
 
@@ -85,17 +80,20 @@ async def test_orchestrator_uses_the_memory_role_over_http(
     runtime = Runtime.create(settings, "orchestrator")
     await upgrade(runtime.engine)
     try:
-        store = memory_store_for(settings, runtime)
+        services = runtime.current
+        store = services.memory
         assert isinstance(store, HTTPMemoryStore)
         await record_call(
             runtime, "CA-split-1", MARIA, [("caller", "My name is Maria Lopez, home insurance.")]
         )
         openai_fake.script(json.dumps(FACTS))
-        await extract_and_store_after_call(runtime, "CA-split-1")
+        await extract_and_store_after_call(
+            settings=settings, sessions=services.sessions, store=store, call_sid="CA-split-1"
+        )
 
         # the facts live in the memory service's database, not the orchestrator's
         assert stored_contents(tmp_path / "memory-service.sqlite") == ["Her house is in Austin, Texas."]
-        context = await fetch_caller_context(runtime, MARIA)
+        context = await fetch_caller_context(store, MARIA)
         assert (context.name, context.profile["topic"]) == ("Maria Lopez", "home insurance")
         assert [m.content for m in await store.retrieve(MARIA, "where is the house")] == [
             "Her house is in Austin, Texas."
@@ -105,9 +103,9 @@ async def test_orchestrator_uses_the_memory_role_over_http(
         embedded = [r.json["input"] for r in openai_fake.requests_to("/v1/embeddings")]
         assert ["File a claim within 30 days by phone."] in embedded  # the service embeds
 
-        assert await delete_caller(runtime, MARIA) is True
+        assert await services.forget_caller(MARIA) is True
         assert stored_contents(tmp_path / "memory-service.sqlite") == []
-        assert (await fetch_caller_context(runtime, MARIA)).known is False
+        assert (await fetch_caller_context(store, MARIA)).known is False
         async with transaction(runtime.sessions) as session:  # transcripts stay local: deleted here
             assert await session.scalar(select(func.count()).select_from(Call)) == 0
             assert await session.scalar(select(func.count()).select_from(CallTurn)) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from phone_agent.admin.settings_form import reset_setting, save_section
-from phone_agent.ops.control import ControlBus, start_control_bus
+from phone_agent.ops.control import ControlBus
 from phone_agent.runtime import Runtime
 from phone_agent.storage.migrate import upgrade
 from tests.conftest import make_settings
@@ -102,8 +102,9 @@ async def test_admin_change_fans_out_to_other_runtimes(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, REDIS_URL=REDIS)
     admin, bridge = Runtime.create(settings, "orchestrator"), Runtime.create(settings, "voice-bridge")
     await upgrade(admin.engine)
-    bus_a = await start_control_bus(admin)
-    bus_b = await start_control_bus(bridge)
+    await admin.start()
+    await bridge.start()
+    bus_a = admin.bus
     reloads: list[dict[str, Any]] = []
 
     async def seen(info: dict[str, Any]) -> None:
@@ -111,16 +112,13 @@ async def test_admin_change_fans_out_to_other_runtimes(tmp_path: Path) -> None:
 
     bus_a.on_config_change(seen)  # the saving process already applied it: it gets no echo
     try:
-        assert bridge.extras["control"] is bus_b
         changed = await save_section(admin, "personality", {"agent_name": "Nova"}, actor="test")
-        assert changed == ["agent_name"] and admin.settings.agent_name == "Nova"
-        await wait_for(lambda: bridge.settings.agent_name == "Nova")
-        assert bridge.settings.source_of("agent_name") == "admin"
+        assert changed == ["agent_name"] and admin.current.settings.agent_name == "Nova"
+        await wait_for(lambda: bridge.current.settings.agent_name == "Nova")
+        assert bridge.current.settings.source_of("agent_name") == "admin"
         await reset_setting(admin, "agent_name", actor="test")
-        await wait_for(lambda: bridge.settings.agent_name == "Ava")
+        await wait_for(lambda: bridge.current.settings.agent_name == "Ava")
     finally:
-        await bus_a.close()
-        await bus_b.close()
         await admin.close()
         await bridge.close()
     assert reloads == []
@@ -129,11 +127,10 @@ async def test_admin_change_fans_out_to_other_runtimes(tmp_path: Path) -> None:
 async def test_config_change_without_redis_stays_local(tmp_path: Path) -> None:
     runtime = Runtime.create(make_settings(tmp_path), "all")
     await upgrade(runtime.engine)
-    bus = await start_control_bus(runtime)
+    await runtime.start()
     try:
-        assert not bus.distributed
+        assert not runtime.bus.distributed
         await save_section(runtime, "personality", {"business_name": "Nova Dental"}, actor="test")
-        assert runtime.settings.business_name == "Nova Dental"  # applied in-process, no bus needed
+        assert runtime.current.settings.business_name == "Nova Dental"  # applied in-process, no bus needed
     finally:
-        await bus.close()
         await runtime.close()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, is_silent, speech_wav
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 REPLY = (
     "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "

@@ -13,7 +13,7 @@ from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, speech_wav
 from tests.fakes.openai import Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilioREST
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 GOODBYE = "Goodbye Maria, enjoy your evening."
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import is_silent, speech_wav
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 JUNK = (
     "not json",

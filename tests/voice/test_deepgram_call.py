@@ -9,7 +9,7 @@ from sqlalchemy import select
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import speech_wav
 from tests.fakes.deepgram import FakeDeepgram
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 
 async def test_deepgram_transcribes_the_caller(

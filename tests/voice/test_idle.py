@@ -10,7 +10,7 @@ from sqlalchemy import select
 from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR
 from tests.fakes.twilio_rest import FakeTwilioREST
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 PROMPT = "Still there?"
 GOODBYE = "Goodbye for now."

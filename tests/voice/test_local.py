@@ -24,12 +24,13 @@ from pipecat.tests.utils import run_test
 
 from phone_agent.app import create_app
 from phone_agent.errors import ConfigError
-from phone_agent.local_models import local_stack_installed
+from phone_agent.local_models import INSTALL_HINT, local_stack_installed
 from phone_agent.voice.local import build_local_stt, build_local_tts
+from phone_agent.voice.readiness import voice_path_problems
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from tests.conftest import make_settings
 from tests.fakes.audio import pcm16_rms, read_ulaw, speech_wav, ulaw_to_pcm16
-from tests.voice.conftest import SLOW_MACHINE_TIMEOUT, requires_local
+from tests.running_agent import SLOW_MACHINE_TIMEOUT, requires_local
 
 PHONE_RATE = 8000
 LOAD_TIMEOUT = 90.0  # the first test in a process loads the models (seconds under load)
@@ -94,6 +95,19 @@ async def test_piper_speaks_8khz_audio_that_whisper_understands(tmp_path: Path) 
 
 
 @requires_local
+def test_the_local_stack_needs_no_key_but_the_llms(tmp_path: Path) -> None:
+    local = make_settings(
+        tmp_path,
+        PHONE_AGENT_VOICE_STACK="local",
+        PHONE_AGENT_LLM_PROVIDER="openai-compatible",
+        PHONE_AGENT_LLM_BASE_URL="http://127.0.0.1:11434/v1",
+    )
+    assert voice_path_problems(local) == []
+    piper_only = make_settings(tmp_path, OPENAI_API_KEY="sk-x", PHONE_AGENT_TTS_FALLBACK_PROVIDER="local")
+    assert voice_path_problems(piper_only) == []  # no ElevenLabs key, but a voice all the same
+
+
+@requires_local
 def test_piper_is_the_fallback_voice_when_configured(tmp_path: Path) -> None:
     cloud = make_settings(tmp_path, PHONE_AGENT_TTS_FALLBACK_PROVIDER="local")
     fallback = build_fallback_tts(cloud)
@@ -133,3 +147,5 @@ def test_without_the_extra_every_entry_point_gives_the_install_command(
         assert "needs the [local] extra (missing: " in str(error.value)
         assert "pip install -e '.[local]'" in str(error.value)
     create_app(settings, role="memory")  # a role that takes no calls does not need the extra
+    # /phone/incoming would not open a stream that could only end in silence: it says why
+    assert any(INSTALL_HINT in problem for problem in voice_path_problems(settings))

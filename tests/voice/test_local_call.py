@@ -13,7 +13,7 @@ from phone_agent.app import create_app
 from phone_agent.cli import app
 from tests.conftest import make_settings
 from tests.fakes.openai import FakeOpenAI
-from tests.voice.conftest import SHORT_GREETINGS, SLOW_MACHINE_TIMEOUT, requires_local, serve
+from tests.running_agent import SHORT_GREETINGS, SLOW_MACHINE_TIMEOUT, requires_local, serve
 
 AUTH_TOKEN = "local-call-twilio-token"
 CALLER_LINE = "I would like to book a table for two people"

@@ -7,14 +7,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from phone_agent.memory.factory import memory_store_for
+from phone_agent.memory.factory import local_store
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn, Message
 from tests.fakes.audio import is_silent, speech_wav
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
-GREETING = "Bella Cucina, this is Ava."  # SHORT_GREETINGS of tests/voice/conftest.py
+GREETING = "Bella Cucina, this is Ava."  # SHORT_GREETINGS of tests/running_agent.py
 
 
 def realtime_env(fake: FakeOpenAIRealtime) -> dict[str, str]:
@@ -202,7 +202,7 @@ async def test_the_realtime_model_uses_the_brains_tools(
     )
     with agent_factory(**realtime_env(fake)) as agent:
         engine = create_engine(agent.settings.database_url)
-        store = memory_store_for(agent.settings, engine=engine)
+        store = local_store(agent.settings, engine=engine)
         await store.add_document(title="Parties", text="Private parties of up to forty guests on Sundays.")
         await engine.dispose()
         async with agent.caller(from_number="+15550004444") as caller:

@@ -22,9 +22,8 @@ from phone_agent.admin.pages import admin_context
 from phone_agent.admin.settings_form import SECTIONS, FormErrors, reset_setting, save_section
 from phone_agent.admin.templating import render
 from phone_agent.admin.voice import list_voices, synthesize_sample
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import ConfigError, NotFoundError
-from phone_agent.ops.control import send_call_command
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import AuditEntry, Call
 
@@ -34,7 +33,9 @@ VOICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @router.post("/admin/settings/{section}")
-async def save_settings(section: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def save_settings(
+    section: str, request: Request, runtime: RuntimeDep, services: ServicesDep, admin: AdminDep
+) -> Response:
     """Save one section of settings as admin overrides (validated, audited, live for new calls)."""
     if section not in SECTIONS:
         raise NotFoundError(f"No settings section {section!r}; sections are {', '.join(SECTIONS)}.")
@@ -45,12 +46,13 @@ async def save_settings(section: str, request: Request, runtime: RuntimeDep, adm
         if auth.wants_json(request):
             return JSONResponse({"ok": False, "errors": exc.errors}, status_code=422)
         context = await admin_context(
-            runtime, admin, request, errors={section: exc.errors}, entered={section: form}
+            runtime, services, admin, request, errors={section: exc.errors}, entered={section: form}
         )
         return render(request, "admin.html", context, status_code=422)
     if auth.wants_json(request):
-        values = {name: getattr(runtime.settings, name) for name in SECTIONS[section]}
-        sources = {name: runtime.settings.source_of(name) for name in SECTIONS[section]}
+        saved = runtime.current.settings  # read again on purpose: the answer shows what was just saved
+        values = {name: getattr(saved, name) for name in SECTIONS[section]}
+        sources = {name: saved.source_of(name) for name in SECTIONS[section]}
         return JSONResponse({"ok": True, "changed": changed, "values": values, "sources": sources})
     return RedirectResponse(f"/admin?saved={section}#{section}", status_code=303)
 
@@ -62,17 +64,18 @@ async def reset(section: str, name: str, request: Request, runtime: RuntimeDep, 
         raise NotFoundError(f"{name!r} is not a setting of section {section!r}.")
     await reset_setting(runtime, name, actor=admin.actor)
     if auth.wants_json(request):
-        value = getattr(runtime.settings, name)
+        saved = runtime.current.settings  # read again on purpose: the answer shows the value now in force
         return JSONResponse(
-            {"ok": True, "name": name, "value": value, "source": runtime.settings.source_of(name)}
+            {"ok": True, "name": name, "value": getattr(saved, name), "source": saved.source_of(name)}
         )
     return RedirectResponse(f"/admin?saved={section}#{section}", status_code=303)
 
 
 @router.get("/admin/api/voices")
-async def voices(runtime: RuntimeDep) -> dict[str, Any]:
+async def voices(runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
     """The ElevenLabs account's voices (502 with a message when ElevenLabs is down)."""
-    return {"voices": await list_voices(runtime), "current": runtime.settings.elevenlabs_voice_id}
+    voices = await list_voices(runtime.providers, services.settings)
+    return {"voices": voices, "current": services.settings.elevenlabs_voice_id}
 
 
 class SampleRequest(BaseModel):
@@ -88,11 +91,11 @@ class SampleRequest(BaseModel):
 
 
 @router.post("/admin/api/voice-sample")
-async def voice_sample(body: SampleRequest, runtime: RuntimeDep) -> Response:
+async def voice_sample(body: SampleRequest, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """Synthesise a sentence with the given voice settings (default: the saved ones) as WAV."""
     given = body.model_dump(exclude_none=True, exclude={"text"})
     try:
-        candidate = runtime.settings.with_overrides(given) if given else runtime.settings
+        candidate = services.settings.with_overrides(given) if given else services.settings
     except ConfigError as exc:
         return JSONResponse({"error": {"type": "ConfigError", "message": str(exc)}}, status_code=422)
     voice = {name: getattr(candidate, name) for name in SECTIONS["voice"]}
@@ -101,21 +104,21 @@ async def voice_sample(body: SampleRequest, runtime: RuntimeDep) -> Response:
             {"error": {"type": "ConfigError", "message": "A voice id has only letters, digits, _ and -."}},
             status_code=422,
         )
-    audio = await synthesize_sample(runtime, body.text, voice)
+    audio = await synthesize_sample(runtime.providers, services.settings, body.text, voice)
     return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/admin/api/calls")
-async def calls(runtime: RuntimeDep, phone: str | None = None) -> dict[str, Any]:
+async def calls(services: ServicesDep, phone: str | None = None) -> dict[str, Any]:
     """Live calls and the call log (newest first)."""
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         return {"live": await live_calls(session), "log": await call_log(session, phone=phone)}
 
 
 @router.get("/admin/api/calls/{call_sid}")
-async def call(call_sid: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def call(call_sid: str, services: ServicesDep) -> dict[str, Any]:
     """One call: transcript, tool calls, waterfall rows."""
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         detail = await call_detail(session, call_sid)
     if detail is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
@@ -123,14 +126,16 @@ async def call(call_sid: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/admin/calls/{call_sid}/hangup")
-async def hang_up(call_sid: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def hang_up(
+    call_sid: str, request: Request, runtime: RuntimeDep, services: ServicesDep, admin: AdminDep
+) -> Response:
     """End a live call: the process holding it (any role, via the control bus) hangs up."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
         if call is None or call.ended_at is not None or call.direction == "chat":
             raise NotFoundError(f"No live call {call_sid!r}.")
         session.add(AuditEntry(actor=admin.actor, action="call.hangup", target=call_sid))
-    await send_call_command(runtime, call_sid, "hangup", reason="admin")
+    await runtime.bus.send_call_command(call_sid, "hangup", reason="admin")
     if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=hangup#calls", status_code=303)

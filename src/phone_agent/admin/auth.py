@@ -24,8 +24,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import delete, func, select
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import ServicesDep
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import AdminAccount, AdminSession, AuditEntry, utcnow
 
@@ -71,15 +72,15 @@ def _digest(token: str) -> str:
 
 
 # --- the account ---------------------------------------------------------------------------------
-async def _sync_env_password(runtime: Runtime) -> None:
+async def _sync_env_password(runtime: Runtime, services: Services) -> None:
     """Make the stored hash match ADMIN_PASSWORD when it is set (env wins over a setup password)."""
-    env_password = runtime.settings.secret("admin_password")
+    env_password = services.settings.secret("admin_password")
     if not env_password:
         return
     fingerprint = _digest(env_password)
-    if runtime.extras.get("admin_password_synced") == fingerprint:
+    if runtime.admin_password_fingerprint == fingerprint:
         return
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         account = await session.get(AdminAccount, 1)
         if account is None or not await asyncio.to_thread(_verify, account.password_hash, env_password):
             hashed = await asyncio.to_thread(_hasher.hash, env_password)
@@ -87,7 +88,7 @@ async def _sync_env_password(runtime: Runtime) -> None:
                 session.add(AdminAccount(id=1, password_hash=hashed, password_from="env"))
             else:
                 account.password_hash, account.password_from = hashed, "env"
-    runtime.extras["admin_password_synced"] = fingerprint
+    runtime.admin_password_fingerprint = fingerprint
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -97,27 +98,27 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-async def account_exists(runtime: Runtime) -> bool:
+async def account_exists(runtime: Runtime, services: Services) -> bool:
     """True once an admin password is known (from ADMIN_PASSWORD or set on /admin/setup)."""
-    await _sync_env_password(runtime)
-    async with runtime.sessions() as session:
+    await _sync_env_password(runtime, services)
+    async with services.sessions() as session:
         return await session.get(AdminAccount, 1) is not None
 
 
-async def check_password(runtime: Runtime, password: str) -> bool:
+async def check_password(runtime: Runtime, services: Services, password: str) -> bool:
     """Verify a password against the stored argon2 hash."""
-    await _sync_env_password(runtime)
-    async with runtime.sessions() as session:
+    await _sync_env_password(runtime, services)
+    async with services.sessions() as session:
         account = await session.get(AdminAccount, 1)
     if account is None:
         return False
     return await asyncio.to_thread(_verify, account.password_hash, password)
 
 
-async def set_password(runtime: Runtime, password: str, *, actor: str) -> None:
+async def set_password(services: Services, password: str, *, actor: str) -> None:
     """Store a new admin password (first-run setup). The caller checks length and setup code."""
     hashed = await asyncio.to_thread(_hasher.hash, password)
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         account = await session.get(AdminAccount, 1)
         if account is None:
             session.add(AdminAccount(id=1, password_hash=hashed, password_from="setup"))
@@ -126,14 +127,14 @@ async def set_password(runtime: Runtime, password: str, *, actor: str) -> None:
         session.add(AuditEntry(actor=actor, action="admin.password_set", target="admin", new_value="…****"))
 
 
-def setup_code_path(runtime: Runtime) -> Path:
+def setup_code_path(services: Services) -> Path:
     """Where the one-time first-run code is written (readable by the machine's owner only)."""
-    return Path(runtime.settings.data_dir) / "admin-setup-code"
+    return Path(services.settings.data_dir) / "admin-setup-code"
 
 
-def setup_code(runtime: Runtime) -> str:
+def setup_code(services: Services) -> str:
     """The first-run setup code, created on first use with mode 0600."""
-    path = setup_code_path(runtime)
+    path = setup_code_path(services)
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,10 +145,10 @@ def setup_code(runtime: Runtime) -> str:
 
 
 # --- rate limiting -------------------------------------------------------------------------------
-async def failures_recently(runtime: Runtime, client: str) -> int:
+async def failures_recently(services: Services, client: str) -> int:
     """Failed logins from ``client`` in the window, counted since its last successful login."""
     since = utcnow() - FAILURE_WINDOW
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         last_ok = (
             await session.execute(
                 select(func.max(AuditEntry.at)).where(
@@ -172,9 +173,9 @@ async def failures_recently(runtime: Runtime, client: str) -> int:
         )
 
 
-async def record_login(runtime: Runtime, client: str, *, ok: bool) -> None:
+async def record_login(services: Services, client: str, *, ok: bool) -> None:
     """Audit a login attempt (the rate limit counts these rows)."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         session.add(
             AuditEntry(
                 actor=f"admin@{client}" if ok else f"anonymous@{client}",
@@ -185,10 +186,10 @@ async def record_login(runtime: Runtime, client: str, *, ok: bool) -> None:
 
 
 # --- sessions ------------------------------------------------------------------------------------
-async def start_session(runtime: Runtime, response: Response, request: Request) -> None:
+async def start_session(services: Services, response: Response, request: Request) -> None:
     """Create a session and set its cookie on ``response``."""
     token = secrets.token_urlsafe(32)
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         await session.execute(delete(AdminSession).where(AdminSession.expires_at < utcnow()))
         session.add(
             AdminSession(
@@ -209,20 +210,20 @@ async def start_session(runtime: Runtime, response: Response, request: Request) 
     )
 
 
-async def end_session(runtime: Runtime, admin: Admin, response: Response) -> None:
+async def end_session(services: Services, admin: Admin, response: Response) -> None:
     """Delete the session server-side and clear its cookie."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(services.sessions) as session:
         await session.execute(delete(AdminSession).where(AdminSession.token_hash == admin.token_hash))
         session.add(AuditEntry(actor=admin.actor, action="admin.logout", target=admin.client))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
-async def session_for(runtime: Runtime, request: Request) -> Admin | None:
+async def session_for(services: Services, request: Request) -> Admin | None:
     """The admin of a request's session cookie, or None."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         row = await session.get(AdminSession, _digest(token))
     if row is None or row.expires_at <= utcnow():
         return None
@@ -267,16 +268,16 @@ async def _submitted_csrf(request: Request, max_upload_mb: int) -> str:
     return ""
 
 
-async def require_admin(request: Request, runtime: RuntimeDep) -> Admin:
+async def require_admin(request: Request, services: ServicesDep) -> Admin:
     """Dependency of every admin route: a live session, and a CSRF token on every unsafe method."""
-    admin = await session_for(runtime, request)
+    admin = await session_for(services, request)
     if admin is None:
         if wants_html(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise HTTPException(status_code=303, headers={"Location": f"/admin/login?next={target}"})
         raise HTTPException(status_code=401, detail="Log in on /admin/login first.")
     if request.method not in SAFE_METHODS:
-        given = await _submitted_csrf(request, runtime.settings.max_upload_mb)
+        given = await _submitted_csrf(request, services.settings.max_upload_mb)
         if not given or not hmac.compare_digest(given.encode(), admin.csrf_token.encode()):
             raise HTTPException(status_code=403, detail="Missing or wrong CSRF token; reload the page.")
     return admin

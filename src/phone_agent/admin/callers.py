@@ -10,13 +10,12 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from phone_agent.memory import memory_store_for
-from phone_agent.memory.search import normalise_phone
-from phone_agent.runtime import Runtime
+from phone_agent.services import Services
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import Call, Caller, Memory
 
 
-async def search_callers(runtime: Runtime, query: str, *, limit: int = 25) -> list[dict[str, Any]]:
+async def search_callers(services: Services, query: str, *, limit: int = 25) -> list[dict[str, Any]]:
     """Callers whose number or name contains ``query`` (all callers, newest first, when empty)."""
     memories = select(Memory.caller_id, func.count().label("n")).group_by(Memory.caller_id).subquery()
     stmt = select(Caller, memories.c.n).outerjoin(memories, memories.c.caller_id == Caller.id)
@@ -25,7 +24,7 @@ async def search_callers(runtime: Runtime, query: str, *, limit: int = 25) -> li
         digits = normalise_phone(query)
         stmt = stmt.where(or_(Caller.phone.like(f"%{digits}%"), func.lower(Caller.name).like(pattern)))
     stmt = stmt.order_by(Caller.last_call_at.desc().nulls_last(), Caller.id.desc()).limit(limit)
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         rows = (await session.execute(stmt)).all()
     return [
         {
@@ -38,11 +37,10 @@ async def search_callers(runtime: Runtime, query: str, *, limit: int = 25) -> li
     ]
 
 
-async def caller_view(runtime: Runtime, phone: str) -> dict[str, Any]:
+async def caller_view(services: Services, phone: str) -> dict[str, Any]:
     """A caller's profile, memories (with ids) and calls."""
-    store = memory_store_for(runtime.settings, runtime)
-    context = await store.caller_context(phone, limit=500)
-    async with runtime.sessions() as session:
+    context = await services.memory.caller_context(phone, limit=500)
+    async with services.sessions() as session:
         calls = (
             await session.execute(
                 select(Call.call_sid, Call.started_at, Call.status, Call.summary)

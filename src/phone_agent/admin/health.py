@@ -1,36 +1,28 @@
 """Component health for the admin page and /admin-status: database, memory service, Redis, providers.
 
 Providers are not probed (that would spend the owner's quota on every page view); code that talks
-to one calls ``record_provider`` and the page shows when each was last seen OK or failing.
+to one calls ``runtime.providers.record`` and the page shows when each was last seen OK or failing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
 
+from phone_agent.config import Settings
+from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.storage.db import ping
 
 PROBE_TIMEOUT = 2.0
 
 
-def record_provider(runtime: Runtime, provider: str, *, ok: bool, detail: str | None = None) -> None:
-    """Remember the outcome of the latest request to a provider (no secret in ``detail``)."""
-    seen = runtime.extras.setdefault("provider_seen", {})
-    entry = seen.setdefault(provider, {"last_ok_at": None, "last_error_at": None, "last_error": None})
-    if ok:
-        entry["last_ok_at"] = time.time()
-    else:
-        entry["last_error_at"], entry["last_error"] = time.time(), detail
-
-
-def providers_configured(runtime: Runtime) -> dict[str, bool]:
+def providers_configured(settings: Settings) -> dict[str, bool]:
     """Which external providers have credentials."""
-    s = runtime.settings
+    s = settings
     return {
         "openai": s.openai_api_key is not None,
         "elevenlabs": s.elevenlabs_api_key is not None,
@@ -40,18 +32,10 @@ def providers_configured(runtime: Runtime) -> dict[str, bool]:
     }
 
 
-def provider_health(runtime: Runtime) -> dict[str, dict[str, Any]]:
+def provider_health(providers: ProviderHealth, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per provider: configured, last OK / last error (unix times), and whether the latest was OK."""
-    configured = {k: v for k, v in providers_configured(runtime).items() if k != "llm_secondary"}
-    seen = runtime.extras.get("provider_seen", {})
-    out = {}
-    for name in sorted(set(configured) | set(seen)):
-        entry = dict(seen.get(name, {"last_ok_at": None, "last_error_at": None, "last_error": None}))
-        ok_at, err_at = entry["last_ok_at"], entry["last_error_at"]
-        entry["ok"] = None if ok_at is None and err_at is None else (ok_at or 0) >= (err_at or 0)
-        entry["configured"] = configured.get(name, True)
-        out[name] = entry
-    return out
+    configured = {k: v for k, v in providers_configured(settings).items() if k != "llm_secondary"}
+    return providers.report(configured)
 
 
 async def _database(runtime: Runtime) -> dict[str, Any]:
@@ -62,8 +46,8 @@ async def _database(runtime: Runtime) -> dict[str, Any]:
     return {"ok": True, "detail": runtime.engine.dialect.name}
 
 
-async def _redis(runtime: Runtime) -> dict[str, Any] | None:
-    url = runtime.settings.redis_url
+async def _redis(settings: Settings) -> dict[str, Any] | None:
+    url = settings.redis_url
     if not url:
         return None
     from redis.asyncio import Redis
@@ -78,8 +62,8 @@ async def _redis(runtime: Runtime) -> dict[str, Any] | None:
     return {"ok": True, "detail": "ping ok"}
 
 
-async def _memory(runtime: Runtime, database: dict[str, Any]) -> dict[str, Any]:
-    s = runtime.settings
+async def _memory(settings: Settings, database: dict[str, Any]) -> dict[str, Any]:
+    s = settings
     if s.memory_backend != "http":
         return {"ok": database["ok"], "detail": "in-process (local)"}
     try:
@@ -90,12 +74,13 @@ async def _memory(runtime: Runtime, database: dict[str, Any]) -> dict[str, Any]:
     return {"ok": response.status_code == 200, "detail": f"HTTP {response.status_code}"}
 
 
-async def component_health(runtime: Runtime) -> dict[str, Any]:
+async def component_health(runtime: Runtime, services: Services) -> dict[str, Any]:
     """{database, memory, redis (when used), providers} each with ok + detail."""
+    settings = services.settings
     database = await _database(runtime)
-    memory, redis = await asyncio.gather(_memory(runtime, database), _redis(runtime))
+    memory, redis = await asyncio.gather(_memory(settings, database), _redis(settings))
     components: dict[str, Any] = {"database": database, "memory": memory}
     if redis is not None:
         components["redis"] = redis
-    components["providers"] = provider_health(runtime)
+    components["providers"] = provider_health(runtime.providers, settings)
     return components

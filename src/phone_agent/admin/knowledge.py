@@ -1,6 +1,6 @@
 """Knowledge & memory on the admin page: documents, knowledge search, callers and their memories.
 
-Documents and caller deletion go through the memory API (``memory_store_for``, ``delete_caller``)
+Documents and caller deletion go through the memory API (``services.memory``, ``forget_caller``)
 so chunks, embeddings and search indexes stay right whichever backend runs. Listing callers and
 editing or deleting a single memory read this process's database directly (the memory API has no
 such calls); with ``memory_backend=http`` those two are shown only when the memory rows live here.
@@ -19,13 +19,13 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import caller_view, search_callers
 from phone_agent.admin.pages import admin_context
 from phone_agent.admin.templating import render
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import NotFoundError
-from phone_agent.memory import MemoryItem, delete_caller, memory_store_for
+from phone_agent.memory import MemoryItem
 from phone_agent.memory.documents import DocumentError, document_text
-from phone_agent.memory.search import normalise_phone
-from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.storage.db import transaction
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import AuditEntry, Caller, Memory
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
@@ -36,22 +36,22 @@ def masked_phone(phone: str) -> str:
     return "…" + phone[-4:] if len(phone) > 4 else "…"
 
 
-def memories_editable(runtime: Runtime) -> bool:
+def memories_editable(services: Services) -> bool:
     """Single memories can be edited here when the memory rows are in this process's database."""
-    return runtime.settings.memory_backend == "local"
+    return services.settings.memory_backend == "local"
 
 
-async def _audit(runtime: Runtime, actor: str, action: str, target: str, new: str | None = None) -> None:
-    async with transaction(runtime.sessions) as session:
+async def _audit(services: Services, actor: str, action: str, target: str, new: str | None = None) -> None:
+    async with transaction(services.sessions) as session:
         session.add(AuditEntry(actor=actor, action=action, target=target[:200], new_value=new))
 
 
 @router.post("/admin/knowledge/documents")
 async def upload_document(
-    request: Request, runtime: RuntimeDep, admin: AdminDep, file: UploadFile
+    request: Request, runtime: RuntimeDep, services: ServicesDep, admin: AdminDep, file: UploadFile
 ) -> Response:
     """Add an uploaded file (text, Markdown, HTML, PDF) to the knowledge base; 413 above max_upload_mb."""
-    limit = runtime.settings.max_upload_mb
+    limit = services.settings.max_upload_mb
     auth.refuse_oversize(request, limit)
     data = await file.read(limit * 1024 * 1024 + 1)
     if len(data) > limit * 1024 * 1024:
@@ -61,13 +61,13 @@ async def upload_document(
     except DocumentError as exc:
         if auth.wants_json(request):
             raise
-        context = await admin_context(runtime, admin, request, upload_error=str(exc))
+        context = await admin_context(runtime, services, admin, request, upload_error=str(exc))
         return render(request, "admin.html", context, status_code=exc.status_code)
-    store = memory_store_for(runtime.settings, runtime)
+    store = services.memory
     info = await store.add_document(
         title=title, text=text, content_type=content_type, source_name=file.filename
     )
-    await _audit(runtime, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
+    await _audit(services, admin.actor, "knowledge.add", info.title, new=f"{info.chunks} chunks")
     if auth.wants_json(request):
         return JSONResponse(info.model_dump(mode="json"), status_code=201)
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
@@ -75,66 +75,66 @@ async def upload_document(
 
 @router.post("/admin/knowledge/documents/{document_id}/delete")
 async def remove_document(
-    document_id: int, request: Request, runtime: RuntimeDep, admin: AdminDep
+    document_id: int, request: Request, services: ServicesDep, admin: AdminDep
 ) -> Response:
     """Delete a document and its chunks."""
-    store = memory_store_for(runtime.settings, runtime)
+    store = services.memory
     if not await store.delete_document(document_id):
         raise NotFoundError(f"No knowledge document {document_id}.")
-    await _audit(runtime, admin.actor, "knowledge.delete", f"document {document_id}")
+    await _audit(services, admin.actor, "knowledge.delete", f"document {document_id}")
     if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=knowledge#knowledge", status_code=303)
 
 
 @router.get("/admin/api/knowledge/documents")
-async def documents(runtime: RuntimeDep) -> dict[str, Any]:
+async def documents(services: ServicesDep) -> dict[str, Any]:
     """Every knowledge document, newest first."""
-    store = memory_store_for(runtime.settings, runtime)
+    store = services.memory
     return {"documents": [d.model_dump(mode="json") for d in await store.list_documents()]}
 
 
 @router.get("/admin/api/knowledge/search")
-async def knowledge_search(runtime: RuntimeDep, q: str) -> dict[str, Any]:
+async def knowledge_search(services: ServicesDep, q: str) -> dict[str, Any]:
     """What the agent would find in the knowledge base for a question."""
-    store = memory_store_for(runtime.settings, runtime)
+    store = services.memory
     return {"hits": [h.model_dump() for h in await store.search_knowledge(q, limit=5)]}
 
 
 @router.get("/admin/api/callers")
-async def callers(runtime: RuntimeDep, q: str = "") -> dict[str, Any]:
+async def callers(services: ServicesDep, q: str = "") -> dict[str, Any]:
     """Callers matching a number or name."""
-    return {"callers": await search_callers(runtime, q)}
+    return {"callers": await search_callers(services, q)}
 
 
 @router.get("/admin/api/callers/{phone}")
-async def caller(phone: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def caller(phone: str, services: ServicesDep) -> dict[str, Any]:
     """A caller's profile, memories and calls."""
-    view = await caller_view(runtime, phone)
+    view = await caller_view(services, phone)
     if not view["known"]:
         raise NotFoundError(f"No caller {phone}.")
     return view
 
 
 @router.get("/admin/callers/{phone}")
-async def caller_page(phone: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def caller_page(phone: str, request: Request, services: ServicesDep, admin: AdminDep) -> Response:
     """One caller: profile, memories (view, edit, delete), calls, and "delete all data"."""
-    view = await caller_view(runtime, phone)
+    view = await caller_view(services, phone)
     if not view["known"]:
         raise NotFoundError(f"No caller {phone}.")
     context = {
         "csrf_token": admin.csrf_token,
         "caller": view,
-        "editable": memories_editable(runtime),
+        "editable": memories_editable(services),
         "saved": request.query_params.get("saved"),
     }
     return render(request, "caller.html", context)
 
 
-async def _own_memory(runtime: Runtime, phone: str, memory_id: int) -> Memory:
-    if not memories_editable(runtime):
+async def _own_memory(services: Services, phone: str, memory_id: int) -> Memory:
+    if not memories_editable(services):
         raise NotFoundError("Memories are kept by the memory service (memory_backend=http); edit them there.")
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         row = (
             await session.execute(
                 select(Memory)
@@ -149,39 +149,39 @@ async def _own_memory(runtime: Runtime, phone: str, memory_id: int) -> Memory:
 
 @router.post("/admin/callers/{phone}/memories/{memory_id}")
 async def edit_memory(
-    phone: str, memory_id: int, runtime: RuntimeDep, admin: AdminDep, content: str = Form(...)
+    phone: str, memory_id: int, services: ServicesDep, admin: AdminDep, content: str = Form(...)
 ) -> Response:
     """Reword a memory: stored again through the memory API so its search index and embedding follow."""
-    memory = await _own_memory(runtime, phone, memory_id)
+    memory = await _own_memory(services, phone, memory_id)
     if not content.strip():
-        return await delete_memory(phone, memory_id, runtime, admin)
-    async with transaction(runtime.sessions) as session:
+        return await delete_memory(phone, memory_id, services, admin)
+    async with transaction(services.sessions) as session:
         await session.execute(delete(Memory).where(Memory.id == memory.id))
-    store = memory_store_for(runtime.settings, runtime)
+    store = services.memory
     await store.store_memories(
         phone, [MemoryItem(content=content.strip(), kind=memory.kind, key=memory.key, score=0.0)]
     )
-    await _audit(runtime, admin.actor, "memory.edit", f"caller {masked_phone(phone)} memory {memory_id}")
+    await _audit(services, admin.actor, "memory.edit", f"caller {masked_phone(phone)} memory {memory_id}")
     return RedirectResponse(f"/admin/callers/{normalise_phone(phone)}?saved=memory", status_code=303)
 
 
 @router.post("/admin/callers/{phone}/memories/{memory_id}/delete")
-async def delete_memory(phone: str, memory_id: int, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def delete_memory(phone: str, memory_id: int, services: ServicesDep, admin: AdminDep) -> Response:
     """Forget one memory of a caller."""
-    memory = await _own_memory(runtime, phone, memory_id)
-    async with transaction(runtime.sessions) as session:
+    memory = await _own_memory(services, phone, memory_id)
+    async with transaction(services.sessions) as session:
         await session.execute(delete(Memory).where(Memory.id == memory.id))
-    await _audit(runtime, admin.actor, "memory.delete", f"caller {masked_phone(phone)} memory {memory_id}")
+    await _audit(services, admin.actor, "memory.delete", f"caller {masked_phone(phone)} memory {memory_id}")
     return RedirectResponse(f"/admin/callers/{normalise_phone(phone)}?saved=memory", status_code=303)
 
 
 @router.post("/admin/callers/{phone}/delete")
-async def forget_caller(phone: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def forget_caller(phone: str, request: Request, services: ServicesDep, admin: AdminDep) -> Response:
     """Delete everything about a caller: profile, memories, calls and transcripts."""
-    deleted = await delete_caller(runtime, phone)
+    deleted = await services.forget_caller(phone)
     if not deleted:
         raise NotFoundError(f"No data about {phone}.")
-    await _audit(runtime, admin.actor, "caller.delete", f"caller {masked_phone(phone)}")
+    await _audit(services, admin.actor, "caller.delete", f"caller {masked_phone(phone)}")
     if auth.wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse("/admin?saved=caller-deleted#knowledge", status_code=303)

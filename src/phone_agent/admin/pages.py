@@ -22,10 +22,11 @@ from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.templating import render
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import NotFoundError, StoreError
-from phone_agent.memory import MemoryStore, memory_store_for
+from phone_agent.memory import MemoryStore
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.storage.tables import AuditEntry
 
 public = APIRouter(tags=["admin"])
@@ -64,9 +65,9 @@ def _csrf_refused() -> Response:
 
 
 @public.get("/admin/login", response_class=HTMLResponse)
-async def login_page(request: Request, runtime: RuntimeDep) -> Response:
+async def login_page(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """The login form (or the first-run setup form when no password exists yet)."""
-    if not await auth.account_exists(runtime):
+    if not await auth.account_exists(runtime, services):
         return RedirectResponse("/admin/setup", status_code=303)
     return _login_form(request)
 
@@ -75,6 +76,7 @@ async def login_page(request: Request, runtime: RuntimeDep) -> Response:
 async def login(
     request: Request,
     runtime: RuntimeDep,
+    services: ServicesDep,
     password: str = Form(""),
     csrf_token: str = Form(""),
     next: str = Form("/admin"),
@@ -83,28 +85,28 @@ async def login(
     if not _login_csrf_ok(request, csrf_token):
         return _csrf_refused()
     client = auth.client_address(request)
-    if await auth.failures_recently(runtime, client) >= auth.MAX_FAILURES:
+    if await auth.failures_recently(services, client) >= auth.MAX_FAILURES:
         response = _login_form(
             request, error="Too many wrong passwords. Wait 15 minutes and try again.", status=429
         )
         response.headers["Retry-After"] = str(int(auth.FAILURE_WINDOW.total_seconds()))
         return response
-    if not await auth.check_password(runtime, password):
-        await auth.record_login(runtime, client, ok=False)
+    if not await auth.check_password(runtime, services, password):
+        await auth.record_login(services, client, ok=False)
         return _login_form(request, error="Wrong password.", status=401)
-    await auth.record_login(runtime, client, ok=True)
+    await auth.record_login(services, client, ok=True)
     response = RedirectResponse(auth.safe_next(next), status_code=303)
     response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/admin")
-    await auth.start_session(runtime, response, request)
+    await auth.start_session(services, response, request)
     return response
 
 
 @public.get("/admin/setup", response_class=HTMLResponse)
-async def setup_page(request: Request, runtime: RuntimeDep) -> Response:
+async def setup_page(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """First run: set the admin password with the one-time code from the data directory."""
-    if await auth.account_exists(runtime):
+    if await auth.account_exists(runtime, services):
         return RedirectResponse("/admin/login", status_code=303)
-    auth.setup_code(runtime)  # make sure the file exists so the owner can read it
+    auth.setup_code(services)  # make sure the file exists so the owner can read it
     return _login_form(request, setup=True)
 
 
@@ -112,6 +114,7 @@ async def setup_page(request: Request, runtime: RuntimeDep) -> Response:
 async def setup(
     request: Request,
     runtime: RuntimeDep,
+    services: ServicesDep,
     code: str = Form(""),
     password: str = Form(""),
     confirm: str = Form(""),
@@ -120,36 +123,37 @@ async def setup(
     """Set the first password (only while none exists), then log in."""
     if not _login_csrf_ok(request, csrf_token):
         return _csrf_refused()
-    if await auth.account_exists(runtime):
+    if await auth.account_exists(runtime, services):
         return RedirectResponse("/admin/login", status_code=303)
     client = auth.client_address(request)
-    if await auth.failures_recently(runtime, client) >= auth.MAX_FAILURES:
+    if await auth.failures_recently(services, client) >= auth.MAX_FAILURES:
         return _login_form(request, setup=True, error="Too many wrong codes. Wait 15 minutes.", status=429)
-    expected = auth.setup_code(runtime)
+    expected = auth.setup_code(services)
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
-        await auth.record_login(runtime, client, ok=False)
+        await auth.record_login(services, client, ok=False)
         return _login_form(request, setup=True, error="Wrong setup code.", status=401)
     if len(password) < auth.MIN_PASSWORD_LENGTH or password != confirm:
         error = f"Use at least {auth.MIN_PASSWORD_LENGTH} characters, typed the same twice."
         return _login_form(request, setup=True, error=error, status=422)
-    await auth.set_password(runtime, password, actor=f"admin@{client}")
-    auth.setup_code_path(runtime).unlink(missing_ok=True)
-    await auth.record_login(runtime, client, ok=True)
+    await auth.set_password(services, password, actor=f"admin@{client}")
+    auth.setup_code_path(services).unlink(missing_ok=True)
+    await auth.record_login(services, client, ok=True)
     response = RedirectResponse("/admin", status_code=303)
-    await auth.start_session(runtime, response, request)
+    await auth.start_session(services, response, request)
     return response
 
 
 @router.post("/admin/logout")
-async def logout(runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def logout(services: ServicesDep, admin: AdminDep) -> Response:
     """End the session."""
     response = RedirectResponse("/admin/login", status_code=303)
-    await auth.end_session(runtime, admin, response)
+    await auth.end_session(services, admin, response)
     return response
 
 
 async def admin_context(
     runtime: Runtime,
+    services: Services,
     admin: auth.Admin,
     request: Request,
     *,
@@ -158,12 +162,12 @@ async def admin_context(
     upload_error: str | None = None,
 ) -> dict[str, Any]:
     """Everything the /admin page shows."""
-    settings = runtime.settings
+    settings = services.settings
     phone = request.query_params.get("phone", "").strip()
     knowledge_query = request.query_params.get("kq", "").strip()
     caller_query = request.query_params.get("cq", "").strip()
-    store = memory_store_for(settings, runtime)
-    async with runtime.sessions() as session:
+    store = services.memory
+    async with services.sessions() as session:
         live = await live_calls(session)
         log = await call_log(session, phone=phone or None)
         audit = (
@@ -180,12 +184,12 @@ async def admin_context(
         "live_calls": live,
         "call_log": log,
         "phone_filter": phone,
-        "health": await component_health(runtime),
+        "health": await component_health(runtime, services),
         "config": settings.public_view(),
         "audit": audit,
         **await _knowledge(store, knowledge_query),
         "caller_query": caller_query,
-        "callers": await search_callers(runtime, caller_query),
+        "callers": await search_callers(services, caller_query),
         "max_upload_mb": settings.max_upload_mb,
         "upload_error": upload_error,
     }
@@ -203,15 +207,17 @@ async def _knowledge(store: MemoryStore, query: str) -> dict[str, Any]:
 
 @router.get("/admin", response_class=HTMLResponse)
 @router.get("/admin.html", response_class=HTMLResponse)
-async def admin_page(request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def admin_page(
+    request: Request, runtime: RuntimeDep, services: ServicesDep, admin: AdminDep
+) -> Response:
     """The owner's page: every section."""
-    return render(request, "admin.html", await admin_context(runtime, admin, request))
+    return render(request, "admin.html", await admin_context(runtime, services, admin, request))
 
 
 @router.get("/admin/calls/{call_sid}", response_class=HTMLResponse)
-async def call_page(call_sid: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> Response:
+async def call_page(call_sid: str, request: Request, services: ServicesDep, admin: AdminDep) -> Response:
     """One call: transcript, tool calls and the per-turn latency waterfall."""
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from phone_agent import __version__
 from phone_agent.admin.calls import latency_summary
 from phone_agent.admin.health import component_health, providers_configured
-from phone_agent.ops.doctor import report_for_status
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.storage.db import ping
 from phone_agent.storage.migrate import current_revision, head_revision
 from phone_agent.storage.tables import Call, Caller, Memory
@@ -36,10 +36,10 @@ async def database_status(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-async def counts(runtime: Runtime) -> dict[str, int]:
+async def counts(services: Services) -> dict[str, int]:
     """Numbers of callers, calls, memories, calls today and calls in progress."""
     today = datetime.combine(datetime.now(UTC).date(), dtime.min, tzinfo=UTC)
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
 
         async def scalar(stmt: Any) -> int:
             return int((await session.execute(stmt)).scalar_one())
@@ -59,9 +59,9 @@ async def counts(runtime: Runtime) -> dict[str, int]:
         }
 
 
-async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
+async def build_snapshot(runtime: Runtime, services: Services) -> dict[str, Any]:
     """The whole /admin-status JSON."""
-    s = runtime.settings
+    s = services.settings
     db = await database_status(runtime)
     snapshot: dict[str, Any] = {
         "version": __version__,
@@ -86,19 +86,19 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
         },
         "stt": {"provider": s.stt_provider, "model": s.stt_model},
         "memory": {"backend": s.memory_backend, "url": s.memory_url if s.memory_backend == "http" else None},
-        "providers_configured": providers_configured(runtime),
+        "providers_configured": providers_configured(s),
         "config": s.public_view(),
         "config_sources": {
             row["name"]: row["source"] for row in s.public_view() if row["source"] != "default"
         },
         "config_file": s.config_file,
     }
-    snapshot["counts"] = await counts(runtime) if db["ok"] else None
-    snapshot["health"] = await component_health(runtime)
+    snapshot["counts"] = await counts(services) if db["ok"] else None
+    snapshot["health"] = await component_health(runtime, services)
     if db["ok"]:
-        async with runtime.sessions() as session:
+        async with services.sessions() as session:
             snapshot["latency"] = await latency_summary(session)
     else:
         snapshot["latency"] = None
-    snapshot["doctor"] = await report_for_status(runtime)  # cached 5 min; see ops/doctor/runner.py
+    snapshot["doctor"] = await runtime.doctor.get(s, runtime.engine)  # cached 5 min (ops/doctor/runner.py)
     return snapshot

@@ -2,7 +2,7 @@
 
 The conversation lives in the browser and is sent whole with every message, so test chats are not
 stored as calls and the agent learns nothing about callers from them. The agent is the one phone
-calls and ``/v1/chat`` use (``brain.components.agent_for``), tools included: what it would do is
+calls and ``/v1/chat`` use (``Services.agent``), tools included: what it would do is
 shown next to its answer.
 """
 
@@ -14,9 +14,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from phone_agent.admin import auth
-from phone_agent.admin.health import record_provider
-from phone_agent.api.deps import RuntimeDep
-from phone_agent.brain.components import agent_for, tool_context_for
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
 
@@ -35,15 +33,15 @@ class TryRequest(BaseModel):
 
 
 @router.post("/admin/api/try-it")
-async def try_it(body: TryRequest, runtime: RuntimeDep) -> dict[str, Any]:
+async def try_it(body: TryRequest, runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
     """The agent's answer to the last message, and the tools it used."""
     if body.messages[-1].role != "user":
         return {"reply": "", "tool_calls": [], "provider": None, "ended": False}
     history = [m.model_dump() for m in body.messages]
-    ctx = tool_context_for(runtime, caller_phone=None, channel="chat")
-    result = await agent_for(runtime).run_turn(history, ctx)
+    ctx = services.tool_context(caller_phone=None, channel="chat", tasks=runtime.tasks)
+    result = await services.agent().run_turn(history, ctx)
     answered = result.provider != "canned"
-    record_provider(runtime, "llm", ok=answered, detail=None if answered else "no LLM endpoint answered")
+    runtime.providers.record("llm", ok=answered, detail=None if answered else "no LLM endpoint answered")
     return {
         "reply": result.text,
         "tool_calls": result.tool_records,

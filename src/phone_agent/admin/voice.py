@@ -12,16 +12,16 @@ from typing import Any
 
 import httpx
 
-from phone_agent.admin.health import record_provider
+from phone_agent.config import Settings
 from phone_agent.errors import ProviderError
-from phone_agent.runtime import Runtime
+from phone_agent.ops.provider_health import ProviderHealth
 
 SAMPLE_RATE = 16000
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
-def _key(runtime: Runtime) -> str:
-    key = runtime.settings.secret("elevenlabs_api_key")
+def _key(settings: Settings) -> str:
+    key = settings.secret("elevenlabs_api_key")
     if not key:
         raise ProviderError("elevenlabs", "no API key set (ELEVENLABS_API_KEY).")
     return key
@@ -42,27 +42,29 @@ def _unavailable(detail: str) -> str:
     return f"not available right now ({detail}). Calls use the fallback voice until it is back."
 
 
-async def _request(runtime: Runtime, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    url = runtime.settings.elevenlabs_base_url.rstrip("/") + path
-    headers = {"xi-api-key": _key(runtime)}
+async def _request(
+    providers: ProviderHealth, settings: Settings, method: str, path: str, **kwargs: Any
+) -> httpx.Response:
+    url = settings.elevenlabs_base_url.rstrip("/") + path
+    headers = {"xi-api-key": _key(settings)}
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             response = await client.request(method, url, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        record_provider(runtime, "elevenlabs", ok=False, detail=_describe(exc))
+        providers.record("elevenlabs", ok=False, detail=_describe(exc))
         raise ProviderError("elevenlabs", _unavailable(_describe(exc))) from exc
     if response.status_code >= 400:
-        record_provider(runtime, "elevenlabs", ok=False, detail=_describe(response))
+        providers.record("elevenlabs", ok=False, detail=_describe(response))
         if response.status_code == 401:
             raise ProviderError("elevenlabs", "the API key was refused (HTTP 401); check ELEVENLABS_API_KEY.")
         raise ProviderError("elevenlabs", _unavailable(_describe(response)))
-    record_provider(runtime, "elevenlabs", ok=True)
+    providers.record("elevenlabs", ok=True)
     return response
 
 
-async def list_voices(runtime: Runtime) -> list[dict[str, str]]:
+async def list_voices(providers: ProviderHealth, settings: Settings) -> list[dict[str, str]]:
     """The voices of the ElevenLabs account: [{voice_id, name, category}]."""
-    body = (await _request(runtime, "GET", "/v1/voices")).json()
+    body = (await _request(providers, settings, "GET", "/v1/voices")).json()
     return [
         {
             "voice_id": v["voice_id"],
@@ -73,7 +75,9 @@ async def list_voices(runtime: Runtime) -> list[dict[str, str]]:
     ]
 
 
-async def synthesize_sample(runtime: Runtime, text: str, voice: dict[str, Any]) -> bytes:
+async def synthesize_sample(
+    providers: ProviderHealth, settings: Settings, text: str, voice: dict[str, Any]
+) -> bytes:
     """A WAV of ``text`` spoken with the given (possibly unsaved) voice settings."""
     payload = {
         "text": text,
@@ -86,7 +90,8 @@ async def synthesize_sample(runtime: Runtime, text: str, voice: dict[str, Any]) 
         },
     }
     response = await _request(
-        runtime,
+        providers,
+        settings,
         "POST",
         f"/v1/text-to-speech/{voice['elevenlabs_voice_id']}",
         params={"output_format": f"pcm_{SAMPLE_RATE}"},

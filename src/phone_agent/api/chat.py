@@ -16,6 +16,7 @@ as ``tool_calls`` with ``finish_reason: "tool_calls"``, as OpenAI does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -28,13 +29,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.brain.agent import TurnResult
-from phone_agent.brain.components import agent_for, tool_context_for
 from phone_agent.brain.conversations import ConversationEnded, open_conversation, store_exchange
 from phone_agent.config import mask_secret
 from phone_agent.errors import NotFoundError
-from phone_agent.memory.calls import schedule_after_call
+from phone_agent.storage.phones import normalise_optional
 
 AGENT_MODEL = "phone-agent"
 # Client options handed to the LLM as they are; anything else OpenAI knows is accepted and ignored.
@@ -143,9 +143,9 @@ class ChatRequest(BaseModel):
 
 
 # -- auth and parsing ---------------------------------------------------------------------------------
-def require_api_key(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
+def require_api_key(services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:
     """401 in OpenAI's shape unless the bearer key is ``api_key``."""
-    expected = runtime.settings.secret("api_key")
+    expected = services.settings.secret("api_key")
     if not expected:
         raise APIProblem(
             401,
@@ -197,11 +197,14 @@ async def list_models() -> dict[str, Any]:
 
 @router.post("/chat/completions", dependencies=[Authorized], response_model=None)
 async def chat_completions(
-    request: Request, runtime: RuntimeDep, x_caller: Annotated[str | None, Header()] = None
+    request: Request,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    x_caller: Annotated[str | None, Header()] = None,
 ) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions, answered by the agent (persona, memory, tools, LLM chain)."""
     body: ChatCompletionRequest = await _parse(request, ChatCompletionRequest)
-    agent = agent_for(runtime)
+    agent = services.agent()
     builtin = set(agent.registry.names)
     external = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
     clash = [t["function"]["name"] for t in external if t["function"]["name"] in builtin]
@@ -217,10 +220,10 @@ async def chat_completions(
     ]
     if not history:
         raise APIProblem(422, "Invalid request: messages needs at least one user message.", param="messages")
-    caller = x_caller or body.user
+    caller = normalise_optional(x_caller or body.user)
     extra = body.model_extra or {}
     sampling = {name: extra[name] for name in SAMPLING_OPTIONS if extra.get(name) is not None}
-    ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
+    ctx = services.tool_context(caller_phone=caller, channel="chat", tasks=runtime.tasks)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
@@ -273,36 +276,41 @@ async def chat_completions(
             await queue.put(None)
 
     async def events() -> AsyncIterator[str]:
-        task = asyncio.create_task(produce())
-        try:
-            yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-            while (item := await queue.get()) is not None:
-                yield item
-            yield "data: [DONE]\n\n"
-        finally:
-            if not task.done():
-                task.cancel()
+        # The response outlives the request's dependencies: hold its Services until the stream ends.
+        async with runtime.use(services):
+            task = asyncio.create_task(produce(), name="chat-completion-stream")
+            try:
+                yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+                while (item := await queue.get()) is not None:
+                    yield item
+                yield "data: [DONE]\n\n"
+            finally:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
 
 @router.post("/chat", dependencies=[Authorized])
-async def chat(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def chat(request: Request, runtime: RuntimeDep, services: ServicesDep) -> dict[str, Any]:
     """One message of a server-side conversation; the reply and what the agent did."""
     body: ChatRequest = await _parse(request, ChatRequest)
+    caller = normalise_optional(body.caller) or body.caller
     try:
         call, history, seq = await open_conversation(
-            runtime.sessions, caller=body.caller, conversation_id=body.conversation_id
+            services.sessions, caller=caller, conversation_id=body.conversation_id
         )
     except NotFoundError as exc:
         raise APIProblem(404, str(exc), param="conversation_id", code="conversation_not_found") from exc
     except ConversationEnded as exc:
         raise APIProblem(409, str(exc), param="conversation_id", code="conversation_ended") from exc
-    ctx = tool_context_for(runtime, caller_phone=body.caller, channel="chat", call_id=call.id)
-    result = await agent_for(runtime).run_turn([*history, {"role": "user", "content": body.message}], ctx)
-    await store_exchange(runtime.sessions, call_id=call.id, seq=seq, message=body.message, result=result)
-    if result.ended:  # learn from the conversation, as after a phone call
-        schedule_after_call(runtime, call.call_sid)
+    ctx = services.tool_context(caller_phone=caller, channel="chat", call_id=call.id, tasks=runtime.tasks)
+    result = await services.agent().run_turn([*history, {"role": "user", "content": body.message}], ctx)
+    await store_exchange(services.sessions, call_id=call.id, seq=seq, message=body.message, result=result)
+    if result.ended:  # learn from the conversation, as after a phone call (owned background task)
+        runtime.spawn_with(services, services.learn_after_call(call.call_sid), name=f"learn-{call.call_sid}")
     return {
         "conversation_id": call.call_sid,
         "reply": result.text,

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.brain.agent import TurnResult
-from phone_agent.brain.builtins._common import caller_id
 from phone_agent.errors import NotFoundError, PhoneAgentError
+from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Call, CallTurn, utcnow
 

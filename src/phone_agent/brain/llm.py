@@ -35,8 +35,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
+from phone_agent.http_pool import HttpPool, openai_client
 from phone_agent.ops import metrics
-from phone_agent.voice.shared_http import shared_http_client
 
 CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
 REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
@@ -116,12 +116,16 @@ class LLMChain:
         self.temperature = temperature
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LLMChain:
-        """Primary from ``llm_*``/``openai_api_key``; secondary when ``llm_secondary_base_url`` is set."""
+    def from_settings(cls, settings: Settings, *, http: HttpPool | None = None) -> LLMChain:
+        """Primary from ``llm_*``/``openai_api_key``; secondary when ``llm_secondary_base_url`` is set.
+
+        ``http`` is the process's connection pool (``http_pool``), which the chain never closes;
+        without one each endpoint has its own client, closed by ``aclose()``.
+        """
         endpoints = [
             LLMEndpoint(
                 "primary",
-                _client(settings.llm_base_url, settings.secret("openai_api_key")),
+                _client(settings.llm_base_url, settings.secret("openai_api_key"), http),
                 settings.llm_model,
             )
         ]
@@ -129,7 +133,7 @@ class LLMChain:
             endpoints.append(
                 LLMEndpoint(
                     "secondary",
-                    _client(settings.llm_secondary_base_url, settings.secret("llm_secondary_api_key")),
+                    _client(settings.llm_secondary_base_url, settings.secret("llm_secondary_api_key"), http),
                     settings.llm_secondary_model or settings.llm_model,
                 )
             )
@@ -146,7 +150,7 @@ class LLMChain:
         return self.endpoints[0].model
 
     async def aclose(self) -> None:
-        """Close the endpoints' HTTP clients."""
+        """Close the endpoints' clients (clients on the shared pool leave the pool open)."""
         for endpoint in self.endpoints:
             await endpoint.client.close()
 
@@ -254,14 +258,12 @@ class LLMChain:
         )
 
 
-def _client(base_url: str, api_key: str | None) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key or "not-set",  # never fall back to OPENAI_API_KEY from the process env
-        max_retries=0,
-        timeout=REQUEST_TIMEOUT,
-        http_client=shared_http_client(),  # a chain per call must not cost a pool + TLS set-up per call
-    )
+def _client(base_url: str, api_key: str | None, http: HttpPool | None) -> AsyncOpenAI:
+    if http is None:  # "not-set": never fall back to OPENAI_API_KEY from the process env
+        return AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-set", max_retries=0, timeout=REQUEST_TIMEOUT
+        )
+    return openai_client(api_key=api_key, base_url=base_url, http=http, timeout=REQUEST_TIMEOUT)
 
 
 def _has_token(chunk: ChatCompletionChunk) -> bool:

@@ -24,18 +24,18 @@ still insists is cut off with the canned reply. The voice pipeline must call
 ``ctx.speech_finished()`` when the agent's audio has finished playing (``end_call`` and
 ``transfer_call`` wait for it), and store ``ctx.take_records()`` with the agent turn.
 
-``build_call_brain(runtime, call_sid=..., caller=...)`` puts it all together for one call.
+``build_call_brain(ctx, chain=..., caller=...)`` puts it all together for one call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
+from openai import AsyncOpenAI
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
@@ -51,16 +51,12 @@ from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, limit_error
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext, KnowledgeHit, MemoryStore
 from phone_agent.storage.tables import utcnow
-from phone_agent.voice.shared_http import SharedPoolOpenAILLMService
-
-if TYPE_CHECKING:
-    from phone_agent.runtime import Runtime
 
 KNOWLEDGE_TIMEOUT = 0.3  # seconds the knowledge search may add to a turn on the phone
 EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
 
 
-class ChainedLLMService(SharedPoolOpenAILLMService):
+class ChainedLLMService(OpenAILLMService):
     """Pipecat's OpenAI LLM service; prompts packed by the brain, completions opened through the chain."""
 
     def __init__(
@@ -72,19 +68,21 @@ class ChainedLLMService(SharedPoolOpenAILLMService):
         memory: MemoryStore | None = None,
         **kwargs: Any,
     ) -> None:
+        self.chain = chain  # before Pipecat's __init__, which calls create_client()
         super().__init__(
             api_key=settings.secret("openai_api_key") or "not-set",
             base_url=settings.llm_base_url,
             settings=OpenAILLMService.Settings(model=chain.model, temperature=settings.llm_temperature),
             **kwargs,
         )
-        self.chain = chain
-        # One-shot inferences (run_inference) share the primary's client: no pool per call.
-        self._client = chain.endpoints[0].client
         self.app_settings = settings
         self.caller = caller
         self.memory = memory
         self.last_stream: ChainStream | None = None
+
+    def create_client(self, *_args: Any, **_kwargs: Any) -> AsyncOpenAI:
+        """One-shot inferences (``run_inference``) use the chain's primary client: no client per call."""
+        return self.chain.endpoints[0].client
 
     async def get_chat_completions(self, context: LLMContext) -> Any:
         """Build the request as Pipecat does, pack it, then let the chain pick the endpoint."""
@@ -220,39 +218,23 @@ class CallBrain:
 
 
 def build_call_brain(
-    runtime: Runtime,
+    ctx: ToolContext,
     *,
-    call_sid: str | None,
+    chain: LLMChain,
     caller: CallerContext | None,
-    call_id: int | None = None,
-    on_hang_up: Callable[[], Awaitable[None]] | None = None,
-    before_transfer: Callable[[], Awaitable[None]] | None = None,
+    registry: ToolRegistry | None = None,
 ) -> CallBrain:
-    """The brain of one phone call on this runtime (shared LLM chain, Twilio control, memory).
+    """The brain of one phone call: the LLM processor on ``chain`` and the tools acting through ``ctx``.
 
     Args:
-        runtime: the process runtime (settings current when the call starts are kept for the call).
-        call_sid: Twilio's call SID (transfer and hang-up act on it).
-        caller: the caller's context from memory (``memory.fetch_caller_context``), if any.
-        call_id: ``calls.id`` of the call, so appointments and messages link to it.
-        on_hang_up: the pipeline's own way to end the call; default: Twilio REST ``Status=completed``.
-        before_transfer: called just before ``transfer_call`` redirects the call; the pipeline must
-            then end WITHOUT hanging up (Pipecat's Twilio serializer hangs up on End/CancelFrame,
-            which would end the call being transferred).
+        ctx: the call's tool context (``Services.tool_context``): its settings, database, call control
+            and memory are the call's for its whole life, whatever the admin changes meanwhile.
+        chain: the LLM chain of the same ``Services``.
+        caller: the caller's context from memory (``memory.calls.fetch_caller_context``), if any.
+        registry: the tools (default: the built-ins).
     """
     from phone_agent.brain.builtins import default_registry
-    from phone_agent.brain.components import llm_chain_for, memory_for, tool_context_for
 
-    memory = memory_for(runtime)
-    llm = build_pipeline_llm(runtime.settings, caller=caller, memory=memory, chain=llm_chain_for(runtime))
-    ctx = tool_context_for(
-        runtime,
-        caller_phone=caller.phone if caller else None,
-        caller_name=caller.name if caller else None,
-        call_sid=call_sid,
-        call_id=call_id,
-        channel="phone",
-        on_hang_up=on_hang_up,
-        before_transfer=before_transfer,
-    )
-    return CallBrain(llm=llm, tools=register_tools(llm, default_registry(), ctx), ctx=ctx)
+    llm = build_pipeline_llm(ctx.settings, caller=caller, memory=ctx.memory, chain=chain)
+    tools = register_tools(llm, registry or default_registry(), ctx)
+    return CallBrain(llm=llm, tools=tools, ctx=ctx)

@@ -27,6 +27,7 @@ from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, PhoneAgentError, ProviderError, ToolError
 from phone_agent.memory.base import MemoryStore
 from phone_agent.storage.tables import utcnow
+from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
 
 Handler = Callable[["ToolContext", Any], Awaitable[dict[str, Any]]]
@@ -108,6 +109,7 @@ class ToolContext:
     # Called just before a transfer redirects the call: the pipeline must then end without hanging
     # up (Pipecat's Twilio serializer would otherwise end the call being transferred).
     before_transfer: Callable[[], Awaitable[None]] | None = None
+    tasks: TaskOwner | None = None  # owns the after-speech fallback timer (the process's, in the app)
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -127,7 +129,13 @@ class ToolContext:
         """Run ``action`` once the agent has finished speaking (or after a fallback delay)."""
         self._after_speech = action
         if self._fallback is None:
-            self._fallback = asyncio.get_running_loop().create_task(self._fallback_after(label))
+            timer = self._fallback_after(label)
+            name = f"after-speech-{label}"
+            self._fallback = (
+                self.tasks.spawn(timer, name=name)
+                if self.tasks is not None
+                else asyncio.get_running_loop().create_task(timer, name=name)
+            )  # None while the process shuts down: the call is ending anyway
 
     async def _fallback_after(self, label: str) -> None:
         await asyncio.sleep(AFTER_SPEECH_FALLBACK_SECONDS)
@@ -146,6 +154,12 @@ class ToolContext:
                 await action()
             except PhoneAgentError as exc:
                 logger.error("call action after speech failed: {}", exc)
+
+    def close(self) -> None:
+        """The conversation ended: a pending action's fallback timer is cancelled."""
+        if self._fallback is not None:
+            self._fallback.cancel()
+            self._fallback = None
 
     def pending_action(self) -> bool:
         """True while a hang-up or transfer waits for the agent to stop speaking."""

@@ -2,13 +2,14 @@
 
 Stable entry points for the other parts of the agent:
 
-- ``memory_store_for(settings, runtime) -> MemoryStore``: local (SQLite/PostgreSQL by
-  ``database_url``) or HTTP (``memory_backend=http``), cached on the runtime.
-- ``fetch_caller_context(runtime, phone) -> CallerContext``: profile + top memories, called once at
+- ``build_memory_store(settings, engine=..., sessions=...) -> MemoryStore``: local (SQLite/PostgreSQL
+  by ``database_url``) or HTTP (``memory_backend=http``); the app's ``Services`` holds one.
+- ``fetch_caller_context(store, phone) -> CallerContext``: profile + top memories, called once at
   stream start; bounded by a timeout, never raises.
-- ``extract_and_store_after_call(runtime, call_sid)``: learn from a finished call's transcript;
-  ``schedule_after_call(runtime, call_sid)`` runs it in the background (off the call path).
-- ``delete_caller(runtime, phone)``: privacy delete of profile, memories, calls and transcripts.
+- ``extract_and_store_after_call(settings=..., sessions=..., store=..., call_sid=...)``: learn from a
+  finished call's transcript (the app runs it in the background, off the call path).
+- ``delete_caller(store=..., local=..., phone=...)``: privacy delete of profile, memories, calls and
+  transcripts.
 
 The brain's prompt packer consumes ``CallerContext`` (``.name``, ``.summary()``) and ``KnowledgeHit``
 from ``store.search_knowledge(query)``; per-turn memory search is ``store.retrieve(phone, query)``.
@@ -27,15 +28,10 @@ if TYPE_CHECKING:
         MemoryItem,
         MemoryStore,
     )
-    from phone_agent.memory.calls import (
-        delete_caller,
-        extract_and_store_after_call,
-        fetch_caller_context,
-        schedule_after_call,
-    )
-    from phone_agent.memory.factory import memory_store_for
+    from phone_agent.memory.calls import delete_caller, extract_and_store_after_call, fetch_caller_context
+    from phone_agent.memory.factory import build_memory_store, local_store
 
-# Imported on first use, so `import phone_agent.memory.cli` (every CLI start) stays cheap.
+# Imported on first use, so importing the package (every CLI start) stays cheap.
 _EXPORTS = {
     "CallerContext": "base",
     "KnowledgeDocumentInfo": "base",
@@ -45,8 +41,8 @@ _EXPORTS = {
     "delete_caller": "calls",
     "extract_and_store_after_call": "calls",
     "fetch_caller_context": "calls",
-    "schedule_after_call": "calls",
-    "memory_store_for": "factory",
+    "build_memory_store": "factory",
+    "local_store": "factory",
 }
 
 
@@ -62,9 +58,9 @@ __all__ = [
     "KnowledgeHit",
     "MemoryItem",
     "MemoryStore",
+    "build_memory_store",
     "delete_caller",
     "extract_and_store_after_call",
     "fetch_caller_context",
-    "memory_store_for",
-    "schedule_after_call",
+    "local_store",
 ]

@@ -3,7 +3,7 @@
 The brain and the call pipeline only use this protocol, so a backend can be swapped without them
 knowing. Every method is async and safe to call on the live-call path. Backends:
 ``memory.sqlite.SQLiteMemoryStore``, ``memory.postgres.PostgresMemoryStore`` (both in-process) and
-``memory.client.HTTPMemoryStore`` (the :8100 service); ``memory.memory_store_for`` picks one.
+``memory.client.HTTPMemoryStore`` (the :8100 service); ``memory.build_memory_store`` picks one.
 """
 
 from __future__ import annotations

@@ -1,41 +1,36 @@
 """The memory hooks of a call: fetch what we know at the start, learn from it at the end.
 
-- ``fetch_caller_context(runtime, phone)``: profile + top memories, once, at stream start. Bounded
+- ``fetch_caller_context(store, phone)``: profile + top memories, once, at stream start. Bounded
   by a timeout and never raises: a slow or broken store gives an empty context, not a silent call.
-- ``extract_and_store_after_call(runtime, call_sid)``: read the call's transcript (``call_turns``),
-  ask the LLM for facts, merge them into the caller's memory. ``schedule_after_call`` runs it as a
-  background task so hanging up never waits for the LLM.
-- ``delete_caller(runtime, phone)``: privacy delete everywhere (memory store + this database's calls
-  and transcripts, which stay local when the memory service is remote).
+- ``extract_and_store_after_call(settings=..., sessions=..., store=..., call_sid=...)``: read the
+  call's transcript (``call_turns``), ask the LLM for facts, merge them into the caller's memory.
+  The app runs it as an owned background task (``Services.learn_after_call``) so hanging up never
+  waits for the LLM.
+- ``delete_caller(store=..., local=..., phone=...)``: privacy delete everywhere (memory store + this
+  database's calls and transcripts, which stay local when the memory service is remote).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from loguru import logger
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from phone_agent.config import Settings
 from phone_agent.errors import PhoneAgentError
-from phone_agent.memory.base import CallerContext, MemoryItem
+from phone_agent.memory.base import CallerContext, MemoryItem, MemoryStore
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
-from phone_agent.memory.factory import memory_store_for, service_store_for
-from phone_agent.memory.search import normalise_phone
 from phone_agent.storage.db import transaction
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import Call, Caller, CallTurn
-
-if TYPE_CHECKING:
-    from phone_agent.runtime import Runtime
-
-_background: set[asyncio.Task[ExtractedFacts | None]] = set()
 
 
 async def fetch_caller_context(
-    runtime: Runtime, phone: str, *, limit: int = 8, within: float = 1.0
+    store: MemoryStore, phone: str, *, limit: int = 8, within: float = 1.0
 ) -> CallerContext:
     """What we know about ``phone``; an empty context when unknown, slow (> within s) or failing."""
-    store = memory_store_for(runtime.settings, runtime)
     try:
         return await asyncio.wait_for(store.caller_context(phone, limit=limit), within)
     except (TimeoutError, PhoneAgentError, OSError) as exc:
@@ -45,9 +40,15 @@ async def fetch_caller_context(
         return CallerContext(phone=normalise_phone(phone))
 
 
-async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> ExtractedFacts | None:
+async def extract_and_store_after_call(
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    store: MemoryStore,
+    call_sid: str,
+) -> ExtractedFacts | None:
     """Learn from a finished call; None when it had no caller number or the caller said nothing."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
         if call is None:
             logger.warning("memory: no call {} to learn from", call_sid)
@@ -65,19 +66,20 @@ async def extract_and_store_after_call(runtime: Runtime, call_sid: str) -> Extra
     if not phone or not any(role == "caller" and text for role, text in turns):
         return None  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
     transcript = transcript_text([(role, text) for role, text in turns])
-    store = memory_store_for(runtime.settings, runtime)
     known = await store.caller_context(phone, limit=50)
-    facts = await extract_facts(transcript, known, runtime.settings)
+    facts = await extract_facts(transcript, known, settings)
     items = [MemoryItem(content=f.content, key=f.key, call_sid=call_sid) for f in facts.facts]
     await store.store_memories(phone, items, name=facts.name, profile=facts.profile)
-    await _link_call(runtime, call_sid, normalise_phone(phone), started_at)
+    await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
     logger.info("memory: learned {} facts from call {}", len(items), call_sid)
     return facts
 
 
-async def _link_call(runtime: Runtime, call_sid: str, phone: str, started_at: object) -> None:
+async def _link_call(
+    sessions: async_sessionmaker[AsyncSession], call_sid: str, phone: str, started_at: object
+) -> None:
     """Point the call at its caller and date the caller's last call (when the caller is local)."""
-    async with transaction(runtime.sessions) as session:
+    async with transaction(sessions) as session:
         caller = (await session.execute(select(Caller).where(Caller.phone == phone))).scalar()
         if caller is None:
             return
@@ -89,27 +91,26 @@ async def _link_call(runtime: Runtime, call_sid: str, phone: str, started_at: ob
         caller.last_call_at = started_at  # type: ignore[assignment]
 
 
-def schedule_after_call(runtime: Runtime, call_sid: str) -> asyncio.Task[ExtractedFacts | None]:
-    """Run ``extract_and_store_after_call`` in the background (errors are logged, never raised)."""
-
-    async def run() -> ExtractedFacts | None:
-        try:
-            return await extract_and_store_after_call(runtime, call_sid)
-        except Exception as exc:  # a failed extraction must not disturb the next call
-            logger.warning("memory: learning from call {} failed: {}", call_sid, exc)
-            return None
-
-    task = asyncio.create_task(run(), name=f"memory-after-call-{call_sid}")
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+async def learn_quietly(
+    *, settings: Settings, sessions: async_sessionmaker[AsyncSession], store: MemoryStore, call_sid: str
+) -> ExtractedFacts | None:
+    """``extract_and_store_after_call`` for a background task: errors are logged, never raised."""
+    try:
+        return await extract_and_store_after_call(
+            settings=settings, sessions=sessions, store=store, call_sid=call_sid
+        )
+    except Exception as exc:  # a failed extraction must not disturb the next call
+        logger.warning("memory: learning from call {} failed: {}", call_sid, exc)
+        return None
 
 
-async def delete_caller(runtime: Runtime, phone: str) -> bool:
-    """Delete everything about a caller: profile, memories, calls and transcripts."""
-    store = memory_store_for(runtime.settings, runtime)
+async def delete_caller(*, store: MemoryStore, local: MemoryStore | None, phone: str) -> bool:
+    """Delete everything about a caller: profile, memories, calls and transcripts.
+
+    ``local`` is the store on this process's own database when ``store`` is the remote memory
+    service (calls and transcripts live here, not there); None when they are the same store.
+    """
     deleted = await store.delete_caller(phone)
-    if runtime.settings.memory_backend == "http":
-        # calls and transcripts live in this process's database, not the memory service's
-        deleted = await service_store_for(runtime).delete_caller(phone) or deleted
+    if local is not None and local is not store:
+        deleted = await local.delete_caller(phone) or deleted
     return deleted

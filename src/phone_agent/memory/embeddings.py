@@ -14,6 +14,7 @@ from openai import AsyncOpenAI, OpenAIError, omit
 
 from phone_agent.config import Settings
 from phone_agent.errors import ProviderError
+from phone_agent.http_pool import HttpPool, openai_client
 
 EMBEDDING_DIMENSIONS = 1536
 BATCH_SIZE = 256  # inputs per request (the API accepts 2048; smaller batches retry cheaper)
@@ -30,14 +31,20 @@ class OpenAIEmbedder:
         model: str = "text-embedding-3-small",
         timeout: float = 10.0,
         batch_size: int = BATCH_SIZE,
+        http: HttpPool | None = None,
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.timeout = timeout
+        self._http = http
         self._client = self.create_client(api_key=api_key, base_url=base_url)
 
     def create_client(self, *, api_key: str, base_url: str) -> AsyncOpenAI:
-        """The SDK client (overridable)."""
+        """The SDK client (overridable); on the process's shared pool when one was given."""
+        if self._http is not None:
+            return openai_client(
+                api_key=api_key, base_url=base_url, http=self._http, timeout=self.timeout, max_retries=2
+            )
         return AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout, max_retries=2)
 
     async def embed(self, texts: list[str]) -> list[np.ndarray]:
@@ -85,12 +92,14 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4")
 
 
-def embedder_for(settings: Settings) -> OpenAIEmbedder | None:
-    """The embedder the settings ask for, or None (lexical-only search)."""
+def embedder_for(settings: Settings, *, http: HttpPool | None = None) -> OpenAIEmbedder | None:
+    """The embedder the settings ask for, or None (lexical-only search); ``http``: a shared pool."""
     key = settings.secret("openai_api_key")
     if not settings.embeddings_enabled or not key:
         return None
-    return OpenAIEmbedder(api_key=key, base_url=settings.openai_base_url, model=settings.embeddings_model)
+    return OpenAIEmbedder(
+        api_key=key, base_url=settings.openai_base_url, model=settings.embeddings_model, http=http
+    )
 
 
 async def embed_or_none(embedder: OpenAIEmbedder | None, text: str, within: float) -> np.ndarray | None:

@@ -41,11 +41,6 @@ def fuse_rankings(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-def normalise_phone(phone: str) -> str:
-    """A phone number as the store keys it: E.164-ish, without spaces, dashes, dots or brackets."""
-    return re.sub(r"[\s\-().]", "", phone.strip())
-
-
 def normalise_fact(text: str) -> str:
     """A fact's identity for de-duplication: lower case, words only."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))

@@ -27,8 +27,9 @@ from phone_agent.errors import ProviderError
 from phone_agent.memory.base import CallerContext, MemoryItem
 from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
 from phone_agent.memory.knowledge import KnowledgeBaseMixin
-from phone_agent.memory.search import fuse_rankings, normalise_fact, normalise_phone, query_terms
+from phone_agent.memory.search import fuse_rankings, normalise_fact, query_terms
 from phone_agent.storage.db import session_factory
+from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import (
     Appointment,
     Call,

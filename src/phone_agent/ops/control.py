@@ -174,34 +174,11 @@ class ControlBus:
             logger.exception("control bus handler failed")
 
 
-async def start_control_bus(runtime: Any) -> ControlBus:
-    """The process's bus (``runtime.extras["control"]``), reloading overrides on config changes."""
-    bus = ControlBus(redis_url=runtime.settings.redis_url)
-
-    async def reload(info: dict[str, Any]) -> None:
-        await runtime.apply_overrides()
-        logger.info("settings reloaded after a config change ({})", ", ".join(sorted(info)) or "all")
-
-    bus.on_config_change(reload)
-    await bus.start()
-    runtime.extras["control"] = bus
-    return bus
-
-
-async def broadcast_config_change(runtime: Any, keys: Iterable[str]) -> None:
+async def broadcast_config_change(bus: ControlBus, keys: Iterable[str]) -> None:
     """After an admin change in this process: make the other roles reload (never fails the caller)."""
-    bus: ControlBus | None = runtime.extras.get("control")
-    if bus is None or not bus.distributed:
+    if not bus.distributed:
         return
     try:
         await bus.announce_config_change(keys=sorted(keys))
     except Exception as exc:  # Redis down: the change is saved; other roles get it on restart
         logger.warning("could not announce a config change over Redis: {}", type(exc).__name__)
-
-
-async def send_call_command(runtime: Any, call_sid: str, action: str, **params: Any) -> int:
-    """Ask the process holding ``call_sid`` (any role, via Redis when configured) to do ``action``."""
-    bus: ControlBus | None = runtime.extras.get("control")
-    if bus is None:
-        raise RuntimeError("the control bus is not running (it starts with the app)")
-    return await bus.send_call_command(call_sid, action, **params)

@@ -10,7 +10,7 @@ The voice and brain code call, e.g.::
 
 Each process exposes its own counters (the voice bridge has the call metrics, the orchestrator the
 webhooks); Prometheus scrapes every role. /metrics answers the admin status token, or loopback
-clients when none is set.
+clients when none is set (the route is ``api/metrics.py``).
 """
 
 from __future__ import annotations
@@ -18,18 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
-
-from phone_agent.admin.status import status_allowed
-from phone_agent.api.deps import RuntimeDep
 
 # stage -> (start mark, end mark); marks are ms since the call started (storage/tables.py CallTurn)
 TURN_STAGES: dict[str, tuple[str, str]] = {
@@ -108,14 +103,3 @@ def fallback_used(component: str, to: str) -> None:
 def exposition() -> bytes:
     """The Prometheus text exposition of this process's metrics."""
     return generate_latest(REGISTRY)
-
-
-router = APIRouter(tags=["ops"])
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, runtime: RuntimeDep) -> Response:
-    """Prometheus scrape endpoint (loopback, or the admin status token as a Bearer token)."""
-    if not status_allowed(request, runtime.settings.secret("admin_status_token")):
-        raise HTTPException(status_code=401, detail="Send the admin status token as a Bearer token.")
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -12,10 +12,8 @@ the conversation keeps only what the caller heard (``PlayoutTracker``).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import WebSocket
@@ -40,21 +38,21 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from phone_agent.brain.persona import greeting_for
-from phone_agent.brain.pipeline import build_call_brain
+from phone_agent.brain.pipeline import ChainedLLMService, build_call_brain
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext
-from phone_agent.memory.calls import schedule_after_call
 from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
-from phone_agent.voice.call_records import finish_call, open_call
+from phone_agent.services import Services
+from phone_agent.storage.calls import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
-from phone_agent.voice.prefetch import take_caller_context
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from phone_agent.voice.stream import StreamStart
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
@@ -62,17 +60,6 @@ VAD_STOP_SECS = 0.2
 # Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
 # "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
 TURN_FALLBACK_SECS = 1.0
-
-
-@dataclass
-class StreamStart:
-    """What Twilio's ``start`` message told us about the call."""
-
-    stream_sid: str
-    call_sid: str
-    account_sid: str | None
-    parameters: dict[str, str] = field(default_factory=dict)
-    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -86,13 +73,15 @@ class CallSession:
     tracker: PlayoutTracker
     recorder: CallRecorder
     tools: ToolContext
+    llm: ChainedLLMService
+    greeting: str = ""
     end_reason: str = "hangup"
 
 
 def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSerializer:
     """Twilio serializer; hangs up through the REST API when Twilio credentials are configured."""
     auth_token = settings.secret("twilio_auth_token")
-    account_sid = start.account_sid or settings.twilio_account_sid
+    account_sid = settings.twilio_account_sid  # ours, never the one the websocket's start message claims
     can_hang_up = bool(auth_token and account_sid and start.call_sid)
     return TwilioMediaSerializer(
         stream_sid=start.stream_sid,
@@ -104,12 +93,15 @@ def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSeria
     )
 
 
-async def open_call_with_caller(runtime: Runtime, start: StreamStart) -> tuple[int, CallerContext | None]:
+async def open_call_with_caller(
+    runtime: Runtime, services: Services, start: StreamStart
+) -> tuple[int, CallerContext | None]:
     """Open the call's row and take the caller's memory (prefetched at /phone/incoming), concurrently."""
-    caller = start.parameters.get("caller") or None
     return await asyncio.gather(
-        open_call(runtime.sessions, call_sid=start.call_sid, from_number=caller, stream_sid=start.stream_sid),
-        take_caller_context(runtime, call_sid=start.call_sid, caller=caller),
+        open_call(
+            services.sessions, call_sid=start.call_sid, from_number=start.caller, stream_sid=start.stream_sid
+        ),
+        runtime.prefetch.take(services.memory, call_sid=start.call_sid, caller=start.caller),
     )
 
 
@@ -129,10 +121,16 @@ def media_stream_transport(
     )
 
 
-async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
-    """Build the pipeline of one call (nothing runs until ``run_call``)."""
-    settings = runtime.settings  # this call keeps the settings it started with
-    call_id, caller_context = await open_call_with_caller(runtime, start)
+async def build_call(
+    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+) -> CallSession:
+    """Build the pipeline of one call (nothing runs until ``run_call``).
+
+    ``services`` are the call's for its whole life: every part below is built from them, never
+    from ``runtime.current`` again (an admin save during the call applies to the next one).
+    """
+    settings = services.settings
+    call_id, caller_context = await open_call_with_caller(runtime, services, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
@@ -146,23 +144,26 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         if session is not None:
             session.end_reason = "transferred"
 
-    brain = build_call_brain(
-        runtime,
+    tool_ctx = services.tool_context(
+        caller_phone=start.caller,
+        caller_name=caller_context.name if caller_context else None,
         call_sid=start.call_sid,
-        caller=caller_context,
         call_id=call_id,
+        channel="phone",
         on_hang_up=end_call,
         before_transfer=before_transfer,
+        tasks=runtime.tasks,
     )
+    brain = build_call_brain(tool_ctx, chain=services.llm, caller=caller_context, registry=services.tools)
 
     transport = media_stream_transport(websocket, serializer)
-    stt = build_stt(settings)
+    stt = build_stt(settings, http=services.http)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     tts_stage: list[FrameProcessor] = [primary_tts]
     tts_services: list[FrameProcessor] = [primary_tts]
-    fallback = build_fallback_tts(settings)
+    fallback = build_fallback_tts(settings, http=services.http)
     if fallback is not None:
         tts_services.append(fallback)
         tts_stage = [
@@ -196,13 +197,14 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         ]
     )
     recorder = CallRecorder(
-        sessions=runtime.sessions,
+        sessions=services.sessions,
         call_id=call_id,
         started_at=start.started_at,
         vad_stop_secs=VAD_STOP_SECS,
         llm=llm,
         tts=tts_services,
         output=transport.output(),
+        tasks=runtime.tasks,
     )
     task = PipelineWorker(
         pipeline,
@@ -213,7 +215,17 @@ async def build_call(websocket: WebSocket, runtime: Runtime, start: StreamStart)
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
-    session = CallSession(start, call_id, task, context, tracker, recorder, brain.ctx)
+    session = CallSession(
+        start=start,
+        call_id=call_id,
+        task=task,
+        context=context,
+        tracker=tracker,
+        recorder=recorder,
+        tools=brain.ctx,
+        llm=brain.llm,
+        greeting=greeting,
+    )
 
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
@@ -286,6 +298,7 @@ class LiveCall(Protocol):
     task: PipelineWorker
     tracker: PlayoutTracker
     recorder: CallRecorder
+    tools: ToolContext
     end_reason: str
 
 
@@ -293,23 +306,26 @@ CommandHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 async def drive_call(
-    runtime: Runtime, start: StreamStart, call: LiveCall, on_command: CommandHandler
+    runtime: Runtime, services: Services, start: StreamStart, call: LiveCall, on_command: CommandHandler
 ) -> None:
     """Run a built call to its end: metrics, live-call commands from any role, records closed, learning."""
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    bus = runtime.extras.get("control")  # live-call commands from any role (ops/control.py)
-    metrics.call_started(start.parameters.get("direction", "inbound"))
+    metrics.call_started(start.direction)
     try:
-        with bus.hold_call(start.call_sid, on_command) if bus is not None else nullcontext():
+        with runtime.bus.hold_call(start.call_sid, on_command):  # live-call commands from any role
             await runner.add_workers(call.task)
             await runner.run()
     finally:
         metrics.call_ended(call.end_reason)
+        call.tools.close()
         await call.recorder.flush()
         await finish_call(
-            runtime.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
+            services.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
         )
-        schedule_after_call(runtime, start.call_sid)  # memory learns from the transcript, off the call path
+        # memory learns from the transcript off the call path, on the call's own services
+        runtime.spawn_with(
+            services, services.learn_after_call(start.call_sid), name=f"learn-{start.call_sid}"
+        )
         logger.info(
             "call ended ({}): {} turns, {} of {} marks played",
             call.end_reason,
@@ -319,14 +335,16 @@ async def drive_call(
         )
 
 
-async def run_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> CallSession:
+async def run_call(
+    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+) -> CallSession:
     """Run one call to its end and close its records."""
-    session = await build_call(websocket, runtime, start)
+    session = await build_call(websocket, runtime, services, start)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    await drive_call(runtime, start, session, on_command)
+    await drive_call(runtime, services, start, session, on_command)
     return session
 
 

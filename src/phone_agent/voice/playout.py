@@ -278,7 +278,8 @@ class SpeechEndWatcher(BaseObserver):
         if isinstance(data.frame, BotStoppedSpeakingFrame) and (
             self._waiting is None or self._waiting.done()
         ):
-            self._waiting = asyncio.create_task(self._when_played())
+            # the tracker's Pipecat task manager owns the wait: it ends with the call's pipeline
+            self._waiting = self._tracker.create_task(self._when_played(), name="speech-end")
 
     async def _when_played(self) -> None:
         if await self._tracker.wait_until_played(since_ms=-1, timeout=SPEECH_END_TIMEOUT_SECS):

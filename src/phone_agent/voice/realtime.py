@@ -51,7 +51,6 @@ from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
-from phone_agent.brain.components import tool_context_for
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
 from phone_agent.brain.tools import Tool, ToolContext
@@ -59,10 +58,10 @@ from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
 from phone_agent.runtime import Runtime
+from phone_agent.services import Services
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.pipeline import (
     TWILIO_SAMPLE_RATE,
-    StreamStart,
     build_serializer,
     drive_call,
     media_stream_transport,
@@ -71,6 +70,7 @@ from phone_agent.voice.pipeline import (
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.services import build_fallback_tts
+from phone_agent.voice.stream import StreamStart
 
 GREETING_REQUEST = (
     'The phone call has just connected. Greet the caller with exactly these words: "{greeting}"'
@@ -190,6 +190,7 @@ class RealtimeCall:
     llm: RealtimeCallService
     tracker: PlayoutTracker
     recorder: CallRecorder
+    tools: ToolContext
     end_reason: str = "hangup"
 
 
@@ -233,10 +234,12 @@ def build_realtime_llm(settings: Settings, *, instructions: str) -> RealtimeCall
     )
 
 
-async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
+async def build_realtime_call(
+    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+) -> RealtimeCall:
     """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
-    settings = runtime.settings
-    call_id, caller_context = await open_call_with_caller(runtime, start)
+    settings = services.settings
+    call_id, caller_context = await open_call_with_caller(runtime, services, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
     serializer = build_serializer(settings, start)
@@ -251,9 +254,9 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         call.end_reason = "transferred"
 
     # the brain's tools, answered by the realtime model through Pipecat's function calling
-    tool_ctx = tool_context_for(
-        runtime,
-        caller_phone=start.parameters.get("caller") or None,
+    tool_ctx = services.tool_context(
+        caller_phone=start.caller,
+        tasks=runtime.tasks,
         caller_name=caller_context.name if caller_context else None,
         call_sid=start.call_sid,
         call_id=call_id,
@@ -264,7 +267,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     registry = default_registry()
     registry.add(SEARCH_KNOWLEDGE)  # one model answers at once: it looks knowledge up when it needs it
     tools = register_tools(llm, registry, tool_ctx)
-    apology_voice = build_fallback_tts(settings)  # HTTP per utterance: costs nothing until used
+    apology_voice = build_fallback_tts(settings, http=services.http)  # HTTP per utterance: free until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
     context = LLMContext(
         messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
@@ -299,13 +302,14 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         ]
     )
     recorder = CallRecorder(
-        sessions=runtime.sessions,
+        sessions=services.sessions,
         call_id=call_id,
         started_at=start.started_at,
         vad_stop_secs=0.0,
         llm=llm,
         tts=[llm, *([apology_voice] if apology_voice is not None else [])],
         output=transport.output(),
+        tasks=runtime.tasks,
     )
     task = PipelineWorker(
         pipeline,
@@ -316,7 +320,7 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
-    call = RealtimeCall(start, call_id, task, llm, tracker, recorder)
+    call = RealtimeCall(start, call_id, task, llm, tracker, recorder, tool_ctx)
 
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
@@ -368,9 +372,11 @@ async def build_realtime_call(websocket: WebSocket, runtime: Runtime, start: Str
     return call
 
 
-async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: StreamStart) -> RealtimeCall:
+async def run_realtime_call(
+    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+) -> RealtimeCall:
     """Run one realtime call to its end and close its records."""
-    call = await build_realtime_call(websocket, runtime, start)
+    call = await build_realtime_call(websocket, runtime, services, start)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         if action != "hangup":
@@ -380,5 +386,5 @@ async def run_realtime_call(websocket: WebSocket, runtime: Runtime, start: Strea
         call.end_reason = str(params.get("reason") or "admin")
         await call.task.queue_frame(EndFrame())
 
-    await drive_call(runtime, start, call, on_command)
+    await drive_call(runtime, services, start, call, on_command)
     return call

@@ -31,7 +31,8 @@ from pipecat.processors.frame_processor import FrameProcessor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.ops import metrics
-from phone_agent.voice.call_records import add_turn
+from phone_agent.storage.calls import add_turn
+from phone_agent.tasks import TaskOwner
 
 CALLER_MARKS = ("caller_stopped", "turn_detected", "stt_final")
 AGENT_MARKS = ("llm_first_token", "tts_first_audio", "first_audio_sent")
@@ -68,8 +69,10 @@ class CallRecorder(BaseObserver):
         llm: FrameProcessor,
         tts: list[FrameProcessor],
         output: FrameProcessor,
+        tasks: TaskOwner | None = None,
     ) -> None:
         super().__init__()
+        self._tasks = tasks  # owns the writer (it must outlive the pipeline until ``flush``)
         self._sessions, self._call_id = sessions, call_id
         self._started_at, self._vad_stop_secs = started_at, vad_stop_secs
         self._llm, self._tts, self._output = llm, tts, output
@@ -154,7 +157,15 @@ class CallRecorder(BaseObserver):
             record.marks,
         )
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_turns())
+            writer = self._write_turns()
+            name = f"turn-writer-{self._call_id}"
+            self._writer = (
+                self._tasks.spawn(writer, name=name)
+                if self._tasks is not None
+                else asyncio.get_running_loop().create_task(writer, name=name)
+            )
+            if self._writer is None:  # the process is shutting down: nothing more is stored
+                return
         self._queue.put_nowait(record)
 
     async def _write_turns(self) -> None:

@@ -18,10 +18,10 @@ from pipecat.services.tts_service import TTSService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
+from phone_agent.http_pool import HttpPool
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
-from phone_agent.voice.shared_http import shared_http_client
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -43,8 +43,11 @@ def websocket_base(url: str) -> str:
     return url
 
 
-def build_stt(settings: Settings) -> FrameProcessor:
-    """Speech-to-text: OpenAI transcription (segmented by VAD), Deepgram streaming, or local Whisper."""
+def build_stt(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor:
+    """Speech-to-text: OpenAI transcription (segmented by VAD), Deepgram streaming, or local Whisper.
+
+    ``http``: the process's shared connection pool for OpenAI (``http_pool``), if any.
+    """
     if settings.voice_stack == "local":
         return build_local_stt(settings)
     if settings.stt_provider == "deepgram":
@@ -57,7 +60,7 @@ def build_stt(settings: Settings) -> FrameProcessor:
     return OpenAISTTService(
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
         base_url=settings.openai_base_url,
-        http_client=shared_http_client(),
+        http_client=http,
         settings=OpenAISTTService.Settings(model=settings.stt_model),
     )
 
@@ -102,9 +105,12 @@ def build_primary_tts(settings: Settings) -> TTSService:
     return speak_from_first_clause(tts)
 
 
-def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
+def build_fallback_tts(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor | None:
     """The voice used when the primary fails (OpenAI TTS or local Piper), or None when disabled,
-    unconfigured, or the same local voice as the primary."""
+    unconfigured, or the same local voice as the primary.
+
+    ``http``: the process's shared connection pool (``http_pool``), if any.
+    """
     if settings.tts_fallback_provider == "local" and settings.voice_stack != "local":
         return build_local_tts(settings)
     if settings.tts_fallback_provider != "openai" or not settings.secret("openai_api_key"):
@@ -114,7 +120,7 @@ def build_fallback_tts(settings: Settings) -> FrameProcessor | None:
     return OpenAITTSService(
         api_key=settings.secret("openai_api_key"),
         base_url=settings.openai_base_url,
-        http_client=shared_http_client(),
+        http_client=http,
         sample_rate=OPENAI_TTS_SAMPLE_RATE,
         settings=OpenAITTSService.Settings(voice=settings.tts_fallback_voice, model=FALLBACK_TTS_MODEL),
     )

@@ -10,7 +10,7 @@ import pytest
 from phone_agent.config import Settings
 from phone_agent.ops.doctor import Check, run_doctor
 from tests.conftest import make_settings
-from tests.voice.conftest import requires_local
+from tests.running_agent import requires_local
 
 
 async def checks(settings: Settings, *names: str) -> dict[str, Check]:

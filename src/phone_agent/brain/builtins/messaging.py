@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from phone_agent.brain.builtins._common import caller_id, db
+from phone_agent.brain.builtins._common import db
 from phone_agent.brain.tools import Tool, ToolContext
 from phone_agent.errors import PhoneAgentError, ToolError
+from phone_agent.storage.callers import caller_id
 from phone_agent.storage.tables import Message
 
 SMS_LIMIT = 1600  # Twilio's longest body

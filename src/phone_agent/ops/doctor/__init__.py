@@ -5,7 +5,7 @@ returns pass / warn / fail with a detail line and how to fix it, under its own t
 """
 
 from phone_agent.ops.doctor.model import Check, DoctorContext, Outcome, Thresholds
-from phone_agent.ops.doctor.runner import Report, render_text, report_for_status, run_doctor
+from phone_agent.ops.doctor.runner import Report, StatusReportCache, render_text, run_doctor
 
 __all__ = [
     "Check",
@@ -14,6 +14,6 @@ __all__ = [
     "Report",
     "Thresholds",
     "render_text",
-    "report_for_status",
+    "StatusReportCache",
     "run_doctor",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from loguru import logger
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from phone_agent import __version__
 from phone_agent.config import Settings
@@ -121,20 +122,31 @@ STATUS_TTL_SECONDS = 300.0
 STATUS_CHECK_TIMEOUT = 5.0
 
 
-async def report_for_status(runtime: Any) -> dict[str, Any]:
-    """The doctor report shown in /admin-status: rerun at most every 5 minutes, 5 s per check."""
-    cached = runtime.extras.get("doctor_report")
-    if cached is not None and time.time() - cached[0] < STATUS_TTL_SECONDS:
-        return cached[1]
-    lock = runtime.extras.setdefault("doctor_lock", asyncio.Lock())
-    async with lock:
-        cached = runtime.extras.get("doctor_report")
-        if cached is not None and time.time() - cached[0] < STATUS_TTL_SECONDS:
-            return cached[1]
-        settings = runtime.settings
-        report = await run_doctor(
-            settings, check_timeout=min(settings.doctor_timeout, STATUS_CHECK_TIMEOUT), engine=runtime.engine
-        )
-        body = report.model_dump() | {"checked_at": time.time()}
-        runtime.extras["doctor_report"] = (time.time(), body)
-        return body
+class StatusReportCache:
+    """The doctor report shown in /admin-status, rerun at most every 5 minutes (one run at a time)."""
+
+    def __init__(self, ttl: float = STATUS_TTL_SECONDS) -> None:
+        self.ttl = ttl
+        self._report: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> dict[str, Any] | None:
+        if self._report is not None and time.time() - self._report[0] < self.ttl:
+            return self._report[1]
+        return None
+
+    async def get(self, settings: Settings, engine: AsyncEngine | None) -> dict[str, Any]:
+        """The cached report, or a new run (5 s per check at most) when it is older than the TTL."""
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._fresh()
+            if cached is not None:
+                return cached
+            report = await run_doctor(
+                settings, check_timeout=min(settings.doctor_timeout, STATUS_CHECK_TIMEOUT), engine=engine
+            )
+            body = report.model_dump() | {"checked_at": time.time()}
+            self._report = (time.time(), body)
+            return body

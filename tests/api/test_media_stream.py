@@ -9,7 +9,7 @@ from sqlalchemy import select
 from phone_agent.storage.tables import Call
 from phone_agent.telephony.stream_token import issue_stream_token
 from tests.fakes.audio import is_silent
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 SECRET = b"voice-tests-secret"  # PHONE_AGENT_SESSION_SECRET of the test agent
 

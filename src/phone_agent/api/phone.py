@@ -6,17 +6,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.ops.logging import bind_call
+from phone_agent.runtime import Runtime
+from phone_agent.services import Services
+from phone_agent.storage.calls import FINAL_STATUSES, finish_call, open_call, set_end_reason
+from phone_agent.storage.phones import normalise_optional
+from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
 from phone_agent.telephony.signature import forwarded_base_url, verified_twilio_form
-from phone_agent.telephony.stream_token import issue_stream_token, signing_key
+from phone_agent.telephony.stream_token import issue_stream_token
 from phone_agent.telephony.twiml import connect_stream
-from phone_agent.voice.call_records import FINAL_STATUSES, finish_call, open_call
-from phone_agent.voice.prefetch import prefetch_call
+from phone_agent.voice.readiness import voice_path_problems
 
 router = APIRouter(prefix="/phone", tags=["telephony"])
 
 TWIML = "application/xml"
+NOT_READY_APOLOGY = "Thanks for calling. Our assistant can't take your call right now."
 MEDIA_STREAM_PATH = "/media-stream"
 
 
@@ -34,46 +39,65 @@ def media_stream_url(request: Request, voice_bridge_url: str | None, public_url:
 
 
 @router.post("/incoming")
-async def incoming_call(request: Request, runtime: RuntimeDep) -> Response:
+async def incoming_call(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """A call came in: connect it to our media stream with a short-lived token."""
-    settings = runtime.settings
+    settings = services.settings
     form = await verified_twilio_form(request, settings)
     call_sid = form.get("CallSid", "")
-    caller = form.get("From", "")
+    caller = normalise_optional(form.get("From"))  # the one form the number travels in from here
     with bind_call(call_sid or "-"):
         token = issue_stream_token(
-            signing_key(settings),
+            services.signing_key,
             call_sid=call_sid,
-            caller=caller or None,
+            caller=caller,
             ttl_seconds=settings.stream_token_ttl_seconds,
         )
         if call_sid:
             await open_call(
-                runtime.sessions,
+                services.sessions,
                 call_sid=call_sid,
-                from_number=caller or None,
+                from_number=caller,
                 to_number=form.get("To") or None,
                 status="ringing",
                 direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
             )
-            prefetch_call(runtime, call_sid=call_sid, caller=caller or None)  # ready when the stream opens
+        problems = voice_path_problems(settings)
+        if problems:  # the stream could only end in silence: apologise and hand the caller on now
+            return await not_configured_answer(runtime, services, call_sid, problems)
+        if call_sid:  # the caller's memory is ready when the stream opens
+            runtime.prefetch.start(services.memory, call_sid=call_sid, caller=caller)
         url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
         logger.info("incoming call answered with a media stream to {}", url)
-        twiml = connect_stream(url, {"caller": caller, "call_sid": call_sid, "token": token})
+        twiml = connect_stream(url, {"caller": caller or "", "call_sid": call_sid, "token": token})
+    return Response(twiml, media_type=TWIML)
+
+
+async def not_configured_answer(
+    runtime: Runtime, services: Services, call_sid: str, problems: list[str]
+) -> Response:
+    """The fallback action instead of a stream; the owner sees why (provider health, the call row)."""
+    settings = services.settings
+    logger.error("call not answered by the agent: {}", "; ".join(problems))
+    for problem in problems:
+        runtime.providers.record("configuration", ok=False, detail=problem)
+    action = resolved_fallback_action(settings)
+    if call_sid:
+        await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"not_configured → {action}")
+    twiml = fallback_twiml(settings, apology=NOT_READY_APOLOGY, reason="the agent is not configured")
     return Response(twiml, media_type=TWIML)
 
 
 @router.post("/status")
-async def call_status(request: Request, runtime: RuntimeDep) -> Response:
+async def call_status(request: Request, services: ServicesDep) -> Response:
     """Twilio's status callback: a final status closes the call's record."""
-    form = await verified_twilio_form(request, runtime.settings)
+    form = await verified_twilio_form(request, services.settings)
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")
     with bind_call(call_sid or "-"):
         logger.info("call status {}", status)
         if call_sid and status in FINAL_STATUSES:
             await finish_call(
-                runtime.sessions,
+                services.sessions,
                 call_sid=call_sid,
                 status=status,
                 end_reason=status,

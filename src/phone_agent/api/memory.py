@@ -5,40 +5,31 @@ clients on this machine (loopback) are let in. Routes:
 ``POST /memory/store``, ``POST /memory/retrieve``, ``GET|DELETE /memory/callers/{phone}``,
 ``POST /memory/purge``, ``POST /knowledge/search``, ``GET|POST /knowledge/documents``,
 ``POST /knowledge/files`` (multipart upload), ``DELETE /knowledge/documents/{id}``,
-``POST /knowledge/reindex``. ``/health`` is the common health route.
-``retention`` (mounted for every role) applies ``memory_retention_days`` at start and then daily.
+``POST /knowledge/reindex``. ``/health`` is the common health route. The store served is the one on
+this process's own database (``Services.local_memory``). Retention runs in every role
+(``Runtime.start``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, UploadFile
-from loguru import logger
+from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from phone_agent.api.deps import RuntimeDep
+from phone_agent.api.deps import ServicesDep, is_loopback
 from phone_agent.memory.base import CallerContext, KnowledgeDocumentInfo, KnowledgeHit, MemoryItem
 from phone_agent.memory.documents import DocumentError, document_text
-from phone_agent.memory.factory import service_store_for
 from phone_agent.memory.sql import SQLMemoryStore
-from phone_agent.runtime import Runtime
-
-RETENTION_INTERVAL = 24 * 3600.0
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def require_service_token(request: Request, runtime: RuntimeDep) -> None:
+def require_service_token(request: Request, services: ServicesDep) -> None:
     """401 unless the bearer token matches ``memory_service_token`` (loopback only when unset)."""
-    expected = runtime.settings.secret("memory_service_token")
+    expected = services.settings.secret("memory_service_token")
     if not expected:
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
+        if not is_loopback(request):
             raise HTTPException(403, "memory service: set memory_service_token to allow remote clients")
         return
     header = request.headers.get("authorization", "")
@@ -49,41 +40,14 @@ def require_service_token(request: Request, runtime: RuntimeDep) -> None:
         )
 
 
-def get_store(runtime: RuntimeDep) -> SQLMemoryStore:
+def get_store(services: ServicesDep) -> SQLMemoryStore:
     """The local store this service serves."""
-    return service_store_for(runtime)
+    return services.local_memory
 
 
 StoreDep = Annotated[SQLMemoryStore, Depends(get_store)]
 
-
-@asynccontextmanager
-async def retention_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Apply the retention setting now and daily while the app runs."""
-    runtime: Runtime = app.state.runtime
-
-    async def purge_daily() -> None:
-        while True:
-            days = runtime.settings.memory_retention_days
-            try:
-                await service_store_for(runtime).purge_expired(days)
-            except Exception as exc:  # database not ready yet: try again next round
-                logger.warning("memory: retention purge failed: {}", type(exc).__name__)
-            await asyncio.sleep(RETENTION_INTERVAL)
-
-    task = asyncio.create_task(purge_daily(), name="memory-retention")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 router = APIRouter(tags=["memory"], dependencies=[Depends(require_service_token)])
-# No routes: every role mounts it so each process applies retention to its own database (in split
-# mode the orchestrator's calls and transcripts too, not only the memory service's memories).
-retention = APIRouter(lifespan=retention_lifespan)
 
 
 class StoreRequest(BaseModel):
@@ -151,9 +115,9 @@ async def forget_caller(phone: str, store: StoreDep) -> dict[str, bool]:
 
 
 @router.post("/memory/purge")
-async def purge(body: PurgeRequest, store: StoreDep, runtime: RuntimeDep) -> dict[str, int]:
+async def purge(body: PurgeRequest, store: StoreDep, services: ServicesDep) -> dict[str, int]:
     """Apply retention now."""
-    days = runtime.settings.memory_retention_days if body.days is None else body.days
+    days = services.settings.memory_retention_days if body.days is None else body.days
     return {"deleted": await store.purge_expired(days)}
 
 
@@ -178,12 +142,12 @@ async def add_document(body: DocumentRequest, store: StoreDep) -> KnowledgeDocum
 
 
 @router.post("/knowledge/files", status_code=201)
-async def upload_document(file: UploadFile, store: StoreDep, runtime: RuntimeDep) -> KnowledgeDocumentInfo:
+async def upload_document(file: UploadFile, store: StoreDep, services: ServicesDep) -> KnowledgeDocumentInfo:
     """Add an uploaded file (text, Markdown, HTML or PDF)."""
-    limit = runtime.settings.max_upload_mb * 1024 * 1024
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, f"file larger than max_upload_mb ({runtime.settings.max_upload_mb} MB)")
+    max_mb = services.settings.max_upload_mb
+    data = await file.read(max_mb * 1024 * 1024 + 1)
+    if len(data) > max_mb * 1024 * 1024:
+        raise HTTPException(413, f"file larger than max_upload_mb ({max_mb} MB)")
     try:
         title, text, kind = await asyncio.to_thread(
             document_text, data, file.filename or "upload.txt", file.content_type

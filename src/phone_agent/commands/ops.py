@@ -31,11 +31,11 @@ def doctor(
     ] = None,
 ) -> None:
     """Check everything the agent needs; one line per check with how to fix it. Exit 1 if any fails."""
-    from phone_agent.cli import _settings_with_overrides, console, settings_or_exit
-    from phone_agent.cli import fail as fail_exit
+    from phone_agent.commands.common import console, settings_or_exit, settings_with_overrides
+    from phone_agent.commands.common import fail as fail_exit
     from phone_agent.ops.doctor import render_text, run_doctor
 
-    settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
+    settings = asyncio.run(settings_with_overrides(settings_or_exit()))
     fixed: str | None = None
     if fix:
         fixed = asyncio.run(_fix_webhook(settings, timeout))
@@ -74,7 +74,7 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable story.")] = False,
 ) -> None:
     """Print one call's story from the database (turns, timing, tools, outcome) and its log lines."""
-    from phone_agent.cli import console, fail, settings_or_exit
+    from phone_agent.commands.common import console, fail, settings_or_exit
     from phone_agent.ops.story import call_story, log_lines, render_story
     from phone_agent.storage.db import create_engine, session_factory
 

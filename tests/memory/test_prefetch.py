@@ -9,7 +9,6 @@ from sqlalchemy import event
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Caller
-from phone_agent.voice.prefetch import EXTRA_KEY, prefetch_call, take_caller_context
 
 
 def count_queries(runtime: Runtime) -> list[str]:
@@ -26,21 +25,23 @@ async def add_caller(runtime: Runtime, phone: str, name: str) -> None:
 
 async def test_prefetched_context_is_used_without_a_query(runtime: Any) -> None:
     await add_caller(runtime, "+15550001111", "Maria")
-    prefetch_call(runtime, call_sid="CA1", caller="+15550001111")
-    await runtime.extras[EXTRA_KEY]["CA1"].task  # the webhook has long answered by now
+    store = runtime.current.memory
+    runtime.prefetch.start(store, call_sid="CA1", caller="+15550001111")
+    await runtime.tasks.wait()  # the webhook has long answered by now
     statements = count_queries(runtime)
-    context = await take_caller_context(runtime, call_sid="CA1", caller="+15550001111")
+    context = await runtime.prefetch.take(store, call_sid="CA1", caller="+15550001111")
     assert context is not None and context.name == "Maria" and statements == []
-    assert "CA1" not in runtime.extras[EXTRA_KEY]  # used once
+    assert len(runtime.prefetch) == 0  # used once
 
 
 async def test_without_prefetch_or_for_another_number_it_fetches(runtime: Any) -> None:
     await add_caller(runtime, "+15550002222", "Ann")
+    store = runtime.current.memory
     statements = count_queries(runtime)
-    assert (await take_caller_context(runtime, call_sid="CA2", caller="+15550002222")).name == "Ann"
+    assert (await runtime.prefetch.take(store, call_sid="CA2", caller="+15550002222")).name == "Ann"
     assert statements  # fetched from the database at stream start
-    prefetch_call(runtime, call_sid="CA3", caller="+15550009999")
-    context = await take_caller_context(runtime, call_sid="CA3", caller="+15550002222")  # signed number wins
+    runtime.prefetch.start(store, call_sid="CA3", caller="+15550009999")
+    context = await runtime.prefetch.take(store, call_sid="CA3", caller="+15550002222")  # signed number wins
     assert context is not None and context.name == "Ann" and context.phone == "+15550002222"
 
 
@@ -48,20 +49,21 @@ def test_incoming_webhook_starts_the_prefetch(tmp_path: Any) -> None:
     from fastapi.testclient import TestClient
 
     from phone_agent.app import create_app
+    from tests.api.test_phone import AUTH_TOKEN, FORM, PUBLIC, VOICE_KEYS, sign
     from tests.conftest import make_settings
-    from tests.telephony.test_webhooks import AUTH_TOKEN, FORM, PUBLIC, sign
 
-    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC)
+    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC, **VOICE_KEYS)
     with TestClient(create_app(settings)) as client:
         headers = {"X-Twilio-Signature": sign(PUBLIC + "/phone/incoming", FORM)}
         assert client.post("/phone/incoming", data=FORM, headers=headers).status_code == 200
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         assert client.portal is not None
-        assert FORM["CallSid"] in runtime.extras[EXTRA_KEY]  # fetching while Twilio connects the stream
+        assert len(runtime.prefetch) == 1  # fetching while Twilio connects the stream
 
         async def stream_starts() -> Any:
-            return await take_caller_context(runtime, call_sid=FORM["CallSid"], caller=FORM["From"])
+            store = runtime.current.memory
+            return await runtime.prefetch.take(store, call_sid=FORM["CallSid"], caller=FORM["From"])
 
         context = client.portal.call(stream_starts)
-        assert FORM["CallSid"] not in runtime.extras[EXTRA_KEY]  # taken by the stream
+        assert len(runtime.prefetch) == 0  # taken by the stream
         assert context.phone == FORM["From"] and context.name is None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -27,9 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:  # the store and database modules load when a command runs, not at CLI start
-    from phone_agent.config import Settings
     from phone_agent.memory.base import MemoryStore
-    from phone_agent.runtime import Runtime
+    from phone_agent.services import Services
 
 knowledge_app = typer.Typer(help="The business's knowledge base: add, list, delete, re-index documents.")
 memory_app = typer.Typer(help="Caller memory: show what is known, forget a caller, apply retention.")
@@ -44,35 +42,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(memory_app, name="memory")
 
 
-def _settings() -> Settings:
-    from phone_agent.config import load_settings
-    from phone_agent.errors import ConfigError
-
-    try:
-        return load_settings(os.environ)
-    except ConfigError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _run(job: Callable[[Runtime, MemoryStore], Awaitable[T]]) -> T:
-    """Run ``job`` with a runtime and its memory store; errors print one line and exit 1."""
+def _run(job: Callable[[Services, MemoryStore], Awaitable[T]]) -> T:
+    """Run ``job`` with the command's Services and its memory store; errors print one line, exit 1."""
+    from phone_agent.commands.common import command_services, settings_or_exit
     from phone_agent.errors import PhoneAgentError
-    from phone_agent.memory.factory import memory_store_for
-    from phone_agent.runtime import Runtime
-    from phone_agent.storage.db import is_sqlite
-    from phone_agent.storage.migrate import upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> T:
-        runtime = Runtime.create(settings, "all", os.environ)
-        try:
-            if is_sqlite(settings.database_url):
-                await upgrade(runtime.engine)
-            return await job(runtime, memory_store_for(runtime.settings, runtime))
-        finally:
-            await runtime.close()
+        async with command_services(settings) as services:
+            return await job(services, services.memory)
 
     try:
         return asyncio.run(main())
@@ -89,7 +68,7 @@ def knowledge_add(
 
     from phone_agent.memory.documents import DocumentError, read_document
 
-    async def job(_runtime: Runtime, store: MemoryStore) -> list[tuple[str, str]]:
+    async def job(_services: Services, store: MemoryStore) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
@@ -122,7 +101,7 @@ def knowledge_list(
 ) -> None:
     """List knowledge documents."""
 
-    async def job(_runtime: Runtime, store: MemoryStore) -> list[Any]:
+    async def job(_services: Services, store: MemoryStore) -> list[Any]:
         return await store.list_documents()
 
     documents = _run(job)
@@ -144,7 +123,7 @@ def knowledge_delete(
 ) -> None:
     """Delete a document and its chunks."""
 
-    async def job(_runtime: Runtime, store: MemoryStore) -> bool:
+    async def job(_services: Services, store: MemoryStore) -> bool:
         return await store.delete_document(document_id)
 
     if not _run(job):
@@ -159,7 +138,7 @@ def knowledge_reindex(
 ) -> None:
     """Re-chunk and re-embed documents (after changing the embeddings model, say)."""
 
-    async def job(_runtime: Runtime, store: MemoryStore) -> int:
+    async def job(_services: Services, store: MemoryStore) -> int:
         return await store.reindex_documents(document_id)
 
     console.print(f"re-indexed: {_run(job)} chunks written")
@@ -173,7 +152,7 @@ def memory_show(
 ) -> None:
     """Show a caller's profile and memories."""
 
-    async def job(_runtime: Runtime, store: MemoryStore) -> Any:
+    async def job(_services: Services, store: MemoryStore) -> Any:
         return await store.caller_context(phone, limit=limit)
 
     context = _run(job)
@@ -204,10 +183,8 @@ def memory_forget(
     if not yes:
         typer.confirm(f"Delete everything about {phone}?", abort=True)
 
-    from phone_agent.memory.calls import delete_caller
-
-    async def job(runtime: Runtime, _store: MemoryStore) -> bool:
-        return await delete_caller(runtime, phone)
+    async def job(services: Services, _store: MemoryStore) -> bool:
+        return await services.forget_caller(phone)
 
     console.print(f"{phone}: deleted" if _run(job) else f"{phone}: nothing stored")
 
@@ -220,7 +197,7 @@ def memory_purge(
 ) -> None:
     """Delete caller data older than the retention period."""
 
-    async def job(runtime: Runtime, store: MemoryStore) -> int:
-        return await store.purge_expired(runtime.settings.memory_retention_days if days is None else days)
+    async def job(services: Services, store: MemoryStore) -> int:
+        return await store.purge_expired(services.settings.memory_retention_days if days is None else days)
 
     console.print(f"retention: {_run(job)} rows deleted")

@@ -12,25 +12,20 @@ import typer
 from sqlalchemy import delete
 
 from phone_agent.admin import auth
-from phone_agent.config import load_settings
+from phone_agent.commands.common import command_services
+from phone_agent.config import Settings, load_settings
 from phone_agent.errors import ConfigError
-from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
-from phone_agent.storage.migrate import upgrade
 from phone_agent.storage.tables import AdminSession
 
 admin_app = typer.Typer(help="The admin page's account.")
 
 
-async def _set_password(password: str) -> None:
-    runtime = Runtime.create(load_settings(os.environ), "all")
-    try:
-        await upgrade(runtime.engine)
-        await auth.set_password(runtime, password, actor="cli")
-        async with transaction(runtime.sessions) as session:
+async def _set_password(settings: Settings, password: str) -> None:
+    async with command_services(settings, migrate=True) as services:
+        await auth.set_password(services, password, actor="cli")
+        async with transaction(services.sessions) as session:
             await session.execute(delete(AdminSession))
-    finally:
-        await runtime.close()
 
 
 @admin_app.command("set-password")
@@ -50,7 +45,7 @@ def set_password(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(_set_password(password))
+    asyncio.run(_set_password(settings, password))
     typer.echo("Admin password set; every admin session was ended.")
     if settings.admin_password is not None:
         typer.echo("Note: ADMIN_PASSWORD is set and replaces this password at the next login.", err=True)

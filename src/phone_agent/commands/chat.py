@@ -24,26 +24,20 @@ def chat(
     ),
 ) -> None:
     """Chat with the agent (persona, memory, tools, LLM chain) without a phone; tool calls are shown."""
-    from phone_agent.cli import _settings_with_overrides, console, settings_or_exit
+    from phone_agent.commands.common import console, settings_or_exit
 
-    settings = asyncio.run(_settings_with_overrides(settings_or_exit()))
     lines = [message] if message is not None else (line.strip() for line in sys.stdin)
-    asyncio.run(converse(settings, caller, lines, console))
+    asyncio.run(converse(settings_or_exit(), caller, lines, console))
 
 
 async def converse(settings: Settings, caller: str, lines: Iterable[str], console: Console) -> None:
-    """Run one conversation over ``lines`` and print each reply and tool call."""
-    from phone_agent.brain.components import agent_for, tool_context_for
-    from phone_agent.runtime import Runtime
-    from phone_agent.storage.db import is_sqlite
-    from phone_agent.storage.migrate import upgrade
+    """Run one conversation over ``lines`` (settings + admin overrides) and print each reply and tool call."""
+    from phone_agent.commands.common import command_services
+    from phone_agent.storage.phones import normalise_phone
 
-    runtime = Runtime.create(settings, "all")
-    try:
-        if is_sqlite(settings.database_url):
-            await upgrade(runtime.engine)
-        agent = agent_for(runtime)
-        ctx = tool_context_for(runtime, caller_phone=caller, channel="chat")
+    async with command_services(settings) as services:
+        agent = services.agent()
+        ctx = services.tool_context(caller_phone=normalise_phone(caller), channel="chat")
         history: list[dict[str, Any]] = []
         for line in lines:
             if not line:
@@ -54,8 +48,6 @@ async def converse(settings: Settings, caller: str, lines: Iterable[str], consol
             for record in result.tool_records:
                 outcome = "ok" if record["ok"] else f"error: {record['error']}"
                 console.print(f"  [tool] {record['name']} {record['arguments']} -> {outcome}", markup=False)
-            console.print(f"{settings.agent_name}: {result.text}", highlight=False, markup=False)
+            console.print(f"{services.settings.agent_name}: {result.text}", highlight=False, markup=False)
             if result.ended:
                 break
-    finally:
-        await runtime.close()

@@ -1,4 +1,5 @@
-"""A running phone-agent (real uvicorn on an ephemeral port) wired to the provider fakes."""
+"""A running phone-agent (real uvicorn on an ephemeral port) wired to the provider fakes (a pytest plugin:
+``agent_factory``, ``db_rows``; loaded by tests/conftest.py for every test package)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from phone_agent.cli import app
 from tests.fakes.audio import speech_wav
-from tests.voice.conftest import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS
 
 AUTH_TOKEN = "cli-test-twilio-token"
 

@@ -1,7 +1,8 @@
 """Rows of the ``calls`` and ``call_turns`` tables: a call opened, its turns, its end.
 
-Used by the Twilio webhooks (call ringing, call completed) and by the call recorder in the
-pipeline. Each function opens its own short transaction so a live call never holds one.
+Used by the Twilio webhooks (call ringing, call completed), the call recorder in the pipeline and
+the chat API. Each function opens its own short transaction so a live call never holds one. Phone
+numbers are matched in their normalised form (``storage.phones``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from phone_agent.storage.callers import caller_by_phone
 from phone_agent.storage.db import transaction
-from phone_agent.storage.tables import Call, Caller, CallTurn, utcnow
+from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.tables import Call, CallTurn, utcnow
 
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
-
-
-async def _caller_for(session: AsyncSession, phone: str | None) -> Caller | None:
-    """The caller with this number, if memory knows one (rows are memory's to create)."""
-    if not phone:
-        return None
-    return (await session.execute(select(Caller).where(Caller.phone == phone))).scalar_one_or_none()
 
 
 async def open_call(
@@ -36,9 +32,10 @@ async def open_call(
     direction: str = "inbound",
 ) -> int:
     """Create (or update) the call's row, linked to its caller when known; returns the call id."""
+    from_number, to_number = normalise_optional(from_number), normalise_optional(to_number)
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
-        caller = await _caller_for(session, from_number)
+        caller = await caller_by_phone(session, from_number)
         if call is None:
             call = Call(call_sid=call_sid, direction=direction, started_at=utcnow())
             session.add(call)
@@ -65,10 +62,11 @@ async def finish_call(
     to_number: str | None = None,
 ) -> int:
     """Mark the call ended (creating its row if the stream never started); returns the call id."""
+    from_number, to_number = normalise_optional(from_number), normalise_optional(to_number)
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
         if call is None:
-            caller = await _caller_for(session, from_number)
+            caller = await caller_by_phone(session, from_number)
             call = Call(
                 call_sid=call_sid,
                 from_number=from_number,
@@ -81,6 +79,19 @@ async def finish_call(
         call.end_reason = call.end_reason or end_reason
         await session.flush()
         return call.id
+
+
+async def set_end_reason(
+    sessions: async_sessionmaker[AsyncSession], *, call_sid: str, end_reason: str
+) -> None:
+    """Record how the agent's part of a call ended (e.g. ``"stt_failed → voicemail"``) while Twilio
+    may still carry the caller on (a transfer, a voicemail); Twilio's final status closes the row."""
+    async with transaction(sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
+        if call is None:
+            session.add(Call(call_sid=call_sid, status="in-progress", end_reason=end_reason))
+        else:
+            call.end_reason = end_reason
 
 
 async def add_turn(

@@ -1,0 +1,127 @@
+"""Webhooks of a transfer to a human (see ``control.transfer_twiml``); all Twilio-signed.
+
+``POST /phone/transfer/whisper?reason=…`` - played to the human before connecting: who and why.
+``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail.
+``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, text the
+owner (``owner_sms_number``) and hang up.
+``POST /phone/voicemail/transcript`` - Twilio's transcription of it: added to that message.
+Voicemails come from a transfer nobody answered and from the fallback action
+(``telephony/fallback.py``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from loguru import logger
+from sqlalchemy import select
+from twilio.twiml.voice_response import VoiceResponse
+
+from phone_agent.api.deps import ServicesDep
+from phone_agent.errors import PhoneAgentError
+from phone_agent.ops.logging import bind_call
+from phone_agent.storage.callers import caller_id
+from phone_agent.storage.db import transaction
+from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.tables import Call, Message
+from phone_agent.telephony.control import (
+    TRANSFER_DONE_PATH,
+    VOICEMAIL_PATH,
+    VOICEMAIL_TRANSCRIPT_PATH,
+    WHISPER_PATH,
+    transfer_done_twiml,
+    whisper_twiml,
+)
+from phone_agent.telephony.signature import verified_twilio_form
+
+router = APIRouter(tags=["telephony"])
+TWIML = "application/xml"
+
+
+@router.post(WHISPER_PATH)
+async def transfer_whisper(request: Request, services: ServicesDep, reason: str = "") -> Response:
+    """What the human hears on answering, before the caller is connected."""
+    await verified_twilio_form(request, services.settings)
+    return Response(whisper_twiml(services.settings, reason), media_type=TWIML)
+
+
+@router.post(TRANSFER_DONE_PATH)
+async def transfer_done(request: Request, services: ServicesDep) -> Response:
+    """After the dial: hang up when the human answered, otherwise take a voicemail."""
+    form = await verified_twilio_form(request, services.settings)
+    status = form.get("DialCallStatus", "")
+    with bind_call(form.get("CallSid") or "-"):
+        logger.info("transfer ended: {}", status or "unknown")
+    return Response(transfer_done_twiml(services.settings, status), media_type=TWIML)
+
+
+@router.post(VOICEMAIL_PATH)
+async def transfer_voicemail(request: Request, services: ServicesDep) -> Response:
+    """Keep the voicemail as a message for the business and tell the owner by SMS."""
+    settings = services.settings
+    form = await verified_twilio_form(request, settings)
+    call_sid, phone = form.get("CallSid", ""), normalise_optional(form.get("From"))
+    recording = form.get("RecordingUrl", "")
+    with bind_call(call_sid or "-"):
+        if recording:
+            body = f"Voicemail ({form.get('RecordingDuration', '?')} s): {recording}"
+            sms_sid = None
+            if settings.owner_sms_number:
+                try:
+                    sms_sid = await services.control.send_sms(
+                        settings.owner_sms_number,
+                        f"{settings.business_name}: {body} from {phone or 'unknown'}",
+                    )
+                except PhoneAgentError as exc:
+                    logger.warning("voicemail SMS to the owner failed: {}", exc)
+            async with transaction(services.sessions) as session:
+                call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+                session.add(
+                    Message(
+                        caller_id=await caller_id(session, phone),
+                        call_id=call.id if call is not None else None,
+                        kind="voicemail",
+                        phone=phone,
+                        body=body,
+                        sms_sid=sms_sid,
+                        status="sent" if sms_sid else "new",
+                    )
+                )
+            logger.info("voicemail stored")
+    response = VoiceResponse()
+    response.say("Thank you, your message has been passed on. Goodbye.")
+    response.hangup()
+    return Response(str(response), media_type=TWIML)
+
+
+@router.post(VOICEMAIL_TRANSCRIPT_PATH)
+async def voicemail_transcript(request: Request, services: ServicesDep) -> Response:
+    """Twilio's transcription of a voicemail: added to the voicemail's message (matched by call and
+    recording); a message is made when the transcript arrives first."""
+    form = await verified_twilio_form(request, services.settings)
+    call_sid, recording = form.get("CallSid", ""), form.get("RecordingUrl", "")
+    text = form.get("TranscriptionText", "").strip()
+    status = form.get("TranscriptionStatus", "")
+    with bind_call(call_sid or "-"):
+        if status != "completed" or not text:
+            logger.info("voicemail transcription {}: nothing to add", status or "unknown")
+            return Response(status_code=204)
+        async with transaction(services.sessions) as session:
+            call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+            query = select(Message).where(Message.kind == "voicemail")
+            query = query.where(Message.call_id == call.id) if call is not None else query
+            query = query.where(Message.body.contains(recording)) if recording else query
+            message = await session.scalar(query.order_by(Message.id.desc()))
+            if message is None:
+                phone = normalise_optional(form.get("From"))
+                message = Message(
+                    caller_id=await caller_id(session, phone),
+                    call_id=call.id if call is not None else None,
+                    kind="voicemail",
+                    phone=phone,
+                    body=f"Voicemail: {recording}" if recording else "Voicemail",
+                    status="new",
+                )
+                session.add(message)
+            message.body = f"{message.body}\nTranscript: {text[:4000]}"
+        logger.info("voicemail transcript stored ({} characters)", len(text))
+    return Response(status_code=204)
