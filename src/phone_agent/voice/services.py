@@ -1,8 +1,9 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
 STT: OpenAI transcription (default) or Deepgram streaming (the LLM is the brain's: brain/pipeline.py).
-TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS) behind a failover switcher.
-Every provider is reached through the base URL in Settings.
+TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS or local Piper) behind a failover switcher.
+Every provider is reached through the base URL in Settings. ``voice_stack=local`` replaces STT and
+TTS with faster-whisper and Piper on this machine (voice/local.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.openai.stt import OpenAISTTService
+from pipecat.services.tts_service import TTSService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.http_pool import HttpPool
 from phone_agent.voice.first_clause import speak_from_first_clause
+from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
 
 OPENAI_TTS_SAMPLE_RATE = 24000
@@ -41,10 +44,12 @@ def websocket_base(url: str) -> str:
 
 
 def build_stt(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor:
-    """Speech-to-text: OpenAI transcription (segmented by VAD) or Deepgram streaming.
+    """Speech-to-text: OpenAI transcription (segmented by VAD), Deepgram streaming, or local Whisper.
 
     ``http``: the process's shared connection pool for OpenAI (``http_pool``), if any.
     """
+    if settings.voice_stack == "local":
+        return build_local_stt(settings)
     if settings.stt_provider == "deepgram":
         from pipecat.services.deepgram.stt import DeepgramSTTService
 
@@ -79,9 +84,12 @@ class CachedElevenLabsCallTTSService(CachedPhraseElevenLabsTTSService, ElevenLab
     """The call's ElevenLabs voice, with fixed phrases served from the phrase cache."""
 
 
-def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
+def build_primary_tts(settings: Settings) -> TTSService:
     """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause;
-    fixed phrases (the greeting) come from the process's phrase cache once synthesised."""
+    fixed phrases (the greeting) come from the process's phrase cache once synthesised.
+    With ``voice_stack=local``: the local Piper voice."""
+    if settings.voice_stack == "local":
+        return build_local_tts(settings)
     tts = CachedElevenLabsCallTTSService(
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
@@ -98,10 +106,13 @@ def build_primary_tts(settings: Settings) -> ElevenLabsTTSService:
 
 
 def build_fallback_tts(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor | None:
-    """The voice used when ElevenLabs fails (OpenAI TTS), or None when disabled or unconfigured.
+    """The voice used when the primary fails (OpenAI TTS or local Piper), or None when disabled,
+    unconfigured, or the same local voice as the primary.
 
     ``http``: the process's shared connection pool (``http_pool``), if any.
     """
+    if settings.tts_fallback_provider == "local" and settings.voice_stack != "local":
+        return build_local_tts(settings)
     if settings.tts_fallback_provider != "openai" or not settings.secret("openai_api_key"):
         return None
     from pipecat.services.openai.tts import OpenAITTSService

@@ -20,6 +20,7 @@ CHECK_NAMES = [
     "openai.model",
     "elevenlabs.key",
     "elevenlabs.voice",
+    "local.speech",
     "database",
     "migrations",
     "memory.service",

@@ -168,7 +168,7 @@ async def openai_model(ctx: DoctorContext) -> Outcome:
     if not s.openai_api_key and s.llm_provider == "openai":
         return fail("OPENAI_API_KEY is not set, so no model can be used", "Set OPENAI_API_KEY.")
     wanted = {s.llm_base_url: [s.llm_model]}
-    if s.stt_provider == "openai":
+    if s.stt_provider == "openai" and s.voice_stack == "cloud":
         wanted.setdefault(s.openai_base_url, []).append(s.stt_model)
     missing: list[str] = []
     for base_url, models in wanted.items():
@@ -191,6 +191,8 @@ def _xi_headers(settings: Settings) -> dict[str, str]:
 
 
 def _elevenlabs_missing(settings: Settings) -> Outcome:
+    if settings.voice_stack == "local":
+        return ok("not used: voice_stack=local speaks with Piper (see local.speech)")
     if settings.tts_fallback_provider == "openai" and settings.openai_api_key:
         return warn(
             "ELEVENLABS_API_KEY is not set: calls speak with the OpenAI fallback voice",

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from phone_agent import __version__
 from phone_agent.config import Settings, redact
 from phone_agent.errors import PhoneAgentError
-from phone_agent.ops.doctor import host, providers, services, tls  # noqa: F401  (registers checks)
+from phone_agent.ops.doctor import host, local, providers, services, tls  # noqa: F401  (registers checks)
 from phone_agent.ops.doctor.model import REGISTRY, STATUSES, Check, CheckSpec, DoctorContext, Status
 from phone_agent.storage.db import create_engine
 
 SCHEMA_VERSION = 1
-GROUP_ORDER = ("twilio", "openai", "elevenlabs", "storage", "services", "ports", "tls", "host")
+GROUP_ORDER = ("twilio", "openai", "elevenlabs", "local", "storage", "services", "ports", "tls", "host")
 
 
 class Report(BaseModel):
