@@ -45,7 +45,8 @@ def test_no_answer_records_a_voicemail_which_is_stored_and_texted(
         client, fake_twilio, "/phone/transfer/done", {"CallSid": "CA1", "DialCallStatus": "no-answer"}
     )
     assert (
-        f'<Record action="{PUBLIC}/phone/transfer/voicemail" maxLength="120" playBeep="true" />' in done.text
+        f'<Record action="{PUBLIC}/phone/transfer/voicemail" maxLength="120" playBeep="true" '
+        f'transcribe="true" transcribeCallback="{PUBLIC}/phone/voicemail/transcript" />' in done.text
     )
     answered = post(
         client, fake_twilio, "/phone/transfer/done", {"CallSid": "CA1", "DialCallStatus": "completed"}
@@ -75,4 +76,32 @@ def test_no_answer_records_a_voicemail_which_is_stored_and_texted(
     assert client.portal is not None
     assert client.portal.call(read) == [
         ("voicemail", "+15551112222", "Voicemail (12 s): https://api.twilio.com/rec/RE1", "sent")
+    ]
+
+
+def test_the_voicemail_transcript_is_added_to_its_message(
+    client: TestClient, fake_twilio: FakeTwilioREST
+) -> None:
+    recorded = {
+        "CallSid": "CA7",
+        "From": "+1 (555) 111-3333",
+        "RecordingUrl": "https://api.twilio.com/rec/RE7",
+    }
+    post(client, fake_twilio, "/phone/transfer/voicemail", recorded | {"RecordingDuration": "9"})
+    transcript = recorded | {"TranscriptionStatus": "completed", "TranscriptionText": "Please call me back."}
+    assert post(client, fake_twilio, "/phone/voicemail/transcript", transcript).status_code == 204
+    assert (
+        post(client, fake_twilio, "/phone/voicemail/transcript", transcript, signed=False).status_code == 403
+    )
+    failed = recorded | {"CallSid": "CA8", "TranscriptionStatus": "failed", "TranscriptionText": ""}
+    assert post(client, fake_twilio, "/phone/voicemail/transcript", failed).status_code == 204
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+    async def read() -> list[tuple[str | None, str]]:
+        async with runtime.sessions() as session:
+            return [(m.phone, m.body) for m in (await session.scalars(select(Message))).all()]
+
+    assert client.portal is not None
+    assert client.portal.call(read) == [
+        ("+15551113333", "Voicemail (9 s): https://api.twilio.com/rec/RE7\nTranscript: Please call me back.")
     ]

@@ -4,6 +4,9 @@
 ``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail.
 ``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, text the
 owner (``owner_sms_number``) and hang up.
+``POST /phone/voicemail/transcript`` - Twilio's transcription of it: added to that message.
+Voicemails come from a transfer nobody answered and from the fallback action
+(``telephony/fallback.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from phone_agent.storage.tables import Call, Message
 from phone_agent.telephony.control import (
     TRANSFER_DONE_PATH,
     VOICEMAIL_PATH,
+    VOICEMAIL_TRANSCRIPT_PATH,
     WHISPER_PATH,
     transfer_done_twiml,
     whisper_twiml,
@@ -87,3 +91,37 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
     response.say("Thank you, your message has been passed on. Goodbye.")
     response.hangup()
     return Response(str(response), media_type=TWIML)
+
+
+@router.post(VOICEMAIL_TRANSCRIPT_PATH)
+async def voicemail_transcript(request: Request, services: ServicesDep) -> Response:
+    """Twilio's transcription of a voicemail: added to the voicemail's message (matched by call and
+    recording); a message is made when the transcript arrives first."""
+    form = await verified_twilio_form(request, services.settings)
+    call_sid, recording = form.get("CallSid", ""), form.get("RecordingUrl", "")
+    text = form.get("TranscriptionText", "").strip()
+    status = form.get("TranscriptionStatus", "")
+    with bind_call(call_sid or "-"):
+        if status != "completed" or not text:
+            logger.info("voicemail transcription {}: nothing to add", status or "unknown")
+            return Response(status_code=204)
+        async with transaction(services.sessions) as session:
+            call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+            query = select(Message).where(Message.kind == "voicemail")
+            query = query.where(Message.call_id == call.id) if call is not None else query
+            query = query.where(Message.body.contains(recording)) if recording else query
+            message = await session.scalar(query.order_by(Message.id.desc()))
+            if message is None:
+                phone = normalise_optional(form.get("From"))
+                message = Message(
+                    caller_id=await caller_id(session, phone),
+                    call_id=call.id if call is not None else None,
+                    kind="voicemail",
+                    phone=phone,
+                    body=f"Voicemail: {recording}" if recording else "Voicemail",
+                    status="new",
+                )
+                session.add(message)
+            message.body = f"{message.body}\nTranscript: {text[:4000]}"
+        logger.info("voicemail transcript stored ({} characters)", len(text))
+    return Response(status_code=204)

@@ -21,6 +21,8 @@ TRANSFER_RING_SECONDS = 20
 WHISPER_PATH = "/phone/transfer/whisper"
 TRANSFER_DONE_PATH = "/phone/transfer/done"
 VOICEMAIL_PATH = "/phone/transfer/voicemail"
+VOICEMAIL_TRANSCRIPT_PATH = "/phone/voicemail/transcript"
+VOICEMAIL_MAX_SECONDS = 120
 
 
 class CallControl:
@@ -143,7 +145,8 @@ class _twilio_errors:
 
 
 # -- TwiML ----------------------------------------------------------------------------------------
-def _public(settings: Settings, path: str, **query: str) -> str:
+def public_url_for(settings: Settings, path: str, **query: str) -> str:
+    """``public_url`` + ``path`` (+ query): where Twilio reaches one of our webhooks."""
     base = settings.public_url or ""
     return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
 
@@ -158,11 +161,11 @@ def transfer_twiml(settings: Settings, reason: str) -> str:
     response = VoiceResponse()
     response.say("Please hold while I connect you.")
     dial = Dial(
-        action=_public(settings, TRANSFER_DONE_PATH),
+        action=public_url_for(settings, TRANSFER_DONE_PATH),
         timeout=TRANSFER_RING_SECONDS,
         caller_id=settings.twilio_phone_number,
     )
-    dial.number(settings.handoff_number, url=_public(settings, WHISPER_PATH, reason=reason[:300]))
+    dial.number(settings.handoff_number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
     response.append(dial)
     return str(response)
 
@@ -180,7 +183,20 @@ def transfer_done_twiml(settings: Settings, dial_status: str) -> str:
     if dial_status in ("completed", "answered"):
         response.hangup()
         return str(response)
-    response.say("Sorry, nobody could take your call right now. Please leave a message after the tone.")
-    response.record(max_length=120, play_beep=True, action=_public(settings, VOICEMAIL_PATH))
-    response.say("I did not catch a message. Goodbye.")
+    response.say("Sorry, nobody could take your call right now.")
+    append_voicemail(response, settings)
     return str(response)
+
+
+def append_voicemail(response: VoiceResponse, settings: Settings) -> None:
+    """Ask for a message and record it: transcribed by Twilio, stored and texted to the owner by the
+    voicemail webhooks (``VOICEMAIL_PATH``, ``VOICEMAIL_TRANSCRIPT_PATH``)."""
+    response.say(f"Please leave your name, number and message for {settings.business_name} after the tone.")
+    response.record(
+        max_length=VOICEMAIL_MAX_SECONDS,
+        play_beep=True,
+        action=public_url_for(settings, VOICEMAIL_PATH),
+        transcribe=True,
+        transcribe_callback=public_url_for(settings, VOICEMAIL_TRANSCRIPT_PATH),
+    )
+    response.say("I did not catch a message. Goodbye.")
