@@ -35,7 +35,9 @@ class IncomingCall:
 
 
 def _open(call: Call) -> bool:
-    return call.stream_started_at is None and call.ended_at is None and call.status not in FINAL_STATUSES
+    """Still waiting for its stream (not streaming, not ended)."""
+    streaming = call.stream_started_at is not None or call.status == "in-progress"
+    return not streaming and call.ended_at is None and call.status not in FINAL_STATUSES
 
 
 async def register_incoming(
