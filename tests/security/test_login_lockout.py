@@ -10,14 +10,18 @@ audit log names the real peer. Served by real uvicorn, so requests are truly con
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
+import yaml
 from sqlalchemy import select
 
 from phone_agent.app import create_app
+from phone_agent.errors import ConfigError
 from phone_agent.storage.db import create_engine, session_factory
 from phone_agent.storage.tables import AuditEntry
 from tests.conftest import make_settings
@@ -109,3 +113,20 @@ async def test_the_account_backs_off_whatever_the_client_address(tmp_path: Path)
     assert {status for _, status in outcomes} == {401, 429}  # refused: addresses never seen before
     failures = [e for e in await _audit(tmp_path) if e.action == "admin.login_failed"]
     assert sorted(e.target for e in failures) == sorted(checked)  # the proxy's client, not its own
+
+
+def test_deploy_files_trust_only_the_proxy(tmp_path: Path) -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    dockerfile = (deploy / "Dockerfile").read_text()
+    assert "FORWARDED_ALLOW_IPS" not in dockerfile and "TRUSTED_PROXIES=*" not in dockerfile
+    services = yaml.safe_load((deploy / "docker-compose.yml").read_text())
+    networks = services["networks"]["default"]["ipam"]["config"]
+    nginx_ip = services["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    assert ipaddress.ip_address(nginx_ip) in ipaddress.ip_network(networks[0]["subnet"])
+    for role in ("orchestrator", "voice-bridge", "memory"):
+        assert services["services"][role]["environment"]["PHONE_AGENT_TRUSTED_PROXIES"] == nginx_ip
+    for unit in (deploy / "systemd").glob("*.service"):  # nginx on the same host
+        assert "Environment=PHONE_AGENT_TRUSTED_PROXIES=127.0.0.1,::1\n" in unit.read_text(), unit.name
+    assert make_settings(tmp_path, PHONE_AGENT_TRUSTED_PROXIES=nginx_ip).trusted_proxies == nginx_ip
+    with pytest.raises(ConfigError, match="never"):
+        make_settings(tmp_path, PHONE_AGENT_TRUSTED_PROXIES="*")
