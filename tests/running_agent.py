@@ -43,7 +43,12 @@ def serve(app: FastAPI) -> Iterator[str]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            app, log_config=None, ws_per_message_deflate=False, lifespan="on", timeout_graceful_shutdown=3
+            app,
+            log_config=None,
+            ws_per_message_deflate=False,
+            proxy_headers=False,  # as `phone-agent serve`: forwarded headers are the app's business
+            lifespan="on",
+            timeout_graceful_shutdown=3,
         )
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

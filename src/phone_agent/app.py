@@ -17,6 +17,7 @@ from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
+from phone_agent.api.proxy import TrustedProxyHeaders
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
 from phone_agent.local_models import require_local_stack
@@ -111,6 +112,7 @@ def create_app(
 
     app = FastAPI(title="phone-agent", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies)
 
     @app.exception_handler(PhoneAgentError)
     async def phone_agent_error(_request: Request, exc: PhoneAgentError) -> JSONResponse:

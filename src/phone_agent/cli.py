@@ -56,6 +56,7 @@ def serve(
 
     from phone_agent.app import create_app
     from phone_agent.ops.logging import setup_logging
+    from phone_agent.voice.stream_limits import MAX_MESSAGE_BYTES
 
     if role not in ROLES:
         raise fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}.")
@@ -78,6 +79,8 @@ def serve(
         "port": bind_port,
         "log_config": None,
         "ws_per_message_deflate": False,  # a media stream's audio does not compress; don't pay for it
+        "proxy_headers": False,  # forwarded headers: our middleware, from trusted_proxies only
+        "ws_max_size": MAX_MESSAGE_BYTES,  # Twilio sends ~300 bytes; a bigger frame closes the socket
     }
     if workers <= 1:
         uvicorn.run(application, **options)

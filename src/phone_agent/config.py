@@ -11,6 +11,7 @@ module reads ``os.environ`` itself.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -263,6 +264,21 @@ class Settings(BaseSettings):
     log_file: str | None = Field(
         None, description="Also write log lines to this file (rotated at 50 MB); doctor counts its errors."
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description=(
+            "Addresses or networks (comma-separated) of the reverse proxies whose X-Forwarded-For/"
+            "Proto/Host headers are believed; other clients are taken at their socket address."
+        ),
+    )
+    instance_heartbeat_seconds: float = Field(
+        10.0, gt=0, le=300, description="How often each process records that it is alive."
+    )
+    instance_dead_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A process silent this long is dead: its live calls are closed as agent_crashed.",
+    )
     doctor_timeout: float = Field(
         10.0, gt=0, le=120, description="Seconds each `phone-agent doctor` check may take before it fails."
     )
@@ -291,6 +307,20 @@ class Settings(BaseSettings):
             if "://" not in value or value.split("://", 1)[0] not in ("http", "https", "ws", "wss"):
                 raise ValueError("must be a URL starting with http://, https://, ws:// or wss://")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network; list the proxies' addresses "
+                    "(e.g. 127.0.0.1,172.30.0.10), never '*'"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("greeting", "returning_greeting")
     @classmethod

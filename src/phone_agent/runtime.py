@@ -1,8 +1,9 @@
 """The running process: what is shared by every call and request, plus the current ``Services``.
 
 ``Runtime`` holds only process-wide things: the database engine, the role, the control bus, the
-caller prefetch, the background tasks, provider health, the HTTP pool, and ``current`` - the
-``Services`` built from the settings in force. A call, a request or a command reads
+caller prefetch, the background tasks, provider health, the HTTP pool, this process's instance id
+(heartbeat, crash recovery: ``storage.instances``), and ``current`` - the ``Services`` built from
+the settings in force. A call, a request or a command reads
 ``runtime.current`` once (``async with runtime.use() as services``) and passes it down; an admin
 change (``apply_overrides``) builds a new ``Services`` and swaps it in, and the old one is closed
 when the last user holding it lets go.
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -31,6 +34,7 @@ from phone_agent.ops.load import LoadMonitor
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.services import Services
 from phone_agent.storage.db import create_engine, session_factory, transaction
+from phone_agent.storage.instances import beat, close_orphaned_calls, register_instance, stop_instance
 from phone_agent.storage.overrides import load_overrides
 from phone_agent.tasks import TaskOwner
 
@@ -47,6 +51,8 @@ class Runtime:
         self.role: Role = role
         self.env = env
         self.started_at = time.time()
+        self.instance_id = uuid.uuid4().hex  # this process in ``instances`` and on the calls it holds
+        self._registered = False
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.http: HttpPool = new_http_pool()
@@ -166,6 +172,7 @@ class Runtime:
         self.bus.on_config_change(reload)
         await self.bus.start()
         self.current.start_outbox()  # what an earlier process queued is delivered without a new write
+        self.tasks.spawn(self._heartbeat(), name="instance-heartbeat")
         # every role applies retention to its own database (in split mode the orchestrator holds the
         # calls and transcripts, the memory service the memories)
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
@@ -182,9 +189,39 @@ class Runtime:
                     logger.warning("memory: retention purge failed: {}", type(exc).__name__)
             await asyncio.sleep(RETENTION_INTERVAL)
 
+    async def _heartbeat(self) -> None:
+        """Register this process, then beat; each round closes the calls of dead processes."""
+        while True:
+            settings = self.current.settings
+            try:
+                if not self._registered:
+                    await register_instance(self.sessions, instance_id=self.instance_id, role=self.role)
+                    self._registered = True
+                else:
+                    await beat(self.sessions, self.instance_id)
+                await self.recover_crashed_calls()
+            except Exception as exc:  # database not ready yet or briefly away: next round
+                logger.warning("instance heartbeat failed: {}", type(exc).__name__)
+            await asyncio.sleep(settings.instance_heartbeat_seconds)
+
+    async def recover_crashed_calls(self) -> list[str]:
+        """Close the calls held by dead processes as ``agent_crashed`` and learn from their turns."""
+        services = self.current
+        dead_after = timedelta(seconds=services.settings.instance_dead_after_seconds)
+        closed = await close_orphaned_calls(self.sessions, dead_after=dead_after)
+        for call_sid in closed:
+            logger.warning("call {} was held by a process that died: closed as agent_crashed", call_sid)
+            self.spawn_with(services, services.learn_after_call(call_sid), name=f"learn-{call_sid}")
+        return closed
+
     async def close(self) -> None:
         """Cancel background tasks, stop the bus, close every Services, the pool and the engine."""
         await self.tasks.aclose()
+        if self._registered:
+            try:
+                await stop_instance(self.sessions, self.instance_id)
+            except Exception as exc:  # shutting down: the heartbeat's silence says the same
+                logger.warning("could not mark this instance stopped: {}", type(exc).__name__)
         await self.bus.close()
         for services in [*self._retired, *([self._current] if self._current else [])]:
             await self._close(services)

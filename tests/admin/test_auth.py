@@ -68,15 +68,25 @@ def test_login_sets_strict_httponly_cookie_and_logout_ends_session(client: TestC
     assert accounts[0].password_hash.startswith("$argon2id$") and PASSWORD not in accounts[0].password_hash
 
 
-def test_cookie_is_secure_behind_https_proxy(client: TestClient) -> None:
+def _session_cookie(client: TestClient, headers: dict[str, str]) -> str:
     response = client.post(
         "/admin/login",
         data={"password": PASSWORD, "csrf_token": login_csrf(client)},
-        headers={"X-Forwarded-Proto": "https"},
+        headers=headers,
         follow_redirects=False,
     )
-    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and "pa_admin=" in v)
-    assert "Secure" in cookie
+    return next(v for k, v in response.headers.multi_items() if k == "set-cookie" and "pa_admin=" in v)
+
+
+def test_cookie_is_secure_behind_https_proxy(tmp_path: Path) -> None:
+    # the client fixture's address, 192.0.2.10, is our proxy here
+    settings = make_settings(tmp_path, ADMIN_PASSWORD=PASSWORD, PHONE_AGENT_TRUSTED_PROXIES="192.0.2.10")
+    with TestClient(create_app(settings), client=("192.0.2.10", 5000)) as client:
+        assert "Secure" in _session_cookie(client, {"X-Forwarded-Proto": "https"})
+
+
+def test_forwarded_proto_from_an_untrusted_client_is_ignored(client: TestClient) -> None:
+    assert "Secure" not in _session_cookie(client, {"X-Forwarded-Proto": "https"})
 
 
 def test_post_without_or_with_wrong_csrf_is_forbidden(admin: tuple[TestClient, str]) -> None:

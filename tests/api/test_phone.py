@@ -107,21 +107,22 @@ def test_tampered_params_are_403(client: TestClient) -> None:
 def test_forwarded_proto_and_host_without_public_url(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, **VOICE_KEYS)
     url = "https://proxy.example.org/phone/incoming"
-    with TestClient(create_app(settings)) as client:
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "proxy.example.org"}
+    app = create_app(settings)
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:  # nginx on this host (trusted)
         response = client.post(
-            "/phone/incoming",
-            data=FORM,
-            headers={
-                "X-Twilio-Signature": sign(url, FORM),
-                "X-Forwarded-Proto": "https",
-                "X-Forwarded-Host": "proxy.example.org",
-            },
+            "/phone/incoming", data=FORM, headers={"X-Twilio-Signature": sign(url, FORM), **forwarded}
         )
         unproxied = client.post("/phone/incoming", data=FORM, headers={"X-Twilio-Signature": sign(url, FORM)})
+    with TestClient(app, client=("203.0.113.9", 40000)) as client:  # not a proxy of ours
+        untrusted = client.post(
+            "/phone/incoming", data=FORM, headers={"X-Twilio-Signature": sign(url, FORM), **forwarded}
+        )
     assert response.status_code == 200
     stream = ET.fromstring(response.text).find("./Connect/Stream")
     assert stream is not None and stream.get("url") == "wss://proxy.example.org/media-stream"
     assert unproxied.status_code == 403
+    assert untrusted.status_code == 403
 
 
 def test_no_auth_token_configured_refuses(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 The password comes from ``ADMIN_PASSWORD`` (hashed into the ``admin_account`` row on first use and
 re-hashed when the variable changes) or is set once on ``/admin/setup`` with a one-time code written
 to ``<data_dir>/admin-setup-code``. A session is a random cookie token whose SHA-256 is stored with
-its CSRF token; the cookie is HttpOnly, SameSite=Strict and Secure behind HTTPS. Failed logins are
-audit-log rows, so the rate limit holds across processes and restarts.
+its CSRF token; the cookie is HttpOnly, SameSite=Strict and Secure behind HTTPS. Login attempts
+are throttled per client and for the account in the shared database (``admin/throttle.py``) and
+audited under the client's real address (forwarded headers only from ``trusted_proxies``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from phone_agent.api.deps import ServicesDep
 from phone_agent.runtime import Runtime
@@ -33,8 +34,6 @@ from phone_agent.storage.tables import AdminAccount, AdminSession, AuditEntry, u
 SESSION_COOKIE = "pa_admin"
 LOGIN_CSRF_COOKIE = "pa_login_csrf"
 SESSION_LIFETIME = timedelta(hours=12)
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and fields around an upload of the maximum size
@@ -57,14 +56,13 @@ class Admin:
 
 
 def client_address(request: Request) -> str:
-    """The client's address as the server sees it (behind nginx: uvicorn's proxy headers)."""
+    """The client's address: the socket's peer, or who a trusted proxy says it forwarded (api.proxy)."""
     return request.client.host if request.client else "unknown"
 
 
 def is_https(request: Request) -> bool:
-    """True when the browser talks HTTPS to us, directly or through a proxy that says so."""
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    """True when the browser talks HTTPS to us, directly or through a trusted proxy that says so."""
+    return request.url.scheme == "https"
 
 
 def _digest(token: str) -> str:
@@ -144,37 +142,9 @@ def setup_code(services: Services) -> str:
     return code
 
 
-# --- rate limiting -------------------------------------------------------------------------------
-async def failures_recently(services: Services, client: str) -> int:
-    """Failed logins from ``client`` in the window, counted since its last successful login."""
-    since = utcnow() - FAILURE_WINDOW
-    async with services.sessions() as session:
-        last_ok = (
-            await session.execute(
-                select(func.max(AuditEntry.at)).where(
-                    AuditEntry.action == "admin.login", AuditEntry.target == client
-                )
-            )
-        ).scalar_one()
-        if last_ok is not None and last_ok > since:
-            since = last_ok
-        return int(
-            (
-                await session.execute(
-                    select(func.count())
-                    .select_from(AuditEntry)
-                    .where(
-                        AuditEntry.action == "admin.login_failed",
-                        AuditEntry.target == client,
-                        AuditEntry.at > since,
-                    )
-                )
-            ).scalar_one()
-        )
-
-
+# --- login attempts (the rate limit itself: admin/throttle.py) ---------------------------------
 async def record_login(services: Services, client: str, *, ok: bool) -> None:
-    """Audit a login attempt (the rate limit counts these rows)."""
+    """Audit a login attempt, under the client's real address."""
     async with transaction(services.sessions) as session:
         session.add(
             AuditEntry(

@@ -8,6 +8,7 @@ session (``require_admin``), and every POST a CSRF token.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from phone_agent.admin import auth
+from phone_agent.admin import auth, throttle
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
@@ -60,6 +61,17 @@ def _login_csrf_ok(request: Request, submitted: str) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), submitted.encode())
 
 
+def _too_many(request: Request, refused: throttle.Refused, *, setup: bool) -> Response:
+    wait = max(1, math.ceil(refused.retry_after))
+    when = f"{math.ceil(wait / 60)} minutes" if wait >= 120 else f"{wait} seconds"
+    what = "codes" if setup else "passwords"
+    response = _login_form(
+        request, setup=setup, error=f"Too many wrong {what}. Wait {when} and try again.", status=429
+    )
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 def _csrf_refused() -> Response:
     return HTMLResponse("Missing or wrong CSRF token; reload the login page.", status_code=403)
 
@@ -85,15 +97,13 @@ async def login(
     if not _login_csrf_ok(request, csrf_token):
         return _csrf_refused()
     client = auth.client_address(request)
-    if await auth.failures_recently(services, client) >= auth.MAX_FAILURES:
-        response = _login_form(
-            request, error="Too many wrong passwords. Wait 15 minutes and try again.", status=429
-        )
-        response.headers["Retry-After"] = str(int(auth.FAILURE_WINDOW.total_seconds()))
-        return response
+    refused = await throttle.reserve_attempt(services.sessions, client)
+    if refused is not None:
+        return _too_many(request, refused, setup=False)
     if not await auth.check_password(runtime, services, password):
         await auth.record_login(services, client, ok=False)
         return _login_form(request, error="Wrong password.", status=401)
+    await throttle.attempt_succeeded(services.sessions, client)
     await auth.record_login(services, client, ok=True)
     response = RedirectResponse(auth.safe_next(next), status_code=303)
     response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/admin")
@@ -126,8 +136,9 @@ async def setup(
     if await auth.account_exists(runtime, services):
         return RedirectResponse("/admin/login", status_code=303)
     client = auth.client_address(request)
-    if await auth.failures_recently(services, client) >= auth.MAX_FAILURES:
-        return _login_form(request, setup=True, error="Too many wrong codes. Wait 15 minutes.", status=429)
+    refused = await throttle.reserve_attempt(services.sessions, client)
+    if refused is not None:
+        return _too_many(request, refused, setup=True)
     expected = auth.setup_code(services)
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
         await auth.record_login(services, client, ok=False)
@@ -137,6 +148,7 @@ async def setup(
         return _login_form(request, setup=True, error=error, status=422)
     await auth.set_password(services, password, actor=f"admin@{client}")
     auth.setup_code_path(services).unlink(missing_ok=True)
+    await throttle.attempt_succeeded(services.sessions, client)
     await auth.record_login(services, client, ok=True)
     response = RedirectResponse("/admin", status_code=303)
     await auth.start_session(services, response, request)

@@ -61,8 +61,12 @@ async def finish_call(
     ended_at: datetime | None = None,
     from_number: str | None = None,
     to_number: str | None = None,
+    release: bool = False,
 ) -> int:
-    """Mark the call ended (creating its row if the stream never started); returns the call id."""
+    """Mark the call ended (creating its row if the stream never started); returns the call id.
+
+    ``release``: the process holding the call ends it (``storage.instances``): it is no longer held.
+    """
     from_number, to_number = normalise_optional(from_number), normalise_optional(to_number)
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
@@ -78,6 +82,8 @@ async def finish_call(
         call.status = status
         call.ended_at = call.ended_at or ended_at or utcnow()
         call.end_reason = call.end_reason or end_reason
+        if release:
+            call.instance_id = None
         await session.flush()
         return call.id
 

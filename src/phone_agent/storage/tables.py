@@ -81,6 +81,12 @@ class Call(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(64))
     summary: Mapped[str | None] = mapped_column(Text)
+    # the media stream: the expiry of the one token /phone/incoming minted (epoch seconds; the same
+    # token is re-minted from it for a retried webhook), when a stream claimed the call (a second
+    # stream or a replay is refused), and the process (``instances.id``) holding the live call
+    stream_token_expires: Mapped[int | None] = mapped_column(Integer)
+    stream_started_at: Mapped[datetime | None]
+    instance_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     caller: Mapped[Caller | None] = relationship(back_populates="calls")
     turns: Mapped[list[CallTurn]] = relationship(
@@ -244,6 +250,38 @@ class MemoryRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class Instance(Base):
+    """One running process of the agent: who it is and when it last said it was alive.
+
+    A live call names the instance holding it (``calls.instance_id``); calls held by an instance
+    whose heartbeat stopped are closed as ``agent_crashed`` by the survivors or the next start.
+    """
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Admin login attempts of one key (``client:<address>`` or ``account``), updated by compare-and-set.
+
+    ``attempts`` counts attempts in the window, the one being checked included, so concurrent
+    requests cannot all pass the limit; ``next_allowed_at`` is the account's backoff.
+    """
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_allowed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -254,8 +292,10 @@ __all__ = [
     "CallTurn",
     "Caller",
     "ConfigOverride",
+    "Instance",
     "KnowledgeChunk",
     "KnowledgeDocument",
+    "LoginThrottle",
     "Memory",
     "MemoryRequest",
     "Message",

@@ -1,9 +1,10 @@
 """Twilio request signatures: which URL Twilio signed, and the check itself (the SDK's validator).
 
-Twilio signs the full URL it was configured with (``PUBLIC_URL`` + path + query). Behind nginx the
-app sees an internal URL, so the candidates are: ``PUBLIC_URL`` (when set) and the URL rebuilt from
-``X-Forwarded-Proto``/``X-Forwarded-Host``/``Host``. A request passes when the signature matches
-one of them; without the auth token nobody can produce a match, so trying both is safe.
+Twilio signs the full URL it was configured with (``PUBLIC_URL`` + path + query). With
+``PUBLIC_URL`` set that is the only URL checked: whatever Host or X-Forwarded-* headers a request
+carries cannot make a signature computed for another URL pass. Without it, the URL is the
+request's own as a trusted proxy forwarded it (``api.proxy``: X-Forwarded-Proto/Host are applied
+only from ``trusted_proxies``).
 """
 
 from __future__ import annotations
@@ -18,24 +19,15 @@ from twilio.request_validator import RequestValidator
 from phone_agent.config import Settings
 
 
-def forwarded_base_url(request: Request) -> str:
-    """scheme://host of the request as the client saw it (honours X-Forwarded-Proto/Host)."""
-    headers = request.headers
-    proto = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = headers.get("x-forwarded-host") or headers.get("host") or request.url.netloc
-    return f"{proto}://{host.split(',')[0].strip()}"
+def request_base_url(request: Request) -> str:
+    """scheme://host of the request as the client saw it (through a trusted proxy: as it forwarded)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def signed_url_candidates(request: Request, settings: Settings) -> list[str]:
-    """The URLs Twilio may have signed for this request, most trusted first."""
+    """The URL Twilio signed for this request: ``PUBLIC_URL`` + path when set, else the request's own."""
     suffix = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    candidates = []
-    if settings.public_url:
-        candidates.append(settings.public_url + suffix)
-    forwarded = forwarded_base_url(request) + suffix
-    if forwarded not in candidates:
-        candidates.append(forwarded)
-    return candidates
+    return [(settings.public_url or request_base_url(request)) + suffix]
 
 
 def is_valid_signature(

@@ -1,8 +1,9 @@
 """Short-lived signed tokens that let one call's Media Stream into ``/media-stream``.
 
 ``/phone/incoming`` issues a token bound to the call SID and caller number; the websocket checks
-it before building a pipeline. The token is ``<payload>.<signature>``: a base64url JSON payload
-and a base64url HMAC-SHA256 of it, keyed with ``session_secret``.
+it before building a pipeline, and then claims the call in the database (``storage.streams``), so
+a token opens one stream, for a call that has not ended. The token is ``<payload>.<signature>``:
+a base64url JSON payload and a base64url HMAC-SHA256 of it, keyed with ``session_secret``.
 """
 
 from __future__ import annotations
@@ -71,10 +72,24 @@ def _sign(key: bytes, payload: str) -> str:
 
 
 def issue_stream_token(
-    key: bytes, *, call_sid: str, caller: str | None, ttl_seconds: int, now: float | None = None
+    key: bytes,
+    *,
+    call_sid: str,
+    caller: str | None,
+    ttl_seconds: int | None = None,
+    now: float | None = None,
+    expires_at: int | None = None,
 ) -> str:
-    """A token for ``call_sid`` valid for ``ttl_seconds``."""
-    expires = int((time.time() if now is None else now) + ttl_seconds)
+    """A token for ``call_sid`` valid for ``ttl_seconds`` (or until ``expires_at``, epoch seconds).
+
+    The token is a pure function of its fields and the key: minted again with the same expiry it
+    is the same token (``/phone/incoming`` answers a retried webhook so).
+    """
+    if expires_at is None:
+        if ttl_seconds is None:
+            raise ValueError("issue_stream_token needs ttl_seconds or expires_at")
+        expires_at = int((time.time() if now is None else now) + ttl_seconds)
+    expires = expires_at
     payload = _b64(json.dumps({"c": call_sid, "f": caller, "e": expires}, separators=(",", ":")).encode())
     return f"{payload}.{_sign(key, payload)}"
 

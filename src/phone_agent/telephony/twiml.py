@@ -22,3 +22,10 @@ def say_and_hang_up(text: str) -> str:
     response.say(text)
     response.hangup()
     return str(response)
+
+
+def hang_up() -> str:
+    """``<Hangup/>``: end the call without a word (a webhook we will not answer with a stream)."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)

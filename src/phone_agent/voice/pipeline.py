@@ -324,7 +324,11 @@ async def drive_call(
         call.tools.close()
         await call.recorder.flush()
         await finish_call(
-            services.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
+            services.sessions,
+            call_sid=start.call_sid,
+            status="completed",
+            end_reason=call.end_reason,
+            release=True,  # ended by its holder: learned below, never a crash ghost
         )
         # memory learns from the transcript off the call path, on the call's own services
         runtime.spawn_with(

@@ -5,21 +5,25 @@ interruption and the REST hang-up. This subclass adds what a phone call needs on
 
 - a ``mark`` echoed by Twilio becomes a ``PlayedMarkFrame`` (the heard-tracker reads it);
 - ``stop`` becomes a ``CallerHungUpFrame``;
-- malformed or unknown messages are logged and ignored: the transport's receive loop dies on the
-  first exception a serializer raises, which would end the call.
+- malformed or unknown messages of any shape or depth are counted and ignored: the transport's
+  receive loop dies on the first exception a serializer raises, which would end the call;
+- the connection's budget (``StreamLimits``): oversize messages are dropped unread, messages are
+  read no faster than the message rate allows, audio beyond the audio rate is dropped.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
+from typing import Any
 
-from loguru import logger
 from pipecat.audio.utils import ulaw_to_pcm
 from pipecat.frames.frames import Frame, InputAudioRawFrame, SystemFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from phone_agent.voice.stream import decode_message
+from phone_agent.voice.stream_limits import StreamLimits
 
 KNOWN_EVENTS = {"connected", "start", "media", "dtmf", "mark", "stop"}
 
@@ -37,31 +41,32 @@ class CallerHungUpFrame(SystemFrame):
 
 
 class TwilioMediaSerializer(TwilioFrameSerializer):
-    """``TwilioFrameSerializer`` that never raises on input and reports marks and stop."""
+    """``TwilioFrameSerializer`` that never raises on input, keeps to a budget and reports marks and stop."""
+
+    def __init__(self, *args: Any, limits: StreamLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or StreamLimits()
 
     def keep_call_up(self) -> None:
         """Do not hang up when the pipeline ends (the call was transferred elsewhere)."""
         self._hangup_attempted = True
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        """A frame for a Twilio message, or None (logged) for anything we can't use."""
-        try:
-            message = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            logger.warning("media stream: ignoring a message that is not JSON ({} bytes)", len(data))
+        """A frame for a Twilio message, or None (counted) for anything we can't or won't use."""
+        limits = self.limits
+        await limits.pace()
+        message = decode_message(data, limits)
+        if message is None:
             return None
-        if not isinstance(message, dict):
-            logger.warning("media stream: ignoring a JSON {} (expected an object)", type(message).__name__)
-            return None
-        event = message.get("event")
+        event = message["event"]
         if event not in KNOWN_EVENTS:
-            logger.warning("media stream: ignoring unknown event {!r}", str(event)[:40])
+            limits.ignore("unknown event", repr(str(event)[:40]))
             return None
         if event == "mark":
             mark = message.get("mark")
             name = mark.get("name") if isinstance(mark, dict) else None
             if not isinstance(name, str):
-                logger.warning("media stream: ignoring a mark without a name")
+                limits.ignore("mark without a name")
                 return None
             return PlayedMarkFrame(mark=name)
         if event == "stop":
@@ -70,21 +75,25 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
             media = message.get("media")
             payload = media.get("payload") if isinstance(media, dict) else None
             if not isinstance(payload, str):
-                logger.warning("media stream: ignoring a media message without a payload")
+                limits.ignore("media message without a payload")
                 return None
             try:
-                ulaw = base64.b64decode(payload, validate=True)
+                audio = base64.b64decode(payload, validate=True)
             except (binascii.Error, ValueError):
-                logger.warning("media stream: ignoring a media message with a bad base64 payload")
+                limits.ignore("media message with a bad base64 payload")
                 return None
-            return await self._caller_audio(ulaw)
-        if event == "dtmf" and not isinstance(message.get("dtmf"), dict):
-            logger.warning("media stream: ignoring a malformed dtmf message")
-            return None
+            if not limits.audio_ok(len(audio)):
+                return None
+            return await self._caller_audio(audio)
+        if event == "dtmf":
+            dtmf = message.get("dtmf")
+            if not isinstance(dtmf, dict) or not isinstance(dtmf.get("digit"), str):
+                limits.ignore("malformed dtmf message")
+                return None
         try:
             return await super().deserialize(data)
         except Exception as exc:  # never let one bad message end the call
-            logger.warning("media stream: ignoring a {} message that failed to decode: {}", event, exc)
+            limits.ignore(f"{event} message that failed to decode", type(exc).__name__)
             return None
 
     async def _caller_audio(self, ulaw: bytes) -> Frame | None:
@@ -93,7 +102,7 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         try:
             pcm = await ulaw_to_pcm(ulaw, self._twilio_sample_rate, self._sample_rate, self._input_resampler)
         except Exception as exc:  # never let one bad message end the call
-            logger.warning("media stream: ignoring a media message that failed to decode: {}", exc)
+            self.limits.ignore("media message that failed to decode", type(exc).__name__)
             return None
         if not pcm:
             return None

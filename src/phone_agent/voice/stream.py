@@ -1,8 +1,10 @@
 """The start of a Twilio Media Stream: read messages until ``start`` and say what it told us.
 
 Twilio opens the socket, sends ``connected`` and ``start`` (with our ``<Parameter>``s as
-``customParameters``). Malformed messages before ``start`` are logged and skipped; no ``start``
-among the first ``MAX_MESSAGES_BEFORE_START`` messages refuses the stream.
+``customParameters``). Malformed messages before ``start`` (binary frames, oversize, not JSON, JSON of
+any depth or shape we don't expect) are counted and skipped without a traceback; no ``start`` among
+the first ``MAX_MESSAGES_BEFORE_START`` messages refuses the stream. ``decode_message`` is the one
+place a Media Stream message becomes a dict, for this and for the call's serializer.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from fastapi import WebSocket
-from loguru import logger
+from fastapi import WebSocket, WebSocketDisconnect
+
+from phone_agent.voice.stream_limits import StreamLimits
 
 MAX_MESSAGES_BEFORE_START = 20
 
@@ -63,20 +66,45 @@ def parse_start(message: dict[str, object]) -> StreamStart:
     )
 
 
-async def read_start(websocket: WebSocket) -> StreamStart:
-    """Read messages until Twilio's ``start``; malformed ones are logged and skipped."""
+def decode_message(data: str | bytes, limits: StreamLimits) -> dict[str, object] | None:
+    """A Twilio message as a dict with a string ``event``; None (counted in ``limits``) for anything else.
+
+    Twilio sends JSON text only: binary frames, oversize messages, invalid or too deeply nested
+    JSON, and JSON that is not an object with a string ``event`` are ignored, never raised.
+    """
+    if isinstance(data, bytes):
+        limits.ignore("binary frame", f"{len(data)} bytes")
+        return None
+    if not limits.size_ok(data):
+        return None
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        limits.ignore("message that is not JSON")
+        return None
+    if not isinstance(message, dict):
+        limits.ignore(f"JSON {type(message).__name__} (expected an object)")
+        return None
+    if not isinstance(message.get("event"), str):
+        limits.ignore("message without a string event")
+        return None
+    return message
+
+
+async def read_start(websocket: WebSocket, limits: StreamLimits | None = None) -> StreamStart:
+    """Read messages until Twilio's ``start``; anything malformed is counted and skipped."""
+    limits = limits or StreamLimits()
     for _ in range(MAX_MESSAGES_BEFORE_START):
-        raw = await websocket.receive_text()
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            logger.warning("media stream: ignoring a message that is not JSON before start")
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000))
+        raw = received.get("text")
+        message = decode_message(raw if raw is not None else received.get("bytes") or b"", limits)
+        if message is None:
             continue
-        if not isinstance(message, dict):
-            continue
-        event = message.get("event")
+        event = message["event"]
         if event == "start":
             return parse_start(message)
         if event != "connected":
-            logger.warning("media stream: ignoring {!r} before start", str(event)[:40])
+            limits.ignore("event before start", repr(str(event)[:40]))
     raise StreamRefused("no start message")
