@@ -7,11 +7,12 @@ ended, when agent audio arrived, every outbound frame's arrival time and size.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tests.fakes.audio import read_ulaw_frames, speech_wav
+from tests.fakes.audio import is_silent, read_ulaw_frames, speech_wav
 from tests.fakes.media_stream_caller import MediaStreamCaller
 
 UTTERANCES = (
@@ -21,6 +22,7 @@ UTTERANCES = (
     "Thanks, that is all.",
 )
 ANSWER_TIMEOUT = 12.0  # smart-turn may wait for more speech before it answers; count it, don't hang
+BURST_GAP = 0.3  # seconds without agent audio that separate two utterances of the agent
 
 
 @dataclass
@@ -118,12 +120,32 @@ async def run_call(
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         result.ended_at = time.monotonic()
+        audible = [a.at for a in caller.agent_audio if not is_silent(a.audio)]
+        starts = [t.speech_started for t in caller.turns[1:]] + [None]
         result.turns = [
-            TurnResult(t.label, t.speech_ended, t.first_agent_audio, t.agent_talked_over)
-            for t in caller.turns
+            TurnResult(
+                t.label, t.speech_ended, reply_onset(audible, t.speech_ended, until), t.agent_talked_over
+            )
+            for t, until in zip(caller.turns, starts, strict=True)
         ]
         result.frames = [(a.at, len(a.audio)) for a in caller.agent_audio]
     return result
+
+
+def reply_onset(audible: list[float], t0: float | None, until: float | None) -> float | None:
+    """When the agent started answering speech that ended at `t0`: the first audible agent frame
+    after `t0` that begins an utterance (no agent audio in the `BURST_GAP` before it) — not the
+    tail of an earlier answer still arriving (an agent that fell behind real time) — and before
+    the caller spoke again (`until`)."""
+    if t0 is None:
+        return None
+    index = bisect.bisect_right(audible, t0)
+    for i in range(index, len(audible)):
+        if until is not None and audible[i] >= until:
+            return None
+        if i == 0 or audible[i] - audible[i - 1] >= BURST_GAP:
+            return audible[i]
+    return None
 
 
 async def _until(predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109

@@ -32,13 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.callers import CallResult
+from bench.callers import BURST_GAP, CallResult
 from bench.providers import Latencies
 from bench.replies import shape_of_turn
 from bench.targets import Sample
 
 FRAME_RATE = 8000  # bytes of mu-law per second
-BURST_GAP = 0.3  # seconds without agent audio that separate two utterances
 STT_DECISION_SLACK = 0.1  # an STT leg longer than the STT latency + this waited for the turn decision
 UNDERRUN_TOLERANCE = 0.01  # seconds a frame may arrive after its playout time before it is an underrun
 LATE_AFTER = 5.0  # a reply starting later than this after the caller stopped is late (Pipecat's 3 s

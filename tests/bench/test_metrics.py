@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bench.callers import CallResult, TurnResult
+from bench.callers import CallResult, TurnResult, reply_onset
 from bench.metrics import break_down, figures, pacing, percentile
 from bench.providers import Latencies
 from bench.targets import Sample
@@ -90,3 +90,13 @@ def test_turns_get_reply_shapes_late_and_cut_short_counts() -> None:
     assert run.by_shape == {"comma-clause": [pytest.approx(1.2)], "no-punctuation": [pytest.approx(6.0)]}
     assert run.shapes_confirmed == 1 and run.cut_short == 1
     assert [t[:3] for t in run.turn_log] == [(1, "a", "comma-clause"), (2, "b", "no-punctuation")]
+
+
+def test_reply_onset_skips_the_tail_of_an_earlier_answer() -> None:
+    earlier = [1.0 + 0.02 * i for i in range(100)]  # an answer still arriving until 2.98 ...
+    reply = [3.5 + 0.02 * i for i in range(10)]  # ... then, after a pause, the reply
+    audible = earlier + reply
+    assert reply_onset(audible, 2.0, None) == 3.5  # the caller stopped at 2.0, mid-answer
+    assert reply_onset(audible, 0.5, None) == 1.0  # quiet before: the first frame is the onset
+    assert reply_onset(audible, 2.0, 3.2) is None  # the caller spoke again before any reply
+    assert reply_onset(audible, 4.0, None) is None and reply_onset(audible, None, None) is None
