@@ -108,3 +108,18 @@ def test_the_pool_never_has_more_threads_than_the_process_has_cores() -> None:
 
     cores = len(os.sched_getaffinity(0))
     assert pool_threads(8) == min(8, cores) and pool_threads(1) == 1
+
+
+async def test_by_default_calls_stopping_together_each_get_a_run_of_their_own() -> None:
+    pool = SmartTurnPool(smart_turn_pool().session, threads=1)  # batching does not pay on these CPUs
+    try:
+        analyzers = []
+        for text in UTTERANCES[:3]:
+            analyzer = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+            hear(analyzer, text)
+            analyzers.append(analyzer)
+        together = await asyncio.gather(*(a.analyze_end_of_turn() for a in analyzers))
+        assert pool.batches == [1, 1, 1]
+        assert [state for state, _ in together] == [(await pipecat_decision(t))[0] for t in UTTERANCES[:3]]
+    finally:
+        pool.close()

@@ -6,12 +6,14 @@ call's analyzer hands the window it has just completed to the process's ``Silero
 batcher's worker thread wakes at most once per tick, stacks the windows of every call that has
 one (input ``(B, 32 + 256)``, state ``(2, B, 128)`` at 8 kHz, the phone's own rate: nothing is
 resampled), runs the model once (~40 us a row at B=50; onnxruntime releases the GIL) and gives
-every row back to its call. The call's VAD state machine then runs, in the same worker thread,
-as Pipecat's own code: ``SileroVADAnalyzer._run_analyzer`` (volume gate, start/stop counts,
-periodic model reset), whose model call returns the row the batch computed. A buffer holding
-a second window (frames longer than a window) scores it on its own, after the first one's
-reset check, exactly as Pipecat would. So a call's decisions are those of Pipecat's analyzer on
-the same audio; only when they are made moves, by at most one tick.
+every row back to its call. The call's VAD state machine then runs on the event loop, as
+Pipecat's own code: ``SileroVADAnalyzer._run_analyzer`` (volume gate, start/stop counts,
+periodic model reset), whose model call returns the row the batch computed. The worker thread
+does nothing else (stacking the rows, the run, handing them back): Python there holds the GIL
+the event loop needs, and each hand-over of the GIL between the two costs more than the work.
+A buffer holding a second window (frames longer than a window) scores it on its own, after the
+first one's reset check, exactly as Pipecat would. So a call's decisions are those of Pipecat's
+analyzer on the same audio; only when they are made moves, by at most one tick.
 
 The tick is 10 ms, not a whole window (32 ms): a call's frames wait for their window's score (the
 VAD's caller, Pipecat's user aggregator, handles one frame at a time), so with a 32 ms tick a call
@@ -82,11 +84,11 @@ class CallSileroModel(SileroOnnxModel):
 
 @dataclass(eq=False)
 class _Request:
-    analyzer: BatchedSileroVADAnalyzer
-    buffer: bytes  # the frame's audio, for Pipecat's analysis
-    window: np.ndarray  # the first window that audio completes, as float32
+    model: CallSileroModel
+    window: np.ndarray  # the window the call's audio has just completed, as float32
+    sample_rate: int
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[VADState]
+    future: asyncio.Future[None]  # done once the window is scored (or could not be)
 
 
 class SileroBatcher:
@@ -108,22 +110,21 @@ class SileroBatcher:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    async def analyze(self, analyzer: BatchedSileroVADAnalyzer, buffer: bytes, window: bytes) -> VADState:
-        """``analyzer``'s VAD state after ``buffer``, whose audio completes ``window``."""
+    async def score(self, model: CallSileroModel, window: bytes, sample_rate: int) -> None:
+        """Score ``window`` with the next batch: ``model``'s next call then returns its row."""
         loop = asyncio.get_running_loop()
         samples = np.frombuffer(window, np.int16).astype(np.float32) / 32768.0  # as Pipecat scales it
-        request = _Request(analyzer, buffer, samples, loop, loop.create_future())
+        request = _Request(model, samples, sample_rate, loop, loop.create_future())
         with self._wake:
-            closed = self._closed
-            if not closed:
-                self._pending.append(request)
+            if self._closed:  # shutting down: the call scores the window itself
+                return
+            self._pending.append(request)
+            if len(self._pending) == 1:  # the worker waits for a first window, not for each one
                 self._wake.notify()
-        if closed:  # the process is shutting down: this call scores its window itself
-            return analyzer._run_analyzer(buffer)
-        return await request.future
+        await request.future
 
     def close(self) -> None:
-        """Stop the worker thread; calls still waiting get their state from Pipecat's own path."""
+        """Stop the worker thread; calls still waiting then score their windows themselves."""
         with self._wake:
             self._closed = True
             self._wake.notify()
@@ -136,7 +137,7 @@ class SileroBatcher:
         while self._next_batch(next_tick):
             next_tick = time.monotonic() + self.tick_secs
             self._tick(self._take())
-        self._tick(self._take())  # answer what was waiting (each row scored on its own)
+        self._release(self._take())  # what was waiting is scored by each call
 
     def _next_batch(self, not_before: float) -> bool:
         """Wait for a window, then until the tick is due (windows arriving meanwhile join in)."""
@@ -154,25 +155,20 @@ class SileroBatcher:
         return batch
 
     def _tick(self, batch: list[_Request]) -> None:
-        if not batch:
-            return
-        if not self._closed:
-            for rate in {r.analyzer.sample_rate for r in batch}:
-                self._infer([r for r in batch if r.analyzer.sample_rate == rate], rate)
-        results: dict[asyncio.AbstractEventLoop, list[Answer[VADState]]] = {}
+        for rate in {r.sample_rate for r in batch}:
+            self._infer([r for r in batch if r.sample_rate == rate], rate)
+        self._release(batch)
+
+    @staticmethod
+    def _release(batch: list[_Request]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Answer[None]]] = {}
         for request in batch:
-            outcome: VADState | Exception
-            try:
-                outcome = request.analyzer._run_analyzer(request.buffer)  # Pipecat's analysis, our rows
-            except Exception as exc:  # reaches that call's VAD (an error frame), never the others
-                outcome = exc
-            results.setdefault(request.loop, []).append((request.future, outcome))
-        for loop, answers in results.items():
+            by_loop.setdefault(request.loop, []).append((request.future, None))
+        for loop, answers in by_loop.items():
             answer(loop, answers)
 
     def _infer(self, batch: list[_Request], sr: int) -> None:
-        models = [r.analyzer.call_model for r in batch]
-        rows = [model.batch_row(r.window, sr) for model, r in zip(models, batch, strict=True)]
+        rows = [r.model.batch_row(r.window, sr) for r in batch]
         x = np.concatenate([row for row, _ in rows], axis=0)
         state = np.concatenate([s for _, s in rows], axis=1)
         try:
@@ -184,8 +180,8 @@ class SileroBatcher:
             return
         self.inferences += 1
         self.rows += len(batch)
-        for i, model in enumerate(models):
-            model.take_batch_result(x[i : i + 1], out[i : i + 1], new_state[:, i : i + 1], sr)
+        for i, request in enumerate(batch):
+            request.model.take_batch_result(x[i : i + 1], out[i : i + 1], new_state[:, i : i + 1], sr)
         if self.on_inference is not None:
             self.on_inference(len(batch))
 
@@ -204,10 +200,11 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         self._low_confidence_windows = 0
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
-        """The VAD state after ``buffer``: at once while no window completes, else after the tick."""
+        """The VAD state after ``buffer``: at once while it completes no window, else after the tick."""
         needed = self._vad_frames_num_bytes
         if len(self._vad_buffer) + len(buffer) < needed:
             self._vad_buffer += buffer
             return self._vad_state
         window = (self._vad_buffer + buffer)[:needed]
-        return await self._batcher.analyze(self, buffer, window)
+        await self._batcher.score(self.call_model, window, self.sample_rate)
+        return self._run_analyzer(buffer)  # Pipecat's analysis; its first window is already scored
