@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     llm_secondary_model: str | None = Field(None, description="Model name on the secondary endpoint.")
     llm_secondary_api_key: SecretStr | None = Field(None, description="API key of the secondary endpoint.")
     llm_first_token_timeout: float = Field(
-        2.0, gt=0, description="Seconds to wait for the first token before failing over."
+        1.5, gt=0, description="Seconds to wait for the first token before failing over."
     )
     llm_context_tokens: int = Field(
         6000,

@@ -49,6 +49,7 @@ from phone_agent.storage.calls import finish_call, open_call
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
+from phone_agent.voice.rescue import APOLOGY, CallRescue
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
@@ -74,6 +75,7 @@ class CallSession:
     recorder: CallRecorder
     tools: ToolContext
     llm: ChainedLLMService
+    rescue: CallRescue
     greeting: str = ""
     end_reason: str = "hangup"
 
@@ -144,6 +146,15 @@ async def build_call(
         if session is not None:
             session.end_reason = "transferred"
 
+    rescue: CallRescue | None = None  # built with the pipeline below
+
+    async def llm_exhausted(detail: str) -> None:  # the apology is this turn's reply: then the action
+        if rescue is not None and not rescue.started:
+            since = tracker.sent_ms
+            runtime.tasks.spawn(
+                rescue.give_up("llm", detail, apology_since_ms=since), name=f"rescue-{start.call_sid}"
+            )
+
     tool_ctx = services.tool_context(
         caller_phone=start.caller,
         caller_name=caller_context.name if caller_context else None,
@@ -154,13 +165,20 @@ async def build_call(
         before_transfer=before_transfer,
         tasks=runtime.tasks,
     )
-    brain = build_call_brain(tool_ctx, chain=services.llm, caller=caller_context, registry=services.tools)
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    brain = build_call_brain(
+        tool_ctx,
+        chain=services.llm,
+        caller=caller_context,
+        registry=services.tools,
+        on_exhausted=llm_exhausted,
+        exhausted_reply=APOLOGY,
+    )
 
     transport = media_stream_transport(websocket, serializer)
     stt = build_stt(settings, http=services.http)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
-    tracker = PlayoutTracker(stream_sid=start.stream_sid)
     tts_stage: list[FrameProcessor] = [primary_tts]
     tts_services: list[FrameProcessor] = [primary_tts]
     fallback = build_fallback_tts(settings, http=services.http)
@@ -215,6 +233,24 @@ async def build_call(
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
+    async def speak(text: str) -> None:
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    async def end_pipeline(reason: str) -> None:  # the call is Twilio's now: end without hanging up
+        if session is not None:
+            session.end_reason = reason
+        await task.queue_frame(EndFrame())
+
+    rescue = CallRescue(
+        settings=settings,
+        control=services.control,
+        call_sid=start.call_sid,
+        tracker=tracker,
+        speak=speak,
+        end_pipeline=end_pipeline,
+        keep_call_up=serializer.keep_call_up,
+        health=runtime.providers,
+    )
     session = CallSession(
         start=start,
         call_id=call_id,
@@ -224,6 +260,7 @@ async def build_call(
         recorder=recorder,
         tools=brain.ctx,
         llm=brain.llm,
+        rescue=rescue,
         greeting=greeting,
     )
 
@@ -235,9 +272,6 @@ async def build_call(
     async def on_disconnected(_transport: object, _ws: object) -> None:
         logger.info("media stream closed by the caller")
         await task.cancel()
-
-    async def speak(text: str) -> None:
-        await task.queue_frames([TTSSpeakFrame(text)])
 
     idle = IdleCaller(
         prompt=settings.idle_prompt,
@@ -253,7 +287,8 @@ async def build_call(
 
     @aggregators.user().event_handler("on_user_turn_idle")
     async def on_caller_silent(_aggregator: object) -> None:
-        await idle.caller_silent()
+        if not rescue.started:
+            await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_stopped")
     async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
