@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     # --- STT -------------------------------------------------------------------------------
     stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
     stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
+    stt_fallback_model: str = Field(
+        "whisper-1",
+        description="Transcription model tried when stt_model fails or is slow (OpenAI STT; empty = none).",
+    )
+    stt_fallback_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint of stt_fallback_model (default: openai_base_url).",
+    )
+    stt_fallback_api_key: SecretStr | None = Field(
+        None, description="API key of stt_fallback_base_url (default: openai_api_key)."
+    )
     deepgram_api_key: SecretStr | None = Field(None, description="Deepgram API key.")
     deepgram_base_url: str = Field("wss://api.deepgram.com", description="Deepgram streaming base URL.")
 

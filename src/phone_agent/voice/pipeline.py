@@ -176,7 +176,11 @@ async def build_call(
     )
 
     transport = media_stream_transport(websocket, serializer)
-    stt = build_stt(settings, http=services.http)
+    async def stt_exhausted(detail: str) -> None:  # a caller spoke and no STT could transcribe it
+        if rescue is not None and not rescue.started:
+            runtime.tasks.spawn(rescue.give_up("stt", detail), name=f"rescue-{start.call_sid}")
+
+    stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
     tts_stage: list[FrameProcessor] = [primary_tts]
@@ -293,6 +297,7 @@ async def build_call(
     @aggregators.user().event_handler("on_user_turn_stopped")
     async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
         if message.content:
+            idle.caller_transcribed()
             recorder.caller_turn(message.content)
 
     @aggregators.assistant().event_handler("on_assistant_turn_stopped")

@@ -358,6 +358,7 @@ async def build_realtime_call(
     @aggregators.user().event_handler("on_user_turn_message_added")
     async def on_caller_turn(_aggregator: object, message: UserTurnMessageAddedMessage) -> None:
         if message.content:
+            idle.caller_transcribed()
             recorder.caller_turn(message.content)
 
     @aggregators.assistant().event_handler("on_assistant_turn_stopped")

@@ -1,0 +1,139 @@
+"""The STT ladder: each caller utterance is transcribed by the first rung that answers in time.
+
+Rungs are OpenAI-compatible transcription endpoints: the primary (``stt_model`` at
+``openai_base_url``), then the secondary (``stt_fallback_model`` at ``stt_fallback_base_url`` with
+``stt_fallback_api_key``, each defaulting to the primary's: another model of the same provider, or
+any OpenAI-compatible one). For one segment (the audio VAD cut out of the caller's turn):
+
+- the primary starts at once; a rung that fails (401/403, 5xx, dropped connection, refused) starts
+  the next one at once, and a rung silent for ``hedge_secs`` starts the next one beside it (the
+  first answer wins, the other is cancelled);
+- a rung that failed is not asked again in this call (a bad key stays bad);
+- when no rung has answered by ``deadline_secs`` (or every rung failed), ``on_exhausted`` is called:
+  the call apologises and hands over (``voice/rescue.py``) rather than leave a caller who spoke with
+  silence and then "Are you still there?".
+
+Both bounds grow with the segment's length (a long utterance takes longer to transcribe). The SDK's
+own retries are off: the ladder is faster than backoff. Every failure is reported with
+``report_provider_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from openai import AsyncOpenAI
+from pipecat.services.openai.stt import OpenAISTTService
+
+from phone_agent.ops import metrics
+from phone_agent.ops.provider_health import ProviderHealth, error_kind, report_provider_error
+
+HEDGE_SECS = 0.8  # a rung silent this long gets the next one started beside it
+DEADLINE_SECS = 1.4  # no transcript by then: the ladder has run out for this utterance
+PER_AUDIO_SECOND = 0.05  # both bounds grow by this much per second of caller audio
+
+
+@dataclass
+class STTRung:
+    """One transcription endpoint."""
+
+    name: str  # "primary" | "secondary"
+    provider: str  # for the health record: "openai", or the secondary's host
+    client: AsyncOpenAI
+    model: str
+
+
+class STTExhausted(Exception):
+    """No rung transcribed the segment."""
+
+
+class LadderSTTService(OpenAISTTService):
+    """Pipecat's segmented OpenAI STT with a ladder of endpoints in place of one client."""
+
+    def __init__(
+        self,
+        *,
+        rungs: list[STTRung],
+        on_exhausted: Callable[[str], Awaitable[None]] | None = None,
+        health: ProviderHealth | None = None,
+        hedge_secs: float = HEDGE_SECS,
+        deadline_secs: float = DEADLINE_SECS,
+        **kwargs: Any,
+    ) -> None:
+        if not rungs:
+            raise ValueError("LadderSTTService needs at least one rung")
+        super().__init__(api_key=kwargs.pop("api_key", None) or "not-used", **kwargs)
+        self.rungs, self.on_exhausted, self.health = rungs, on_exhausted, health
+        self.hedge_secs, self.deadline_secs = hedge_secs, deadline_secs
+        self._first = 0  # rungs before this one failed earlier in the call
+        self.exhausted = False
+
+    async def _transcribe(self, audio: bytes) -> Any:
+        try:
+            return await self._climb(audio)
+        except STTExhausted as exc:
+            self.exhausted = True
+            metrics.fallback_used("stt", "rescue")
+            if self.on_exhausted is not None:
+                await self.on_exhausted(str(exc))
+            raise
+
+    async def _climb(self, audio: bytes) -> Any:
+        extra = PER_AUDIO_SECOND * len(audio) / (2 * (self.sample_rate or 8000))  # 16-bit mono
+        start = time.monotonic()
+        deadline, hedge = start + self.deadline_secs + extra, self.hedge_secs + extra
+        waiting = list(range(self._first, len(self.rungs)))
+        running: dict[asyncio.Task[Any], int] = {}
+        failures: list[str] = []
+        next_start = start
+        try:
+            while True:
+                now = time.monotonic()
+                if waiting and (now >= next_start or not running):
+                    index = waiting.pop(0)
+                    running[asyncio.create_task(self._ask(self.rungs[index], audio))] = index
+                    next_start = now + hedge
+                if not running:
+                    break
+                wake = deadline if not waiting else min(deadline, next_start)
+                done, _ = await asyncio.wait(
+                    running, timeout=max(0.0, wake - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    index = running.pop(task)
+                    if task.exception() is None:
+                        if index > 0:
+                            metrics.fallback_used("stt", self.rungs[index].name)
+                        return task.result()
+                    self._failed(index, task.exception(), failures)
+                if time.monotonic() >= deadline:
+                    for index in running.values():
+                        self._failed(index, TimeoutError("no transcript in time"), failures)
+                    break
+        finally:
+            for task in running:
+                task.cancel()
+        raise STTExhausted("; ".join(failures) or "no transcription endpoint")
+
+    async def _ask(self, rung: STTRung, audio: bytes) -> Any:
+        language = getattr(self._settings, "language", None)
+        extra: dict[str, Any] = {"language": str(language)} if language else {}
+        return await rung.client.audio.transcriptions.create(
+            file=("audio.wav", audio, "audio/wav"), model=rung.model, **extra
+        )
+
+    def _failed(self, index: int, exc: BaseException | None, failures: list[str]) -> None:
+        rung = self.rungs[index]
+        kind = error_kind(exc)
+        failures.append(f"{rung.name} STT: {kind}")
+        logger.warning("{} STT ({}) failed: {}", rung.name, rung.model, kind)
+        report_provider_error(
+            self.health, rung.provider, kind, f"transcription ({rung.model}) failed: {kind}"
+        )
+        if index + 1 < len(self.rungs):  # a failed rung is not asked again in this call
+            self._first = max(self._first, index + 1)
