@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.voice.fault_matrix import FAULTS, matrix_table, run_matrix
 
 CONCURRENCY = 5  # calls at once (each on its own agent and fakes)
-READY = ("stt", "llm")  # the rows whose ladders are built (the others follow, one commit each)
+READY = ("stt", "llm", "tts", "memory")  # the rows whose ladders are built (realtime follows)
 
 
 async def test_every_cell_serves_the_caller(tmp_path: Path) -> None:

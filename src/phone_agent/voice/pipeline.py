@@ -183,15 +183,22 @@ async def build_call(
     stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
-    tts_stage: list[FrameProcessor] = [primary_tts]
-    tts_services: list[FrameProcessor] = [primary_tts]
+    async def voice_exhausted(detail: str) -> None:  # no voice of ours works: Twilio's says it
+        if rescue is not None and not rescue.started:
+            runtime.tasks.spawn(
+                rescue.give_up("tts", detail, voice_works=False), name=f"rescue-{start.call_sid}"
+            )
+
     fallback = build_fallback_tts(settings, http=services.http)
-    if fallback is not None:
-        tts_services.append(fallback)
-        tts_stage = [
-            TTSFailover(primary=primary_tts, fallback=fallback, tracker=tracker),
-            ServiceSwitcher(services=tts_services),
-        ]
+    tts_services: list[FrameProcessor] = [primary_tts, *([fallback] if fallback is not None else [])]
+    failover = TTSFailover(
+        primary=primary_tts,
+        fallback=fallback,
+        tracker=tracker,
+        on_exhausted=voice_exhausted,
+        health=runtime.providers,
+    )
+    tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
 
     context = LLMContext(tools=brain.tools)
     end_of_turn = TurnAnalyzerUserTurnStopStrategy(
