@@ -93,5 +93,5 @@ def test_the_check_catches_upward_and_sideways_imports(tmp_path: Path) -> None:
         (package / name).write_text(text, encoding="utf-8")
     found = violations(package)
     assert len(found) == 2
-    assert "storage (rank 3) imports phone_agent.runtime (rank 8)" in found[1]
-    assert "memory (rank 5) imports phone_agent.telephony.control (rank 5)" in found[0]
+    assert "storage (rank 4) imports phone_agent.runtime (rank 9)" in found[1]
+    assert "memory (rank 6) imports phone_agent.telephony.control (rank 6)" in found[0]

@@ -114,3 +114,12 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "database at revision" in result.stdout
     assert (tmp_path / "x.db").exists()
+
+
+def test_a_bad_time_zone_stops_config_show_serve_and_doctor_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"timezone": "America/NewYork"}')
+    for command in (["config", "show"], ["serve"], ["doctor"]):
+        result = run_cli(command, tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "bad value for 'timezone'" in result.stderr and "America/New_York" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout

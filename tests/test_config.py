@@ -9,6 +9,7 @@ import pytest
 
 from phone_agent.config import Settings, load_settings, mask_secret, setting_names
 from phone_agent.errors import ConfigError
+from tests.conftest import make_settings
 
 
 def write_config(tmp_path: Path, data: object) -> Path:
@@ -117,3 +118,45 @@ def test_every_setting_is_documented_in_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in setting_names() if f"`{name}`" not in readme]
     assert not missing, f"settings missing from README's config table: {missing}"
+
+
+def test_a_misspelt_time_zone_is_refused_at_load_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_settings(tmp_path, PHONE_AGENT_TIMEZONE="America/NewYork")
+    message = str(refused.value)
+    assert "'timezone'" in message and "did you mean 'America/New_York'?" in message
+    assert make_settings(tmp_path, PHONE_AGENT_TIMEZONE=" Europe/Berlin ").timezone == "Europe/Berlin"
+
+
+def test_business_hours_are_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_settings(tmp_path, PHONE_AGENT_BUSINESS_HOURS="weekdays 9 to 5")
+    assert "'business_hours'" in str(refused.value) and "Mon-Fri 09:00-17:00" in str(refused.value)
+    assert make_settings(tmp_path, PHONE_AGENT_BUSINESS_HOURS="Mon,Wed 08:00-12:00").business_hours
+
+
+def test_national_phone_numbers_are_read_in_the_default_country(tmp_path: Path) -> None:
+    us = make_settings(
+        tmp_path,
+        PHONE_AGENT_HANDOFF_NUMBER="(555) 010-0200",
+        PHONE_AGENT_OWNER_SMS_NUMBER="+1 555 010 0300",
+        TWILIO_PHONE_NUMBER="555.010.0400",
+    )
+    assert (us.handoff_number, us.owner_sms_number, us.twilio_phone_number) == (
+        "+15550100200",
+        "+15550100300",
+        "+15550100400",
+    )
+    uk = make_settings(tmp_path, PHONE_AGENT_DEFAULT_COUNTRY="gb", PHONE_AGENT_HANDOFF_NUMBER="020 7946 0018")
+    assert (uk.default_country, uk.handoff_number) == ("GB", "+442079460018")
+    for bad in ("call me", "12"):
+        with pytest.raises(ConfigError, match="'handoff_number'"):
+            make_settings(tmp_path, PHONE_AGENT_HANDOFF_NUMBER=bad)
+    with pytest.raises(ConfigError, match="'default_country'"):
+        make_settings(tmp_path, PHONE_AGENT_DEFAULT_COUNTRY="Narnia")
+
+
+def test_admin_overrides_are_checked_the_same_way(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with pytest.raises(ConfigError, match="admin override: bad value for 'timezone'"):
+        settings.with_overrides({"timezone": "Mars/Olympus"})

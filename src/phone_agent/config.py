@@ -10,18 +10,21 @@ module reads ``os.environ`` itself.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
-import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from phone_agent.errors import ConfigError
+from phone_agent.opening_hours import parse_hours
 
 Source = Literal["default", "config.json", "env", "admin"]
 Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
@@ -156,8 +159,17 @@ class Settings(BaseSettings):
         "Mon-Fri 09:00-17:00", description="Opening hours, e.g. 'Mon-Fri 09:00-17:00; Sat 10:00-12:00'."
     )
     timezone: str = Field("America/New_York", description="IANA time zone of the business.")
-    handoff_number: str | None = Field(None, description="Human to transfer calls to (E.164).")
-    owner_sms_number: str | None = Field(None, description="Number that receives messages by SMS (E.164).")
+    default_country: str = Field(
+        "US",
+        description="Two-letter country code used to read phone numbers written without a + country "
+        "code, like (555) 010-0200.",
+    )
+    handoff_number: str | None = Field(
+        None, description="Human to transfer calls to (E.164, or national with default_country)."
+    )
+    owner_sms_number: str | None = Field(
+        None, description="Number that receives messages by SMS (E.164, or national with default_country)."
+    )
     fallback_action: Literal["auto", "transfer", "voicemail", "hang_up"] = Field(
         "auto",
         description="What a caller gets when the agent cannot talk (a provider down, not configured, "
@@ -188,7 +200,9 @@ class Settings(BaseSettings):
     )
     twilio_account_sid: str | None = Field(None, description="Twilio Account SID (AC...).")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token (signs webhooks).")
-    twilio_phone_number: str | None = Field(None, description="The Twilio number callers dial (E.164).")
+    twilio_phone_number: str | None = Field(
+        None, description="The Twilio number callers dial (E.164, or national with default_country)."
+    )
     twilio_api_base_url: str = Field("https://api.twilio.com", description="Twilio REST API base URL.")
     voice_bridge_url: str | None = Field(
         None, description="Public wss URL of the media stream; default PUBLIC_URL/media-stream."
@@ -270,14 +284,41 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("handoff_number", "owner_sms_number")
+    @field_validator("timezone")
     @classmethod
-    def _e164(cls, value: str | None) -> str | None:
-        if value is not None:
-            value = re.sub(r"[\s\-().]", "", value)
-            if not re.fullmatch(r"\+[1-9]\d{6,14}", value):
-                raise ValueError("must be a phone number in E.164 form, like +15551234567")
+    def _time_zone(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(value, sorted(available_timezones()), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"not an IANA time zone name; {hint}e.g. 'America/New_York'") from None
         return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _opening_hours(cls, value: str) -> str:
+        try:
+            parse_hours(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("business_hours: ")) from None
+        return value
+
+    @field_validator("default_country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code such as US, GB or DE")
+        return value
+
+    @field_validator("handoff_number", "owner_sms_number", "twilio_phone_number")
+    @classmethod
+    def _phone_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return e164(value, info.data.get("default_country") or "US")
 
     # --- Helpers ---------------------------------------------------------------------------
     def port_for(self, role: Role) -> int:
@@ -334,6 +375,23 @@ class Settings(BaseSettings):
 
 
 INTERNAL_FIELDS = {"sources", "config_file"}
+
+
+def e164(number: str, default_country: str = "US") -> str:
+    """A phone number in E.164 (``+15550100200``); national forms are read in ``default_country``.
+
+    Raises:
+        ValueError: not a possible phone number (the message shows the expected form).
+    """
+    try:
+        parsed = phonenumbers.parse(number.strip(), default_country)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
+        raise ValueError(
+            f"not a phone number; write it like +15551234567 or, in {default_country}, like (555) 123-4567"
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def setting_names() -> list[str]:

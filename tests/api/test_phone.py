@@ -33,6 +33,10 @@ def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
 
+# keys the voice path needs (never used here: no stream is opened by these tests)
+VOICE_KEYS = {"OPENAI_API_KEY": "sk-test-voice", "ELEVENLABS_API_KEY": "xi-test-voice"}
+
+
 @pytest.fixture
 def client(tmp_path: Path):
     settings = make_settings(
@@ -40,6 +44,7 @@ def client(tmp_path: Path):
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         PUBLIC_URL=PUBLIC,
         PHONE_AGENT_SESSION_SECRET="s3cret-for-tests",
+        **VOICE_KEYS,
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -100,7 +105,7 @@ def test_tampered_params_are_403(client: TestClient) -> None:
 
 
 def test_forwarded_proto_and_host_without_public_url(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, **VOICE_KEYS)
     url = "https://proxy.example.org/phone/incoming"
     with TestClient(create_app(settings)) as client:
         response = client.post(
@@ -148,3 +153,40 @@ def test_status_for_unknown_call_creates_its_record(client: TestClient) -> None:
     assert response.status_code == 204
     [call] = calls(client)
     assert (call.call_sid, call.status, call.from_number) == ("CAffff", "no-answer", FORM["From"])
+
+
+@pytest.mark.parametrize(
+    ("env", "handover"),
+    [
+        ({}, "<Record"),  # no OpenAI key at all: nothing could transcribe, answer or speak
+        ({"PHONE_AGENT_HANDOFF_NUMBER": "(555) 010-0200", "ELEVENLABS_API_KEY": "xi-test"}, "<Dial"),
+    ],
+)
+def test_missing_key_answers_with_an_apology_and_the_fallback_action(
+    tmp_path: Path, env: dict[str, str], handover: str
+) -> None:
+    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC, **env)
+    with TestClient(create_app(settings)) as client:
+        headers = {"X-Twilio-Signature": sign(PUBLIC + "/phone/incoming", FORM)}
+        response = client.post("/phone/incoming", data=FORM, headers=headers)
+        runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        health = runtime.providers.report({})
+
+        async def call_row() -> tuple[str | None, str | None]:
+            async with runtime.sessions() as session:
+                call = (await session.execute(select(Call))).scalar_one()
+                return call.status, call.end_reason
+
+        assert client.portal is not None
+        status, end_reason = client.portal.call(call_row)
+    assert response.status_code == 200
+    root = ET.fromstring(response.text)
+    assert root.find("./Connect") is None  # no stream that would end in silence
+    assert root[0].tag == "Say" and "can't take your call right now" in (root[0].text or "")
+    assert handover in response.text
+    if handover == "<Dial":
+        assert root.find("./Dial/Number").text == "+15550100200"  # type: ignore[union-attr]
+    action = "transfer" if handover == "<Dial" else "voicemail"
+    assert (status, end_reason) == ("ringing", f"not_configured → {action}")
+    problem = health["configuration"]
+    assert problem["ok"] is False and "OPENAI_API_KEY" in problem["last_error"]

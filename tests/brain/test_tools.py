@@ -11,9 +11,10 @@ import pytest
 from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
-from phone_agent.brain.hours import nearest_free_slots, parse_hours
+from phone_agent.brain.hours import nearest_free_slots
 from phone_agent.brain.tools import Tool, ToolContext, ToolRegistry, tool_calls_this_turn
 from phone_agent.errors import ConfigError, ProviderError
+from phone_agent.opening_hours import parse_hours
 from tests.conftest import make_settings
 
 NY = ZoneInfo("America/New_York")

@@ -49,10 +49,10 @@ def test_incoming_webhook_starts_the_prefetch(tmp_path: Any) -> None:
     from fastapi.testclient import TestClient
 
     from phone_agent.app import create_app
-    from tests.api.test_phone import AUTH_TOKEN, FORM, PUBLIC, sign
+    from tests.api.test_phone import AUTH_TOKEN, FORM, PUBLIC, VOICE_KEYS, sign
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC)
+    settings = make_settings(tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_URL=PUBLIC, **VOICE_KEYS)
     with TestClient(create_app(settings)) as client:
         headers = {"X-Twilio-Signature": sign(PUBLIC + "/phone/incoming", FORM)}
         assert client.post("/phone/incoming", data=FORM, headers=headers).status_code == 200

@@ -15,7 +15,6 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from phone_agent.brain.hours import parse_hours
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.ops.control import broadcast_config_change
@@ -155,21 +154,12 @@ def _changes(settings: Settings, section: str, form: Mapping[str, Any]) -> dict[
     return changes
 
 
-def _check_hours(value: Any) -> None:
-    parse_hours(str(value))  # the booking tool reads it at call time: refuse what it cannot read
-
-
-DOMAIN_CHECKS = {"business_hours": _check_hours}
-
-
 def _field_errors(settings: Settings, changes: dict[str, Any]) -> dict[str, str]:
     """Validate each change on its own so every bad field gets its own message."""
     errors = {}
     for name, value in changes.items():
         try:
-            settings.with_overrides({name: value})
-            if name in DOMAIN_CHECKS:
-                DOMAIN_CHECKS[name](value)
+            settings.with_overrides({name: value})  # Settings' own rules (hours, time zone, numbers...)
         except ConfigError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and cause.errors():

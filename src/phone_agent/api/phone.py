@@ -8,15 +8,20 @@ from loguru import logger
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.ops.logging import bind_call
-from phone_agent.storage.calls import FINAL_STATUSES, finish_call, open_call
+from phone_agent.runtime import Runtime
+from phone_agent.services import Services
+from phone_agent.storage.calls import FINAL_STATUSES, finish_call, open_call, set_end_reason
 from phone_agent.storage.phones import normalise_optional
+from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
 from phone_agent.telephony.signature import forwarded_base_url, verified_twilio_form
 from phone_agent.telephony.stream_token import issue_stream_token
 from phone_agent.telephony.twiml import connect_stream
+from phone_agent.voice.readiness import voice_path_problems
 
 router = APIRouter(prefix="/phone", tags=["telephony"])
 
 TWIML = "application/xml"
+NOT_READY_APOLOGY = "Thanks for calling. Our assistant can't take your call right now."
 MEDIA_STREAM_PATH = "/media-stream"
 
 
@@ -56,11 +61,29 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
                 status="ringing",
                 direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
             )
-            # the caller's memory is ready when the stream opens
+        problems = voice_path_problems(settings)
+        if problems:  # the stream could only end in silence: apologise and hand the caller on now
+            return await not_configured_answer(runtime, services, call_sid, problems)
+        if call_sid:  # the caller's memory is ready when the stream opens
             runtime.prefetch.start(services.memory, call_sid=call_sid, caller=caller)
         url = media_stream_url(request, settings.voice_bridge_url, settings.public_url)
         logger.info("incoming call answered with a media stream to {}", url)
         twiml = connect_stream(url, {"caller": caller or "", "call_sid": call_sid, "token": token})
+    return Response(twiml, media_type=TWIML)
+
+
+async def not_configured_answer(
+    runtime: Runtime, services: Services, call_sid: str, problems: list[str]
+) -> Response:
+    """The fallback action instead of a stream; the owner sees why (provider health, the call row)."""
+    settings = services.settings
+    logger.error("call not answered by the agent: {}", "; ".join(problems))
+    for problem in problems:
+        runtime.providers.record("configuration", ok=False, detail=problem)
+    action = resolved_fallback_action(settings)
+    if call_sid:
+        await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"not_configured → {action}")
+    twiml = fallback_twiml(settings, apology=NOT_READY_APOLOGY, reason="the agent is not configured")
     return Response(twiml, media_type=TWIML)
 
 

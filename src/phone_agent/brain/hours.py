@@ -1,89 +1,15 @@
-"""Business hours: parse the ``business_hours`` setting and find open, free appointment slots.
-
-Format: segments separated by ``;``, each a day list and one or more time ranges, e.g.
-``Mon-Fri 09:00-12:00,13:00-17:00; Sat 10:00-12:00``. Days are ``Mon Tue Wed Thu Fri Sat Sun``
-(ranges ``Mon-Fri`` and lists ``Mon,Wed`` allowed); a day not listed is closed. Times are local to
-the ``timezone`` setting.
-"""
+"""Appointment slots inside the business's opening hours (``opening_hours.py`` parses them)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from phone_agent.errors import ConfigError
+from phone_agent.opening_hours import OpeningHours
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SLOT_MINUTES = 30
 SEARCH_DAYS = 14
-_SEGMENT = re.compile(r"^(?P<days>[A-Za-z][A-Za-z,\-\s]*?)\s+(?P<times>\d.*)$")
-_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
-
-
-@dataclass(frozen=True)
-class OpeningHours:
-    """Open intervals per weekday (0 = Monday) as (start, end) local times."""
-
-    intervals: dict[int, tuple[tuple[time, time], ...]]
-
-    def open_ranges(self, day: date, tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
-        """The open intervals of one local date, as aware datetimes."""
-        return [
-            (datetime.combine(day, start, tz), datetime.combine(day, end, tz))
-            for start, end in self.intervals.get(day.weekday(), ())
-        ]
-
-    def is_open(self, start: datetime, minutes: int, tz: ZoneInfo) -> bool:
-        """True when the whole slot lies inside one open interval."""
-        local = start.astimezone(tz)
-        end = local + timedelta(minutes=minutes)
-        return any(lo <= local and end <= hi for lo, hi in self.open_ranges(local.date(), tz))
-
-
-def parse_hours(text: str) -> OpeningHours:
-    """Parse ``business_hours``; a ConfigError names the bad part and shows the format."""
-    intervals: dict[int, list[tuple[time, time]]] = {}
-    for segment in filter(None, (s.strip() for s in text.split(";"))):
-        match = _SEGMENT.match(segment)
-        if not match:
-            raise _bad(segment)
-        days = _days(match["days"], segment)
-        for part in match["times"].split(","):
-            found = _RANGE.match(part.strip())
-            if not found:
-                raise _bad(segment)
-            h1, m1, h2, m2 = (int(g) for g in found.groups())
-            if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2, m2) <= (h1, m1):
-                raise _bad(segment)
-            end = time(23, 59, 59) if h2 == 24 else time(h2, m2)
-            for day in days:
-                intervals.setdefault(day, []).append((time(h1, m1), end))
-    return OpeningHours({day: tuple(sorted(spans)) for day, spans in intervals.items()})
-
-
-def _days(spec: str, segment: str) -> list[int]:
-    days: list[int] = []
-    for item in filter(None, (s.strip().lower() for s in spec.split(","))):
-        if "-" in item:
-            first, _, last = (p.strip()[:3] for p in item.partition("-"))
-            if first not in DAYS or last not in DAYS:
-                raise _bad(segment)
-            a, b = DAYS.index(first), DAYS.index(last)
-            days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-        elif item[:3] in DAYS:
-            days.append(DAYS.index(item[:3]))
-        else:
-            raise _bad(segment)
-    return days
-
-
-def _bad(segment: str) -> ConfigError:
-    return ConfigError(
-        f"business_hours: cannot read {segment!r}. Expected e.g. 'Mon-Fri 09:00-17:00; Sat 10:00-12:00'."
-    )
 
 
 def overlaps(start: datetime, minutes: int, taken: Iterable[tuple[datetime, int]]) -> bool:

@@ -81,6 +81,19 @@ async def finish_call(
         return call.id
 
 
+async def set_end_reason(
+    sessions: async_sessionmaker[AsyncSession], *, call_sid: str, end_reason: str
+) -> None:
+    """Record how the agent's part of a call ended (e.g. ``"stt_failed → voicemail"``) while Twilio
+    may still carry the caller on (a transfer, a voicemail); Twilio's final status closes the row."""
+    async with transaction(sessions) as session:
+        call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
+        if call is None:
+            session.add(Call(call_sid=call_sid, status="in-progress", end_reason=end_reason))
+        else:
+            call.end_reason = end_reason
+
+
 async def add_turn(
     sessions: async_sessionmaker[AsyncSession],
     *,

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from phone_agent.brain.builtins._common import db
-from phone_agent.brain.hours import SEARCH_DAYS, nearest_free_slots, overlaps, parse_hours, spoken_time
+from phone_agent.brain.hours import SEARCH_DAYS, nearest_free_slots, overlaps, spoken_time
 from phone_agent.brain.tools import Tool, ToolContext, ToolRefused
 from phone_agent.errors import ToolError
+from phone_agent.opening_hours import parse_hours
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.tables import Appointment
 
