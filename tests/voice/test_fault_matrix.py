@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.voice.fault_matrix import FAULTS, matrix_table, run_matrix
+from tests.voice.fault_matrix import FAULTS, STAGES, matrix_table, run_matrix
 
 CONCURRENCY = 5  # calls at once (each on its own agent and fakes)
-READY = ("stt", "llm", "tts", "memory")  # the rows whose ladders are built (realtime follows)
+READY = STAGES
 
 
 async def test_every_cell_serves_the_caller(tmp_path: Path) -> None:

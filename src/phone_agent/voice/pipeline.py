@@ -24,7 +24,7 @@ from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
@@ -61,6 +61,7 @@ VAD_STOP_SECS = 0.2
 # Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
 # "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
 TURN_FALLBACK_SECS = 1.0
+RESUME_LINE = "Sorry, the line dropped for a moment. Could you say that again?"
 
 
 @dataclass
@@ -78,6 +79,14 @@ class CallSession:
     rescue: CallRescue
     greeting: str = ""
     end_reason: str = "hangup"
+    handed_over: bool = False
+
+
+@dataclass
+class Resume:
+    """A call another pipeline began on this stream (realtime mode that failed): what was said."""
+
+    history: list[LLMContextMessage]
 
 
 def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSerializer:
@@ -124,16 +133,24 @@ def media_stream_transport(
 
 
 async def build_call(
-    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+    websocket: WebSocket,
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    *,
+    resume: Resume | None = None,
 ) -> CallSession:
     """Build the pipeline of one call (nothing runs until ``run_call``).
 
     ``services`` are the call's for its whole life: every part below is built from them, never
     from ``runtime.current`` again (an admin save during the call applies to the next one).
+    ``resume``: the call was begun by realtime mode; go on from what it said and heard.
     """
     settings = services.settings
     call_id, caller_context = await open_call_with_caller(runtime, services, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
+    if resume is not None and resume.history:
+        greeting = RESUME_LINE  # the caller heard the greeting already
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
 
@@ -176,6 +193,7 @@ async def build_call(
     )
 
     transport = media_stream_transport(websocket, serializer)
+
     async def stt_exhausted(detail: str) -> None:  # a caller spoke and no STT could transcribe it
         if rescue is not None and not rescue.started:
             runtime.tasks.spawn(rescue.give_up("stt", detail), name=f"rescue-{start.call_sid}")
@@ -183,6 +201,7 @@ async def build_call(
     stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
+
     async def voice_exhausted(detail: str) -> None:  # no voice of ours works: Twilio's says it
         if rescue is not None and not rescue.started:
             runtime.tasks.spawn(
@@ -200,7 +219,7 @@ async def build_call(
     )
     tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
 
-    context = LLMContext(tools=brain.tools)
+    context = LLMContext(messages=list(resume.history) if resume else [], tools=brain.tools)
     end_of_turn = TurnAnalyzerUserTurnStopStrategy(
         turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
     )
@@ -244,6 +263,7 @@ async def build_call(
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
+
     async def speak(text: str) -> None:
         await task.queue_frames([TTSSpeakFrame(text)])
 
@@ -347,51 +367,74 @@ class LiveCall(Protocol):
     recorder: CallRecorder
     tools: ToolContext
     end_reason: str
+    handed_over: bool  # the call goes on in another pipeline on the same stream (realtime → pipeline)
 
 
 CommandHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 async def drive_call(
-    runtime: Runtime, services: Services, start: StreamStart, call: LiveCall, on_command: CommandHandler
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    call: LiveCall,
+    on_command: CommandHandler,
+    *,
+    resumed: bool = False,
 ) -> None:
-    """Run a built call to its end: metrics, live-call commands from any role, records closed, learning."""
+    """Run a built call to its end: metrics, live-call commands from any role, records closed, learning.
+
+    ``resumed``: the call was started by another pipeline that handed it over (not counted again);
+    a call that is ``handed_over`` at its end is closed by the pipeline that takes it on.
+    """
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    metrics.call_started(start.direction)
+    if not resumed:
+        metrics.call_started(start.direction)
     try:
         with runtime.bus.hold_call(start.call_sid, on_command):  # live-call commands from any role
             await runner.add_workers(call.task)
             await runner.run()
     finally:
-        metrics.call_ended(call.end_reason)
         call.tools.close()
         await call.recorder.flush()
-        await finish_call(
-            services.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
-        )
-        # memory learns from the transcript off the call path, on the call's own services
-        runtime.spawn_with(
-            services, services.learn_after_call(start.call_sid), name=f"learn-{start.call_sid}"
-        )
-        logger.info(
-            "call ended ({}): {} turns, {} of {} marks played",
-            call.end_reason,
-            len(call.recorder.turns),
-            call.tracker.marks_played,
-            call.tracker.marks_sent,
-        )
+        if call.handed_over:
+            logger.info("call handed over to pipeline mode after {} turns", len(call.recorder.turns))
+        else:  # (a call handed over is closed by the pipeline that takes it on)
+            await close_call(runtime, services, start, call)
+
+
+async def close_call(runtime: Runtime, services: Services, start: StreamStart, call: LiveCall) -> None:
+    """The end of a call: metrics, its row closed with the end reason, learning from its transcript."""
+    metrics.call_ended(call.end_reason)
+    await finish_call(
+        services.sessions, call_sid=start.call_sid, status="completed", end_reason=call.end_reason
+    )
+    # memory learns from the transcript off the call path, on the call's own services
+    runtime.spawn_with(services, services.learn_after_call(start.call_sid), name=f"learn-{start.call_sid}")
+    logger.info(
+        "call ended ({}): {} turns, {} of {} marks played",
+        call.end_reason,
+        len(call.recorder.turns),
+        call.tracker.marks_played,
+        call.tracker.marks_sent,
+    )
 
 
 async def run_call(
-    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+    websocket: WebSocket,
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    *,
+    resume: Resume | None = None,
 ) -> CallSession:
-    """Run one call to its end and close its records."""
-    session = await build_call(websocket, runtime, services, start)
+    """Run one call to its end and close its records (``resume``: taking over a started call)."""
+    session = await build_call(websocket, runtime, services, start, resume=resume)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    await drive_call(runtime, services, start, session, on_command)
+    await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
     return session
 
 
