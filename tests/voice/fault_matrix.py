@@ -46,7 +46,8 @@ USEFUL_WITHIN = 2.5  # seconds from the fault to a useful sentence
 QUESTION = "Are you open on Sundays"
 ANSWER = "No, we are closed on Sundays."
 HANDOFF = "+15550100200"
-AFTER_ANSWER_SECS = 7.0  # how long the caller stays on after the agent first speaks again
+AFTER_ANSWER_SECS = 10.0  # longest the caller stays on after the agent first speaks again
+QUIET_AFTER_ANSWER_SECS = 1.5  # this much quiet after the agent spoke: it answered, nothing follows
 EVERY_REQUEST = 1000  # a fault armed this many times breaks the provider for the whole call
 AT_CALL_START = ("tts", "realtime", "memory")  # stages whose fault the greeting meets first
 
@@ -230,10 +231,14 @@ async def play_call(caller: MediaStreamCaller, stage: str, result: CellResult) -
             heard_at = await caller.wait_for_agent_audio(timeout=8, since=fault_at)
         except (TimeoutError, ConnectionError):
             heard_at = None
-        try:  # an apology then a redirect ends the stream; an answer leaves it open
-            await caller.wait_for_close(timeout=AFTER_ANSWER_SECS)
-        except TimeoutError:
-            pass
+        # an apology is followed by a redirect that ends the stream; an answer leaves it open and quiet
+        deadline = time.monotonic() + AFTER_ANSWER_SECS
+        while caller.closed_at is None and time.monotonic() < deadline:
+            try:
+                await caller.wait_for_quiet(QUIET_AFTER_ANSWER_SECS, timeout=0.3)
+                break
+            except TimeoutError:
+                pass
         if stage not in AT_CALL_START:
             candidates = [heard_at] if heard_at is not None else []
             candidates += [

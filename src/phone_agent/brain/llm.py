@@ -24,11 +24,11 @@ the phone pipeline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -36,6 +36,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
+from phone_agent.hedging import first_to_succeed
 from phone_agent.http_pool import HttpPool, openai_client
 from phone_agent.ops import metrics
 from phone_agent.ops.provider_health import ProviderHealth, error_kind, report_provider_error
@@ -173,58 +174,38 @@ class LLMChain:
         if self.temperature is not None:
             params.setdefault("temperature", self.temperature)
         start = time.monotonic()
-        # the grace is for a later endpoint started after a silent one; alone, waiting longer is dead air
-        deadline = start + self.first_token_timeout + (CANNED_GRACE if len(self.endpoints) > 1 else 0.0)
         failures: list[str] = []
-        running: dict[asyncio.Task[ChainStream], LLMEndpoint] = {}
-        waiting = list(self.endpoints)
-        next_start = start
 
-        try:
-            while True:
-                now = time.monotonic()
-                # Start the next endpoint when its turn has come or nothing else is running.
-                if waiting and (now >= next_start or not running):
-                    endpoint = waiting.pop(0)
-                    running[asyncio.create_task(self._open(endpoint, params, start))] = endpoint
-                    next_start = now + self.first_token_timeout
-                if not running:
-                    break
-                wake = deadline if not waiting else min(deadline, next_start)
-                done, _ = await asyncio.wait(
-                    running, timeout=max(0.0, wake - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    endpoint = running.pop(task)
-                    if task.exception() is None:
-                        winner = task.result()
-                        winner.failures = failures
-                        if endpoint.name != "primary":
-                            metrics.fallback_used("llm", endpoint.name)
-                        return winner
-                    report_provider_error(
-                        self.health,
-                        _provider_name(endpoint),
-                        error_kind(task.exception()),
-                        f"chat completion failed: {_describe(task.exception())}",
-                    )
-                    failures.append(f"{endpoint.name}: {_describe(task.exception())}")
-                    logger.warning("llm {} failed: {}", endpoint.name, _describe(task.exception()))
-                if time.monotonic() >= deadline:
-                    for silent in running.values():
-                        failures.append(f"{silent.name}: no first token in time")
-                        report_provider_error(
-                            self.health, _provider_name(silent), "timeout", "no first token in time"
-                        )
-                    break
-        finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.wait(running)
-                for task in running:  # an attempt that got its first token in the meantime
-                    if not task.cancelled() and task.exception() is None:
-                        await task.result().close()
+        def failed(index: int, exc: BaseException) -> None:
+            endpoint = self.endpoints[index]
+            timed_out = isinstance(exc, TimeoutError)
+            what = "no first token in time" if timed_out else _describe(exc)
+            report_provider_error(
+                self.health,
+                _provider_name(endpoint),
+                "timeout" if timed_out else error_kind(exc),
+                f"chat completion failed: {what}",
+            )
+            failures.append(f"{endpoint.name}: {what}")
+            logger.warning("llm {} failed: {}", endpoint.name, what)
+
+        async def close(stream: ChainStream) -> None:
+            await stream.close()
+
+        won = await first_to_succeed(
+            [partial(self._open, endpoint, params, start) for endpoint in self.endpoints],
+            hedge_secs=self.first_token_timeout,
+            # the grace is for a later endpoint started after a silent one; alone, waiting is dead air
+            deadline_secs=self.first_token_timeout + (CANNED_GRACE if len(self.endpoints) > 1 else 0.0),
+            on_failure=failed,
+            release=close,
+        )
+        if won is not None:
+            index, winner = won
+            winner.failures = failures
+            if index:
+                metrics.fallback_used("llm", self.endpoints[index].name)
+            return winner
         logger.error("every LLM endpoint failed ({}); speaking the canned reply", "; ".join(failures))
         metrics.fallback_used("llm", "canned")
         return self._canned(start, failures, canned_text or self.canned_text)

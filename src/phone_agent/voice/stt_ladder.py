@@ -20,16 +20,16 @@ own retries are off: the ladder is faster than backoff. Every failure is reporte
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from loguru import logger
 from openai import AsyncOpenAI
 from pipecat.services.openai.stt import OpenAISTTService
 
+from phone_agent.hedging import first_to_succeed
 from phone_agent.ops import metrics
 from phone_agent.ops.provider_health import ProviderHealth, error_kind, report_provider_error
 
@@ -85,40 +85,20 @@ class LadderSTTService(OpenAISTTService):
 
     async def _climb(self, audio: bytes) -> Any:
         extra = PER_AUDIO_SECOND * len(audio) / (2 * (self.sample_rate or 8000))  # 16-bit mono
-        start = time.monotonic()
-        deadline, hedge = start + self.deadline_secs + extra, self.hedge_secs + extra
-        waiting = list(range(self._first, len(self.rungs)))
-        running: dict[asyncio.Task[Any], int] = {}
+        first = self._first
         failures: list[str] = []
-        next_start = start
-        try:
-            while True:
-                now = time.monotonic()
-                if waiting and (now >= next_start or not running):
-                    index = waiting.pop(0)
-                    running[asyncio.create_task(self._ask(self.rungs[index], audio))] = index
-                    next_start = now + hedge
-                if not running:
-                    break
-                wake = deadline if not waiting else min(deadline, next_start)
-                done, _ = await asyncio.wait(
-                    running, timeout=max(0.0, wake - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    index = running.pop(task)
-                    if task.exception() is None:
-                        if index > 0:
-                            metrics.fallback_used("stt", self.rungs[index].name)
-                        return task.result()
-                    self._failed(index, task.exception(), failures)
-                if time.monotonic() >= deadline:
-                    for index in running.values():
-                        self._failed(index, TimeoutError("no transcript in time"), failures)
-                    break
-        finally:
-            for task in running:
-                task.cancel()
-        raise STTExhausted("; ".join(failures) or "no transcription endpoint")
+        won = await first_to_succeed(
+            [partial(self._ask, rung, audio) for rung in self.rungs[first:]],
+            hedge_secs=self.hedge_secs + extra,
+            deadline_secs=self.deadline_secs + extra,
+            on_failure=lambda index, exc: self._failed(first + index, exc, failures),
+        )
+        if won is None:
+            raise STTExhausted("; ".join(failures) or "no transcription endpoint")
+        index, transcript = won
+        if first + index > 0:
+            metrics.fallback_used("stt", self.rungs[first + index].name)
+        return transcript
 
     async def _ask(self, rung: STTRung, audio: bytes) -> Any:
         language = getattr(self._settings, "language", None)
