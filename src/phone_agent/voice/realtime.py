@@ -55,7 +55,7 @@ from pydantic import BaseModel, Field
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
-from phone_agent.brain.tools import Tool, ToolContext
+from phone_agent.brain.tools import Tool, ToolContext, read_memory
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
@@ -102,7 +102,7 @@ async def search_knowledge(ctx: ToolContext, args: SearchKnowledgeArgs) -> dict[
     """The business's documents for the question (the pipeline packs them into every turn instead)."""
     if ctx.memory is None:
         raise ToolError("The documents cannot be searched right now; offer to take a message instead.")
-    hits = await ctx.memory.search_knowledge(args.query)
+    hits = await read_memory(ctx.memory.search_knowledge(args.query), what="The documents")
     return {"found": [{"title": hit.title, "text": hit.text} for hit in hits]}
 
 
