@@ -54,6 +54,8 @@ from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from phone_agent.voice.stream import StreamStart
+from phone_agent.voice.stt_ladder import LadderSTTService
+from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
@@ -199,6 +201,12 @@ async def build_call(
             runtime.tasks.spawn(rescue.give_up("stt", detail), name=f"rescue-{start.call_sid}")
 
     stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
+    stt_stage: list[FrameProcessor] = [stt]
+    if not isinstance(stt, LadderSTTService):  # (Deepgram streaming: its failure goes to the rescue)
+        watch = STTFailureWatch(
+            stt=stt, provider=settings.stt_provider, on_failed=stt_exhausted, health=runtime.providers
+        )
+        stt_stage = [watch, stt]
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
 
@@ -234,7 +242,7 @@ async def build_call(
     pipeline = Pipeline(
         [
             transport.input(),
-            stt,
+            *stt_stage,
             aggregators.user(),
             llm,
             *tts_stage,
