@@ -105,9 +105,14 @@ class Settings(BaseSettings):
     # --- STT -------------------------------------------------------------------------------
     stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
     stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
+    stt_fallback_provider: Literal["openai", "deepgram", "none"] = Field(
+        "openai",
+        description="Speech-to-text tried when stt_model fails or is slow (OpenAI STT): openai "
+        "(stt_fallback_model at stt_fallback_base_url), deepgram (pre-recorded API), or none.",
+    )
     stt_fallback_model: str = Field(
         "whisper-1",
-        description="Transcription model tried when stt_model fails or is slow (OpenAI STT; empty = none).",
+        description="Model of the fallback STT (with deepgram: a Deepgram model such as nova-3).",
     )
     stt_fallback_base_url: str | None = Field(
         None,

@@ -10,10 +10,6 @@ from sqlalchemy import select
 
 from phone_agent.storage.tables import AuditEntry, Call, CallTurn
 from tests.admin.conftest import CSRF_INPUT, PASSWORD
-from tests.voice import conftest as voice
-
-agent_factory = voice.agent_factory  # the voice tests' running agent wired to the fakes
-db_rows = voice.db_rows
 
 
 async def log_in(web: httpx.AsyncClient) -> str:

@@ -23,7 +23,7 @@ from phone_agent.http_pool import HttpPool, openai_client
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
-from phone_agent.voice.stt_ladder import LadderSTTService, STTRung
+from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -78,20 +78,21 @@ def build_stt(
 
 
 def stt_rungs(settings: Settings, *, http: HttpPool | None = None) -> list[STTRung]:
-    """The STT ladder's endpoints: ``stt_model``, then ``stt_fallback_model`` (when set)."""
+    """The STT ladder's endpoints: ``stt_model``, then ``stt_fallback_provider`` (unless none)."""
     key = _require(settings, "openai_api_key", "speech-to-text")
     primary = _stt_client(key, settings.openai_base_url, http)
-    rungs = [STTRung("primary", "openai", primary, settings.stt_model)]
-    if settings.stt_fallback_model:
-        base_url = settings.stt_fallback_base_url or settings.openai_base_url
-        rungs.append(
-            STTRung(
-                "secondary",
-                "openai" if base_url == settings.openai_base_url else "stt_secondary",
-                _stt_client(settings.secret("stt_fallback_api_key") or key, base_url, http),
-                settings.stt_fallback_model,
-            )
+    rungs = [STTRung("primary", "openai", settings.stt_model, client=primary)]
+    if settings.stt_fallback_provider == "deepgram" and settings.secret("deepgram_api_key"):
+        model = settings.stt_fallback_model if settings.stt_fallback_model.startswith("nova") else "nova-3"
+        transcriber = DeepgramTranscriber(
+            api_key=str(settings.secret("deepgram_api_key")), base_url=settings.deepgram_base_url, http=http
         )
+        rungs.append(STTRung("secondary", "deepgram", model, deepgram=transcriber))
+    elif settings.stt_fallback_provider == "openai" and settings.stt_fallback_model:
+        base_url = settings.stt_fallback_base_url or settings.openai_base_url
+        client = _stt_client(settings.secret("stt_fallback_api_key") or key, base_url, http)
+        provider = "openai" if base_url == settings.openai_base_url else "stt_secondary"
+        rungs.append(STTRung("secondary", provider, settings.stt_fallback_model, client=client))
     return rungs
 
 

@@ -1,9 +1,11 @@
 """The STT ladder: each caller utterance is transcribed by the first rung that answers in time.
 
-Rungs are OpenAI-compatible transcription endpoints: the primary (``stt_model`` at
-``openai_base_url``), then the secondary (``stt_fallback_model`` at ``stt_fallback_base_url`` with
+The primary rung is OpenAI's transcription (``stt_model`` at ``openai_base_url``); the secondary is
+``stt_fallback_provider``: ``openai`` (``stt_fallback_model`` at ``stt_fallback_base_url`` with
 ``stt_fallback_api_key``, each defaulting to the primary's: another model of the same provider, or
-any OpenAI-compatible one). For one segment (the audio VAD cut out of the caller's turn):
+any OpenAI-compatible one) or ``deepgram`` (its pre-recorded API with ``deepgram_api_key``, model
+``stt_fallback_model`` when it names a Deepgram model, else ``nova-3``). For one segment (the audio
+VAD cut out of the caller's turn):
 
 - the primary starts at once; a rung that fails (401/403, 5xx, dropped connection, refused) starts
   the next one at once, and a rung silent for ``hedge_secs`` starts the next one beside it (the
@@ -27,9 +29,11 @@ from typing import Any
 
 from loguru import logger
 from openai import AsyncOpenAI
+from openai.types.audio import Transcription
 from pipecat.services.openai.stt import OpenAISTTService
 
 from phone_agent.hedging import first_to_succeed
+from phone_agent.http_pool import HttpPool, new_http_pool
 from phone_agent.ops import metrics
 from phone_agent.ops.provider_health import ProviderHealth, error_kind, report_provider_error
 
@@ -40,12 +44,40 @@ PER_AUDIO_SECOND = 0.05  # both bounds grow by this much per second of caller au
 
 @dataclass
 class STTRung:
-    """One transcription endpoint."""
+    """One transcription endpoint: an OpenAI-compatible one (``client``), or Deepgram's REST API."""
 
     name: str  # "primary" | "secondary"
-    provider: str  # for the health record: "openai", or the secondary's host
-    client: AsyncOpenAI
+    provider: str  # for the health record: "openai", "deepgram", "stt_secondary"
     model: str
+    client: AsyncOpenAI | None = None
+    deepgram: DeepgramTranscriber | None = None
+
+
+@dataclass
+class DeepgramTranscriber:
+    """Deepgram's pre-recorded API (``POST /v1/listen``, the WAV as the body, ``Token`` auth)."""
+
+    api_key: str
+    base_url: str  # https://api.deepgram.com (a wss:// streaming base is turned into https://)
+    http: HttpPool | None = None  # the process's pool; a client per request without it
+
+    async def transcribe(self, audio: bytes, *, model: str, language: str | None) -> str:
+        """The transcript of one WAV segment (raises on HTTP errors and dropped connections)."""
+        base = self.base_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
+        params = {"model": model, "smart_format": "true", **({"language": language} if language else {})}
+        headers = {"authorization": f"Token {self.api_key}", "content-type": "audio/wav"}
+        if self.http is not None:
+            response = await self.http.post(
+                f"{base}/v1/listen", params=params, headers=headers, content=audio
+            )
+        else:
+            async with new_http_pool() as client:
+                response = await client.post(
+                    f"{base}/v1/listen", params=params, headers=headers, content=audio
+                )
+        response.raise_for_status()
+        alternatives = response.json()["results"]["channels"][0]["alternatives"]
+        return str(alternatives[0]["transcript"]) if alternatives else ""
 
 
 class STTExhausted(Exception):
@@ -100,8 +132,14 @@ class LadderSTTService(OpenAISTTService):
             metrics.fallback_used("stt", self.rungs[first + index].name)
         return transcript
 
-    async def _ask(self, rung: STTRung, audio: bytes) -> Any:
+    async def _ask(self, rung: STTRung, audio: bytes) -> Transcription:
         language = getattr(self._settings, "language", None)
+        if rung.deepgram is not None:
+            text = await rung.deepgram.transcribe(
+                audio, model=rung.model, language=language and str(language)
+            )
+            return Transcription(text=text)
+        assert rung.client is not None
         extra: dict[str, Any] = {"language": str(language)} if language else {}
         return await rung.client.audio.transcriptions.create(
             file=("audio.wav", audio, "audio/wav"), model=rung.model, **extra
