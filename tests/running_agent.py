@@ -25,7 +25,7 @@ from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.media_stream_caller import MediaStreamCaller
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.twilio_rest import new_sid
+from tests.fakes.twilio_rest import FakeTwilioREST, new_sid
 
 # Tests of the real local STT/TTS models: skipped, with the reason, when ``[local]`` is not installed.
 requires_local = pytest.mark.skipif(
@@ -113,6 +113,15 @@ SHORT_GREETINGS = {
     "PHONE_AGENT_GREETING": "{business_name}, this is {agent_name}.",
     "PHONE_AGENT_RETURNING_GREETING": "Hi {caller_name}, welcome back.",
 }
+
+
+def twilio_env(twilio: FakeTwilioREST) -> dict[str, str]:
+    """Environment pointing Twilio call control at the fake (for hang-ups, transfers, call updates)."""
+    return {
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "PHONE_AGENT_TWILIO_API_BASE_URL": twilio.url,
+    }
 
 
 def agent_env(tmp_path: Path, openai: FakeOpenAI, elevenlabs: FakeElevenLabs, **extra: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from phone_agent.brain.pipeline import build_pipeline_llm
 from phone_agent.http_pool import new_http_pool, openai_client
 from phone_agent.runtime import Runtime
 from phone_agent.voice.services import build_fallback_tts, build_stt
+from phone_agent.voice.stt_ladder import LadderSTTService
 from tests.conftest import make_settings
 
 
@@ -20,11 +21,13 @@ async def test_calls_share_the_runtimes_pool(tmp_path: Path) -> None:
         pools = set()
         for _ in range(2):  # two calls
             stt = build_stt(settings, http=services.http)
+            assert isinstance(stt, LadderSTTService) and len(stt.rungs) == 2
             llm = build_pipeline_llm(settings, chain=services.llm)
             fallback = build_fallback_tts(settings, http=services.http)
             assert fallback is not None
             chain_clients = [endpoint.client for endpoint in llm.chain.endpoints]
             pools |= {id(stt._client._client), id(llm._client._client), id(fallback._client._client)}
+            pools |= {id(rung.client._client) for rung in stt.rungs}
             pools |= {id(client._client) for client in chain_clients}
         embedder = services.local_memory.embedder
         assert embedder is not None

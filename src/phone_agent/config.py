@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     llm_secondary_model: str | None = Field(None, description="Model name on the secondary endpoint.")
     llm_secondary_api_key: SecretStr | None = Field(None, description="API key of the secondary endpoint.")
     llm_first_token_timeout: float = Field(
-        2.0, gt=0, description="Seconds to wait for the first token before failing over."
+        1.5, gt=0, description="Seconds to wait for the first token before failing over."
     )
     llm_context_tokens: int = Field(
         6000,
@@ -125,6 +125,22 @@ class Settings(BaseSettings):
     # --- STT -------------------------------------------------------------------------------
     stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
     stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
+    stt_fallback_provider: Literal["openai", "deepgram", "none"] = Field(
+        "openai",
+        description="Speech-to-text tried when stt_model fails or is slow (OpenAI STT): openai "
+        "(stt_fallback_model at stt_fallback_base_url), deepgram (pre-recorded API), or none.",
+    )
+    stt_fallback_model: str = Field(
+        "whisper-1",
+        description="Model of the fallback STT (with deepgram: a Deepgram model such as nova-3).",
+    )
+    stt_fallback_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint of stt_fallback_model (default: openai_base_url).",
+    )
+    stt_fallback_api_key: SecretStr | None = Field(
+        None, description="API key of stt_fallback_base_url (default: openai_api_key)."
+    )
     deepgram_api_key: SecretStr | None = Field(None, description="Deepgram API key.")
     deepgram_base_url: str = Field("wss://api.deepgram.com", description="Deepgram streaming base URL.")
 

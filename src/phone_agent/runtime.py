@@ -89,7 +89,9 @@ class Runtime:
         return self._current
 
     def _build(self, settings: Settings) -> Services:
-        return Services.build(settings, engine=self.engine, sessions=self.sessions, http=self.http)
+        return Services.build(
+            settings, engine=self.engine, sessions=self.sessions, http=self.http, health=self.providers
+        )
 
     @asynccontextmanager
     async def use(self, services: Services | None = None) -> AsyncIterator[Services]:

@@ -26,6 +26,7 @@ from phone_agent.memory.calls import delete_caller, fetch_caller_context, learn_
 from phone_agent.memory.extraction import ExtractedFacts
 from phone_agent.memory.factory import build_memory_store, local_store
 from phone_agent.memory.sql import SQLMemoryStore
+from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.storage.db import create_engine, session_factory
 from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
@@ -57,6 +58,7 @@ class Services:
         engine: AsyncEngine | None = None,
         sessions: async_sessionmaker[AsyncSession] | None = None,
         http: HttpPool | None = None,
+        health: ProviderHealth | None = None,
     ) -> Services:
         """Build every component for ``settings``.
 
@@ -65,6 +67,7 @@ class Services:
             engine: the process's database engine (a command may omit it: one is made and owned).
             sessions: the engine's session factory (made from ``engine`` when omitted).
             http: the process's connection pool (one is made and owned when omitted).
+            health: the process's provider health, where provider failures are reported.
         """
         owned_engine = None
         if engine is None:
@@ -77,7 +80,7 @@ class Services:
             sessions=sessions,
             memory=build_memory_store(settings, local=local),
             local_memory=local,
-            llm=LLMChain.from_settings(settings, http=pool),
+            llm=LLMChain.from_settings(settings, http=pool, health=health),
             control=CallControl(settings),
             signing_key=signing_key(settings),
             http=pool,

@@ -9,11 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from phone_agent.storage.tables import AuditEntry, Call, CallTurn
-from tests import running_agent as voice
 from tests.admin.conftest import CSRF_INPUT, PASSWORD
-
-agent_factory = voice.agent_factory  # the voice tests' running agent wired to the fakes
-db_rows = voice.db_rows
 
 
 async def log_in(web: httpx.AsyncClient) -> str:

@@ -250,6 +250,30 @@ async def test_lookup_caller_gives_memory_and_open_items(ctx: ToolContext) -> No
     }
 
 
+class HungMemory:
+    """A memory service that never answers."""
+
+    async def caller_context(self, phone: str, *, limit: int = 8) -> CallerContext:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_lookup_caller_answers_without_a_memory_service_that_hangs(
+    ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tools_module, "MEMORY_READ_SECS", 0.2)
+    ctx.memory = HungMemory()  # type: ignore[assignment]
+    await book(ctx, "2026-12-02T11:00")
+    result = await default_registry().run("lookup_caller", {}, ctx)
+    assert (
+        result.ok
+        and result.data["memory"] == "Caller memory is not available right now; carry on without it."
+    )
+    assert result.data["upcoming_appointments"] == [
+        {"id": 1, "when": "Wednesday 2 December at 11:00", "reason": None}
+    ]
+
+
 async def test_concurrent_bookings_of_one_slot_book_it_once(
     tmp_path: Path, fake_twilio: FakeTwilioREST, database_url: str
 ) -> None:

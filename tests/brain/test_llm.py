@@ -116,13 +116,13 @@ async def test_both_down_speaks_the_canned_reply_by_the_deadline(
 ) -> None:
     fake_openai.hang_next()
     secondary.hang_next()
-    settings = chain_settings(tmp_path, fake_openai.url + "/v1", secondary)  # default 2 s timeout
+    settings = chain_settings(tmp_path, fake_openai.url + "/v1", secondary)  # default 1.5 s timeout
     stream, text, _, elapsed = await run(settings)
     assert stream.canned and stream.provider == "canned"
     assert text == canned_reply(settings)
     assert "take a message" in text and "Bright Dental" in text
     assert stream.failures == ["primary: no first token in time", "secondary: no first token in time"]
-    # the chain's own deadline: first-token timeout (2 s) + grace; the issue asks for < 2.5 s
+    # the chain's own deadline: first-token timeout (1.5 s) + grace; the issue asks for < 2.5 s
     assert settings.llm_first_token_timeout + CANNED_GRACE <= elapsed < 2.5
 
 

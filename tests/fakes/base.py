@@ -6,7 +6,9 @@ product code put on the wire and how it copes when a provider is slow, fails, ha
 Faults are armed from the test thread and consumed by the next matching requests, in order:
 ``fail_next`` (answer with an error status and the provider's error body), ``hang_next`` (accept
 and never answer until the client gives up) and ``drop_next`` (cut the connection mid-response,
-or close a websocket after its first message). ``latency`` delays every answer.
+or close a websocket after its first message). ``latency`` delays every answer. A fault armed with
+``path`` waits for a request whose path contains it (other requests pass untouched), so a test can
+break one endpoint of a provider (its transcriptions, not its chat) for a whole call.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class RecordedRequest:
 class _Fault:
     kind: str  # "fail" | "hang" | "drop"
     status: int = 500
+    path: str | None = None  # only requests whose path contains this (None: any request)
 
 
 class _Dropped(BaseException):
@@ -172,20 +175,20 @@ class FakeServer:
         await asyncio.to_thread(self.stop)
 
     # -- faults and records -----------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
-        """The next `n` requests get `status` with the provider's error body."""
+    def fail_next(self, n: int = 1, status: int = 500, *, path: str | None = None) -> None:
+        """The next `n` requests (to `path`, if given) get `status` with the provider's error body."""
         with self._lock:
-            self._faults.extend(_Fault("fail", status) for _ in range(n))
+            self._faults.extend(_Fault("fail", status, path) for _ in range(n))
 
-    def hang_next(self, n: int = 1) -> None:
-        """The next `n` requests are accepted and never answered (until the client gives up)."""
+    def hang_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """The next `n` requests (to `path`, if given) are accepted and never answered."""
         with self._lock:
-            self._faults.extend(_Fault("hang") for _ in range(n))
+            self._faults.extend(_Fault("hang", path=path) for _ in range(n))
 
-    def drop_next(self, n: int = 1) -> None:
-        """The next `n` requests have their connection cut mid-response / mid-stream."""
+    def drop_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """The next `n` requests (to `path`, if given) have their connection cut mid-response."""
         with self._lock:
-            self._faults.extend(_Fault("drop") for _ in range(n))
+            self._faults.extend(_Fault("drop", path=path) for _ in range(n))
 
     def reset(self) -> None:
         """Clear records, faults, latency and provider state."""
@@ -199,9 +202,13 @@ class FakeServer:
         """Recorded requests whose path contains `path_substring`."""
         return [r for r in list(self.requests) if path_substring in r.path]
 
-    def _take_fault(self) -> _Fault | None:
+    def _take_fault(self, path: str) -> _Fault | None:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            for fault in self._faults:
+                if fault.path is None or fault.path in path:
+                    self._faults.remove(fault)
+                    return fault
+            return None
 
     async def wait_stopping(self) -> None:
         """Resolve when the server is stopping (used by hanging handlers)."""
@@ -231,7 +238,7 @@ class FakeServer:
         record = await _record_http(scope, body)
         with self._lock:
             self.requests.append(record)
-        fault = self._take_fault()
+        fault = self._take_fault(record.path)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None and fault.kind == "fail":
@@ -292,7 +299,7 @@ class FakeServer:
         )
         with self._lock:
             self.requests.append(record)
-        fault = self._take_fault()
+        fault = self._take_fault(record.path)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None and fault.kind == "fail":

@@ -9,6 +9,10 @@ sent `stt_latency` later. `{"type": "Finalize"}` finalizes at once (`from_finali
 `{"type": "KeepAlive"}` only resets the 10 s inactivity timer (NET-0001 close after that),
 `{"type": "CloseStream"}` (or an empty binary frame) flushes, sends `Metadata` and closes.
 Each utterance's transcript comes from `fake.transcripts` (a queue), else `default_transcript`.
+
+The pre-recorded API is here too: `POST /v1/listen?model=...` with the audio as the body
+(`Content-Type: audio/wav`) answers `{"metadata": ..., "results": {"channels": [{"alternatives":
+[{"transcript", "confidence", "words"}]}]}}` with the next transcript (recorded in `prerecorded`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.fakes.audio import ulaw_to_pcm16
@@ -51,11 +56,13 @@ class FakeDeepgram(FakeServer):
         self.default_transcript = "Hello, I would like to book an appointment."
         self.sessions: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []
+        self.prerecorded: list[dict[str, Any]] = []
 
     def reset_state(self) -> None:
         self.transcripts.clear()
         self.sessions.clear()
         self.results.clear()
+        self.prerecorded.clear()
 
     def error_body(self, status: int) -> dict[str, Any]:
         return {
@@ -65,7 +72,37 @@ class FakeDeepgram(FakeServer):
         }
 
     def build_app(self) -> ASGIApp:
-        return Starlette(routes=[WebSocketRoute("/v1/listen", self._listen)])
+        return Starlette(
+            routes=[
+                WebSocketRoute("/v1/listen", self._listen),
+                Route("/v1/listen", self._prerecorded, methods=["POST"]),
+            ]
+        )
+
+    async def _prerecorded(self, request: Request) -> Response:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme not in ("Token", "Bearer") or key != self.api_key:
+            body = {
+                "err_code": "INVALID_AUTH",
+                "err_msg": "Invalid credentials.",
+                "request_id": str(uuid.uuid4()),
+            }
+            return JSONResponse(body, status_code=401)
+        audio = await request.body()
+        if not audio:
+            body = {"err_code": "Bad Request", "err_msg": "No audio", "request_id": str(uuid.uuid4())}
+            return JSONResponse(body, status_code=400)
+        self.prerecorded.append({"query": dict(request.query_params), "audio_bytes": len(audio)})
+        text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        words = [
+            {"word": w.strip(".,!?").lower(), "start": i * 0.3, "end": (i + 1) * 0.3, "confidence": 0.98}
+            for i, w in enumerate(text.split())
+        ]
+        alternative = {"transcript": text, "confidence": 0.98 if text else 0.0, "words": words}
+        metadata = {"request_id": str(uuid.uuid4()), "model_uuid": MODEL_UUID, "channels": 1}
+        return JSONResponse(
+            {"metadata": metadata, "results": {"channels": [{"alternatives": [alternative]}]}}
+        )
 
     async def _listen(self, websocket: WebSocket) -> None:
         query = dict(websocket.query_params)

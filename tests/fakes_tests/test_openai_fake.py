@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -298,3 +299,16 @@ async def test_drop_cuts_a_stream_mid_way(fake_openai: FakeOpenAI, sdk: Sdk) -> 
         async for chunk in stream:
             received.append(chunk)
     assert len(received) <= 1  # at most the first chunk arrived before the cut
+
+
+async def test_a_fault_for_one_path_leaves_the_others_alone(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.fail_next(2, status=401, path="/audio/transcriptions")
+    client = sdk(fake_openai)
+    ok = await client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "x"}])
+    assert ok.choices[0].message.content == "I heard you say: x"  # chat passes untouched
+    wav = write_pcm16_wav(tmp_path / "quiet.wav", bytes(16000), 8000)
+    for _ in range(2):
+        with pytest.raises(openai.AuthenticationError):
+            await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav.read_bytes()))
+    transcript = await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav.read_bytes()))
+    assert transcript.text == ""  # the two armed faults are used up: silence transcribes as nothing

@@ -13,7 +13,7 @@ from phone_agent.storage.tables import Call, CallTurn
 from tests.fakes.audio import MS_PER_CHAR, speech_wav
 from tests.fakes.openai import Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilioREST
-from tests.running_agent import SHORT_GREETINGS
+from tests.running_agent import SHORT_GREETINGS, twilio_env
 
 GOODBYE = "Goodbye Maria, enjoy your evening."
 
@@ -21,11 +21,7 @@ GOODBYE = "Goodbye Maria, enjoy your evening."
 async def test_memory_tools_and_end_call(
     agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
 ) -> None:
-    env = {
-        "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
-        "PHONE_AGENT_TWILIO_API_BASE_URL": fake_twilio.url,
-    }
+    env = twilio_env(fake_twilio)
     with agent_factory(**SHORT_GREETINGS | env) as agent:
         store = local_store(agent.settings)
         await store.store_memories(

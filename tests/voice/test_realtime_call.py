@@ -10,6 +10,7 @@ from sqlalchemy import select
 from phone_agent.memory.factory import local_store
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, Caller, CallTurn, Message
+from phone_agent.voice.pipeline import RESUME_LINE
 from tests.fakes.audio import is_silent, speech_wav
 from tests.fakes.openai_realtime import FakeOpenAIRealtime, RealtimeToolCall
 from tests.running_agent import SHORT_GREETINGS
@@ -122,48 +123,50 @@ async def test_caller_speech_during_the_reply_clears_it(
     assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
 
 
-async def test_a_dropped_realtime_socket_gets_an_apology_and_a_clean_end(
+async def test_a_dropped_realtime_socket_hands_the_call_to_pipeline_mode(
     agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
 ) -> None:
-    from phone_agent.voice.realtime import APOLOGY
-
     fake = fake_openai_realtime
+    fake.transcripts.append("I would like to book a table.")
     fake.script(GREETING)
     fake.drop_at_response(2)  # the socket dies when the model should answer the caller
     with agent_factory(**realtime_env(fake)) as agent:
+        agent.script_speech(["For tomorrow at eight."], ["Booked for tomorrow at eight."])
         async with agent.caller() as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)
             turn = await caller.say_wav(speech_wav("I would like to book a table"))
-            apology_at = await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
-            await caller.wait_for_close(timeout=30)  # the agent ends the call after the apology
-        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
-
-    assert caller.protocol_errors == []
-    assert apology_at - turn.speech_ended < 5  # no dead air
-    heard_after = [a for a in caller.agent_audio if a.at >= apology_at and not is_silent(a.audio)]
-    assert len(heard_after) * 0.02 > 2  # seconds of apology reached the phone
+            resumed_at = await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            again = await caller.say_wav(speech_wav("For tomorrow at eight"))
+            await caller.wait_for_agent_audio(timeout=20, since=again.speech_ended)
+            await caller.wait_for_quiet(0.6, timeout=30)
+    assert caller.protocol_errors == [] and caller.ended_by == "caller"  # never hung up on
+    assert resumed_at - (turn.speech_ended or 0) < 5  # no dead air
+    # pipeline mode answered, knowing what was said in realtime mode
+    history = agent.openai.chat_requests[-1]["messages"]
+    assert {"role": "assistant", "content": GREETING} in history
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
-    assert call.status == "completed" and call.ended_at is not None and call.end_reason == "realtime_error"
+    assert call.status == "completed" and call.end_reason == "hangup"
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
-    assert turns[0].text == GREETING and turns[-1].role == "agent" and turns[-1].text == APOLOGY
+    texts = [(t.role, t.text) for t in turns]
+    assert texts[0] == ("agent", GREETING) and ("agent", RESUME_LINE) in texts
+    assert texts[-2:] == [("caller", "For tomorrow at eight."), ("agent", "Booked for tomorrow at eight.")]
 
 
-async def test_a_refused_realtime_connection_gets_an_apology_instead_of_the_greeting(
+async def test_a_refused_realtime_connection_is_greeted_in_pipeline_mode(
     agent_factory: Any, fake_openai_realtime: FakeOpenAIRealtime, db_rows: Any
 ) -> None:
-    from phone_agent.voice.realtime import APOLOGY
-
     fake = fake_openai_realtime
     fake.fail_next(1, status=503)
     with agent_factory(**realtime_env(fake)) as agent:
         async with agent.caller() as caller:
             await caller.wait_for_agent_audio(timeout=20)
-            await caller.wait_for_close(timeout=30)
-        assert [r["input"] for r in agent.openai.speech_requests] == [APOLOGY]
-
+            await caller.wait_for_quiet(0.6, timeout=30)
+        assert [c.text.strip() for c in agent.elevenlabs.contexts.values()] == [GREETING]
+    assert caller.ended_by == "caller"
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
-    assert call.status == "completed" and call.end_reason == "realtime_error"
+    assert call.status == "completed" and call.end_reason == "hangup"
 
 
 async def test_returning_caller_is_greeted_by_name(

@@ -1,5 +1,5 @@
 """ElevenLabs failing (HTTP 500 at connect, or its socket dropped mid-call) → the caller still hears
-every reply, in the fallback voice (OpenAI TTS)."""
+every reply, in the fallback voice (OpenAI TTS); both voices failing → Twilio's own <Say>."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
+from phone_agent.voice.rescue import APOLOGY
 from tests.fakes.audio import MS_PER_CHAR, is_silent, speech_wav
+from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.running_agent import SHORT_GREETINGS, twilio_env
 
 GREETING = "Hello, thanks for calling Bella Cucina. This is Ava. How can I help you today?"
 
@@ -44,3 +47,23 @@ async def test_reply_is_heard_in_the_fallback_voice(agent_factory: Any, db_rows:
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
     assert turns[-1].text == "No, we are closed on Sundays."
+
+
+async def test_both_voices_failing_leave_it_to_twilios_say(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    env = twilio_env(fake_twilio) | {
+        "PHONE_AGENT_FALLBACK_ACTION": "voicemail",
+        "PUBLIC_URL": "https://agent.example.com",
+    }
+    with agent_factory(**SHORT_GREETINGS | env) as agent:
+        agent.elevenlabs.fail_next(100, status=401)
+        agent.openai.fail_next(100, status=500, path="/audio/speech")
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await caller.wait_for_close(timeout=20)
+    assert caller.ended_by == "redirect"
+    [update] = [r.form for r in fake_twilio.requests if caller.call_sid in r.path and r.method == "POST"]
+    assert f"<Say>{APOLOGY}</Say>" in update["Twiml"] and "<Record" in update["Twiml"]
+    assert update["Twiml"].index("<Say>") < update["Twiml"].index("<Record")
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.end_reason == "tts_failed → voicemail"

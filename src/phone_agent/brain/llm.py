@@ -9,10 +9,11 @@ provider fault:
   fails (HTTP 5xx or any other API error, connection error) or has sent no token within
   ``llm_first_token_timeout``. A slow primary keeps running: whichever answers first wins and
   the other request is cancelled.
-- When every endpoint has failed, or none has produced a token ``CANNED_GRACE`` after the
-  timeout, the chain streams a canned spoken reply offering to take a message (so with the
-  default 2 s the canned reply starts by 2.4 s, never dead air). A primary that hangs leaves
-  the secondary ``CANNED_GRACE`` to answer: lower ``llm_first_token_timeout`` to give it more room.
+- When every endpoint has failed, or none has produced a token by the timeout (``CANNED_GRACE``
+  later when a secondary was started), the chain streams a canned spoken reply (so with the
+  default 1.5 s the canned reply starts by 1.9 s, never dead air; the phone speaks an apology and
+  hands the call to the fallback action). A primary that hangs leaves the secondary
+  ``CANNED_GRACE`` to answer: lower ``llm_first_token_timeout`` to give it more room.
 
 A failure after the first token cannot be retried without repeating words, so the stream just
 ends there (logged). The SDK's own retries are off: the chain's failover is faster than backoff.
@@ -23,11 +24,11 @@ the phone pipeline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -35,8 +36,10 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from phone_agent.config import Settings
+from phone_agent.hedging import first_to_succeed
 from phone_agent.http_pool import HttpPool, openai_client
 from phone_agent.ops import metrics
+from phone_agent.ops.provider_health import ProviderHealth, error_kind, report_provider_error
 
 CANNED_GRACE = 0.4  # seconds the secondary gets after a silent primary before the canned reply
 REQUEST_TIMEOUT = 60.0  # seconds for a whole completion; the first token is bounded separately
@@ -114,13 +117,17 @@ class LLMChain:
         self.first_token_timeout = first_token_timeout
         self.canned_text = canned_text
         self.temperature = temperature
+        self.health: ProviderHealth | None = None  # where failures are reported (the process's, if set)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http: HttpPool | None = None) -> LLMChain:
+    def from_settings(
+        cls, settings: Settings, *, http: HttpPool | None = None, health: ProviderHealth | None = None
+    ) -> LLMChain:
         """Primary from ``llm_*``/``openai_api_key``; secondary when ``llm_secondary_base_url`` is set.
 
         ``http`` is the process's connection pool (``http_pool``), which the chain never closes;
-        without one each endpoint has its own client, closed by ``aclose()``.
+        without one each endpoint has its own client, closed by ``aclose()``. ``health``: where
+        endpoint failures are reported (``report_provider_error``), the process's if given.
         """
         endpoints = [
             LLMEndpoint(
@@ -137,12 +144,14 @@ class LLMChain:
                     settings.llm_secondary_model or settings.llm_model,
                 )
             )
-        return cls(
+        chain = cls(
             endpoints,
             first_token_timeout=settings.llm_first_token_timeout,
             canned_text=canned_reply(settings),
             temperature=settings.llm_temperature,
         )
+        chain.health = health
+        return chain
 
     @property
     def model(self) -> str:
@@ -154,59 +163,52 @@ class LLMChain:
         for endpoint in self.endpoints:
             await endpoint.client.close()
 
-    async def stream(self, **params: Any) -> ChainStream:
-        """Open a streamed completion (chat-completions params; ``model`` is set per endpoint)."""
+    async def stream(self, *, canned_text: str | None = None, **params: Any) -> ChainStream:
+        """Open a streamed completion (chat-completions params; ``model`` is set per endpoint).
+
+        ``canned_text``: what the last-resort reply says (default: the chain's ``canned_text``).
+        """
         params = {k: v for k, v in params.items() if k != "model"}
         params["stream"] = True
         params.setdefault("stream_options", {"include_usage": True})
         if self.temperature is not None:
             params.setdefault("temperature", self.temperature)
         start = time.monotonic()
-        deadline = start + self.first_token_timeout + CANNED_GRACE
         failures: list[str] = []
-        running: dict[asyncio.Task[ChainStream], LLMEndpoint] = {}
-        waiting = list(self.endpoints)
-        next_start = start
 
-        try:
-            while True:
-                now = time.monotonic()
-                # Start the next endpoint when its turn has come or nothing else is running.
-                if waiting and (now >= next_start or not running):
-                    endpoint = waiting.pop(0)
-                    running[asyncio.create_task(self._open(endpoint, params, start))] = endpoint
-                    next_start = now + self.first_token_timeout
-                if not running:
-                    break
-                wake = deadline if not waiting else min(deadline, next_start)
-                done, _ = await asyncio.wait(
-                    running, timeout=max(0.0, wake - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    endpoint = running.pop(task)
-                    if task.exception() is None:
-                        winner = task.result()
-                        winner.failures = failures
-                        if endpoint.name != "primary":
-                            metrics.fallback_used("llm", endpoint.name)
-                        return winner
-                    metrics.provider_error("llm", endpoint.name)
-                    failures.append(f"{endpoint.name}: {_describe(task.exception())}")
-                    logger.warning("llm {} failed: {}", endpoint.name, _describe(task.exception()))
-                if time.monotonic() >= deadline:
-                    failures.extend(f"{e.name}: no first token in time" for e in running.values())
-                    break
-        finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.wait(running)
-                for task in running:  # an attempt that got its first token in the meantime
-                    if not task.cancelled() and task.exception() is None:
-                        await task.result().close()
+        def failed(index: int, exc: BaseException) -> None:
+            endpoint = self.endpoints[index]
+            timed_out = isinstance(exc, TimeoutError)
+            what = "no first token in time" if timed_out else _describe(exc)
+            report_provider_error(
+                self.health,
+                _provider_name(endpoint),
+                "timeout" if timed_out else error_kind(exc),
+                f"chat completion failed: {what}",
+            )
+            failures.append(f"{endpoint.name}: {what}")
+            logger.warning("llm {} failed: {}", endpoint.name, what)
+
+        async def close(stream: ChainStream) -> None:
+            await stream.close()
+
+        won = await first_to_succeed(
+            [partial(self._open, endpoint, params, start) for endpoint in self.endpoints],
+            hedge_secs=self.first_token_timeout,
+            # the grace is for a later endpoint started after a silent one; alone, waiting is dead air
+            deadline_secs=self.first_token_timeout + (CANNED_GRACE if len(self.endpoints) > 1 else 0.0),
+            on_failure=failed,
+            release=close,
+        )
+        if won is not None:
+            index, winner = won
+            winner.failures = failures
+            if index:
+                metrics.fallback_used("llm", self.endpoints[index].name)
+            return winner
         logger.error("every LLM endpoint failed ({}); speaking the canned reply", "; ".join(failures))
         metrics.fallback_used("llm", "canned")
-        return self._canned(start, failures)
+        return self._canned(start, failures, canned_text or self.canned_text)
 
     async def _open(self, endpoint: LLMEndpoint, params: dict[str, Any], start: float) -> ChainStream:
         """Request a stream and read until the first token (text, tool call or finish)."""
@@ -230,7 +232,7 @@ class LLMChain:
             _sdk_stream=sdk_stream,
         )
 
-    def _canned(self, start: float, failures: list[str]) -> ChainStream:
+    def _canned(self, start: float, failures: list[str], text: str) -> ChainStream:
         base = {
             "id": f"chatcmpl-canned-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion.chunk",
@@ -241,7 +243,7 @@ class LLMChain:
             ChatCompletionChunk.model_validate(
                 {
                     **base,
-                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.canned_text}}],
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}],
                 }
             ),
             ChatCompletionChunk.model_validate(
@@ -264,6 +266,10 @@ def _client(base_url: str, api_key: str | None, http: HttpPool | None) -> AsyncO
             base_url=base_url, api_key=api_key or "not-set", max_retries=0, timeout=REQUEST_TIMEOUT
         )
     return openai_client(api_key=api_key, base_url=base_url, http=http, timeout=REQUEST_TIMEOUT)
+
+
+def _provider_name(endpoint: LLMEndpoint) -> str:
+    return "llm" if endpoint.name == "primary" else f"llm_{endpoint.name}"
 
 
 def _has_token(chunk: ChatCompletionChunk) -> bool:

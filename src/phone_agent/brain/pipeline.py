@@ -10,7 +10,9 @@ handling) with two things of the brain's in ``get_chat_completions``:
   context are appended to it as extra instructions).
 - the completion is opened through ``LLMChain``: the secondary on a 5xx, a connection error or no
   first token in ``llm_first_token_timeout``, and the canned "can I take a message?" reply when both
-  are down.
+  are down. On the phone (``on_exhausted`` given) that last reply is ``exhausted_reply`` (an
+  apology) and ``on_exhausted`` hands the call to the fallback action: never the same canned line
+  turn after turn.
 
 Why not Pipecat's ``ServiceSwitcher`` with ``ServiceSwitcherStrategyFailover`` here (it is used for
 TTS): it switches only after a service has reported itself unusable, it does not replay the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +69,12 @@ class ChainedLLMService(OpenAILLMService):
         settings: Settings,
         caller: CallerContext | None = None,
         memory: MemoryStore | None = None,
+        on_exhausted: Callable[[str], Awaitable[None]] | None = None,
+        exhausted_reply: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.chain = chain  # before Pipecat's __init__, which calls create_client()
+        self.on_exhausted, self.exhausted_reply = on_exhausted, exhausted_reply
         super().__init__(
             api_key=settings.secret("openai_api_key") or "not-set",
             base_url=settings.llm_base_url,
@@ -94,7 +100,9 @@ class ChainedLLMService(OpenAILLMService):
         )
         params = self.build_chat_completion_params(params_from_context)
         params["messages"] = await self.pack_messages(list(params["messages"]))
-        self.last_stream = await self.chain.stream(**params)
+        self.last_stream = await self.chain.stream(canned_text=self.exhausted_reply, **params)
+        if self.last_stream.canned and self.on_exhausted is not None:
+            await self.on_exhausted("; ".join(self.last_stream.failures) or "no LLM answered")
         return self.last_stream
 
     async def pack_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
@@ -125,6 +133,8 @@ def build_pipeline_llm(
     caller: CallerContext | None = None,
     memory: MemoryStore | None = None,
     chain: LLMChain | None = None,
+    on_exhausted: Callable[[str], Awaitable[None]] | None = None,
+    exhausted_reply: str | None = None,
 ) -> ChainedLLMService:
     """The call pipeline's LLM processor (in place of a bare ``OpenAILLMService``).
 
@@ -133,9 +143,16 @@ def build_pipeline_llm(
         caller: what memory knows about the caller (``memory.fetch_caller_context``), if any.
         memory: the store searched for knowledge on every turn (bounded by ``KNOWLEDGE_TIMEOUT``).
         chain: an existing chain to share (default: one built from ``settings``).
+        on_exhausted: called (with what failed) when no endpoint answered a turn; must not block.
+        exhausted_reply: what the agent says then (default: the chain's canned reply).
     """
     return ChainedLLMService(
-        chain=chain or LLMChain.from_settings(settings), settings=settings, caller=caller, memory=memory
+        chain=chain or LLMChain.from_settings(settings),
+        settings=settings,
+        caller=caller,
+        memory=memory,
+        on_exhausted=on_exhausted,
+        exhausted_reply=exhausted_reply,
     )
 
 
@@ -223,6 +240,8 @@ def build_call_brain(
     chain: LLMChain,
     caller: CallerContext | None,
     registry: ToolRegistry | None = None,
+    on_exhausted: Callable[[str], Awaitable[None]] | None = None,
+    exhausted_reply: str | None = None,
 ) -> CallBrain:
     """The brain of one phone call: the LLM processor on ``chain`` and the tools acting through ``ctx``.
 
@@ -232,9 +251,18 @@ def build_call_brain(
         chain: the LLM chain of the same ``Services``.
         caller: the caller's context from memory (``memory.calls.fetch_caller_context``), if any.
         registry: the tools (default: the built-ins).
+        on_exhausted: called (with what failed) when no LLM endpoint answered a turn; must not block.
+        exhausted_reply: what the agent says then, instead of the chain's canned reply.
     """
     from phone_agent.brain.builtins import default_registry
 
-    llm = build_pipeline_llm(ctx.settings, caller=caller, memory=ctx.memory, chain=chain)
+    llm = build_pipeline_llm(
+        ctx.settings,
+        caller=caller,
+        memory=ctx.memory,
+        chain=chain,
+        on_exhausted=on_exhausted,
+        exhausted_reply=exhausted_reply,
+    )
     tools = register_tools(llm, registry or default_registry(), ctx)
     return CallBrain(llm=llm, tools=tools, ctx=ctx)

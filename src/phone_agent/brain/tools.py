@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from loguru import logger
 from pydantic import BaseModel, ValidationError
@@ -227,6 +227,20 @@ class ToolRegistry:
         logger.info("tool {} -> {}", name, "ok" if result.ok else f"error: {result.error}")
         ctx.records.append(result.record())
         return result
+
+
+MEMORY_READ_SECS = 1.5  # longest a tool waits on the memory store during a conversation
+T = TypeVar("T")
+
+
+async def read_memory(read: Awaitable[T], *, what: str) -> T:
+    """A memory read inside a tool, bounded by ``MEMORY_READ_SECS``: a slow or failing memory
+    service becomes a ``ToolError`` the agent can work around, never a stalled turn."""
+    try:
+        return await asyncio.wait_for(read, MEMORY_READ_SECS)
+    except (TimeoutError, PhoneAgentError, OSError) as exc:
+        logger.warning("memory unavailable to a tool ({}): {}", what, type(exc).__name__)
+        raise ToolError(f"{what} is not available right now; carry on without it.") from exc
 
 
 def tool_calls_this_turn(messages: Sequence[Mapping[str, Any]]) -> int:

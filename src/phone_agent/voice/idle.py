@@ -1,5 +1,10 @@
 """Never dead air: after a silence the agent checks in; after a second one it says goodbye and
-hangs up — once the goodbye has actually played on the phone (known from the mark echoes)."""
+hangs up — once the goodbye has actually played on the phone (known from the mark echoes).
+
+Silence is judged from the audio, not from transcripts: a caller whose speech VAD heard but whose
+turn came out of STT empty was not silent, so they hear ``REPEAT_PROMPT`` (not "Are you still
+there?"), and the silence count does not move. (A transcription provider that fails outright is
+the STT ladder's business: voice/stt_ladder.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from loguru import logger
 from phone_agent.voice.playout import PlayoutTracker
 
 GOODBYE_PLAY_TIMEOUT_SECS = 30.0
+REPEAT_PROMPT = "Sorry, I didn't catch that. Could you say it again?"
 
 
 class IdleCaller:
@@ -27,13 +33,24 @@ class IdleCaller:
         self._prompt, self._goodbye = prompt, goodbye
         self._tracker, self._speak, self._hang_up = tracker, speak, hang_up
         self.silences = 0
+        self.unheard = False  # the caller's last speech (VAD) produced no transcript
 
     def caller_spoke(self) -> None:
-        """The caller started talking: the next silence is the first again."""
+        """The caller started talking (VAD): the next silence is the first again."""
         self.silences = 0
+        self.unheard = True  # until a transcript says otherwise
+
+    def caller_transcribed(self) -> None:
+        """The caller's turn ended with words: they were heard."""
+        self.unheard = False
 
     async def caller_silent(self) -> None:
         """The caller said nothing for the idle timeout after the agent finished speaking."""
+        if self.unheard:  # they spoke, but nothing was transcribed: ask again, it was no silence
+            self.unheard = False
+            logger.info("caller spoke but was not transcribed: asking them to repeat")
+            await self._speak(REPEAT_PROMPT)
+            return
         self.silences += 1
         if self.silences == 1:
             logger.info("caller silent: checking in")

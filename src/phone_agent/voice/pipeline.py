@@ -24,7 +24,7 @@ from pipecat.frames.frames import EndFrame, InputAudioRawFrame, OutputAudioRawFr
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
@@ -50,10 +50,13 @@ from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
+from phone_agent.voice.rescue import APOLOGY, CallRescue
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from phone_agent.voice.stream import StreamStart
+from phone_agent.voice.stt_ladder import LadderSTTService
+from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import TTSFailover
 
 TWILIO_SAMPLE_RATE = 8000
@@ -61,6 +64,7 @@ VAD_STOP_SECS = 0.2
 # Silence that ends a turn smart-turn judged incomplete (Pipecat: 3 s): short answers like
 # "Tomorrow at ten please." are misjudged often enough that 3 s of dead air hurts more than it saves.
 TURN_FALLBACK_SECS = 1.0
+RESUME_LINE = "Sorry, the line dropped for a moment. Could you say that again?"
 
 
 @dataclass
@@ -75,8 +79,17 @@ class CallSession:
     recorder: CallRecorder
     tools: ToolContext
     llm: ChainedLLMService
+    rescue: CallRescue
     greeting: str = ""
     end_reason: str = "hangup"
+    handed_over: bool = False
+
+
+@dataclass
+class Resume:
+    """A call another pipeline began on this stream (realtime mode that failed): what was said."""
+
+    history: list[LLMContextMessage]
 
 
 def build_serializer(settings: Settings, start: StreamStart) -> TwilioMediaSerializer:
@@ -123,16 +136,24 @@ def media_stream_transport(
 
 
 async def build_call(
-    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+    websocket: WebSocket,
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    *,
+    resume: Resume | None = None,
 ) -> CallSession:
     """Build the pipeline of one call (nothing runs until ``run_call``).
 
     ``services`` are the call's for its whole life: every part below is built from them, never
     from ``runtime.current`` again (an admin save during the call applies to the next one).
+    ``resume``: the call was begun by realtime mode; go on from what it said and heard.
     """
     settings = services.settings
     call_id, caller_context = await open_call_with_caller(runtime, services, start)
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
+    if resume is not None and resume.history:
+        greeting = RESUME_LINE  # the caller heard the greeting already
     serializer = build_serializer(settings, start)
     session: CallSession | None = None
 
@@ -145,6 +166,15 @@ async def build_call(
         if session is not None:
             session.end_reason = "transferred"
 
+    rescue: CallRescue | None = None  # built with the pipeline below
+
+    async def llm_exhausted(detail: str) -> None:  # the apology is this turn's reply: then the action
+        if rescue is not None and not rescue.started:
+            since = tracker.sent_ms
+            runtime.tasks.spawn(
+                rescue.give_up("llm", detail, apology_since_ms=since), name=f"rescue-{start.call_sid}"
+            )
+
     tool_ctx = services.tool_context(
         caller_phone=start.caller,
         caller_name=caller_context.name if caller_context else None,
@@ -155,24 +185,50 @@ async def build_call(
         before_transfer=before_transfer,
         tasks=runtime.tasks,
     )
-    brain = build_call_brain(tool_ctx, chain=services.llm, caller=caller_context, registry=services.tools)
+    tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    brain = build_call_brain(
+        tool_ctx,
+        chain=services.llm,
+        caller=caller_context,
+        registry=services.tools,
+        on_exhausted=llm_exhausted,
+        exhausted_reply=APOLOGY,
+    )
 
     transport = media_stream_transport(websocket, serializer)
-    stt = build_stt(settings, http=services.http)
+
+    async def stt_exhausted(detail: str) -> None:  # a caller spoke and no STT could transcribe it
+        if rescue is not None and not rescue.started:
+            runtime.tasks.spawn(rescue.give_up("stt", detail), name=f"rescue-{start.call_sid}")
+
+    stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
+    stt_stage: list[FrameProcessor] = [stt]
+    if not isinstance(stt, LadderSTTService):  # (Deepgram streaming: its failure goes to the rescue)
+        watch = STTFailureWatch(
+            stt=stt, provider=settings.stt_provider, on_failed=stt_exhausted, health=runtime.providers
+        )
+        stt_stage = [watch, stt]
     llm = brain.llm  # persona, caller memory and knowledge are packed into every request
     primary_tts = build_primary_tts(settings)
-    tracker = PlayoutTracker(stream_sid=start.stream_sid)
-    tts_stage: list[FrameProcessor] = [primary_tts]
-    tts_services: list[FrameProcessor] = [primary_tts]
-    fallback = build_fallback_tts(settings, http=services.http)
-    if fallback is not None:
-        tts_services.append(fallback)
-        tts_stage = [
-            TTSFailover(primary=primary_tts, fallback=fallback, tracker=tracker),
-            ServiceSwitcher(services=tts_services),
-        ]
 
-    context = LLMContext(tools=brain.tools)
+    async def voice_exhausted(detail: str) -> None:  # no voice of ours works: Twilio's says it
+        if rescue is not None and not rescue.started:
+            runtime.tasks.spawn(
+                rescue.give_up("tts", detail, voice_works=False), name=f"rescue-{start.call_sid}"
+            )
+
+    fallback = build_fallback_tts(settings, http=services.http)
+    tts_services: list[FrameProcessor] = [primary_tts, *([fallback] if fallback is not None else [])]
+    failover = TTSFailover(
+        primary=primary_tts,
+        fallback=fallback,
+        tracker=tracker,
+        on_exhausted=voice_exhausted,
+        health=runtime.providers,
+    )
+    tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
+
+    context = LLMContext(messages=list(resume.history) if resume else [], tools=brain.tools)
     end_of_turn = TurnAnalyzerUserTurnStopStrategy(
         turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
     )
@@ -187,7 +243,7 @@ async def build_call(
     pipeline = Pipeline(
         [
             transport.input(),
-            stt,
+            *stt_stage,
             aggregators.user(),
             DropFrames(InputAudioRawFrame),  # caller audio: only STT, VAD and smart-turn read it
             llm,
@@ -219,6 +275,25 @@ async def build_call(
         enable_turn_tracking=False,  # an observer of every frame that nothing here reads
         idle_timeout_secs=None,
     )
+
+    async def speak(text: str) -> None:
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    async def end_pipeline(reason: str) -> None:  # the call is Twilio's now: end without hanging up
+        if session is not None:
+            session.end_reason = reason
+        await task.queue_frame(EndFrame())
+
+    rescue = CallRescue(
+        settings=settings,
+        control=services.control,
+        call_sid=start.call_sid,
+        tracker=tracker,
+        speak=speak,
+        end_pipeline=end_pipeline,
+        keep_call_up=serializer.keep_call_up,
+        health=runtime.providers,
+    )
     session = CallSession(
         start=start,
         call_id=call_id,
@@ -228,6 +303,7 @@ async def build_call(
         recorder=recorder,
         tools=brain.ctx,
         llm=brain.llm,
+        rescue=rescue,
         greeting=greeting,
     )
 
@@ -239,9 +315,6 @@ async def build_call(
     async def on_disconnected(_transport: object, _ws: object) -> None:
         logger.info("media stream closed by the caller")
         await task.cancel()
-
-    async def speak(text: str) -> None:
-        await task.queue_frames([TTSSpeakFrame(text)])
 
     idle = IdleCaller(
         prompt=settings.idle_prompt,
@@ -257,11 +330,13 @@ async def build_call(
 
     @aggregators.user().event_handler("on_user_turn_idle")
     async def on_caller_silent(_aggregator: object) -> None:
-        await idle.caller_silent()
+        if not rescue.started:
+            await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_stopped")
     async def on_user_turn(_aggregator: object, _strategy: object, message: UserTurnStoppedMessage) -> None:
         if message.content:
+            idle.caller_transcribed()
             recorder.caller_turn(message.content)
 
     @aggregators.assistant().event_handler("on_assistant_turn_stopped")
@@ -304,55 +379,78 @@ class LiveCall(Protocol):
     recorder: CallRecorder
     tools: ToolContext
     end_reason: str
+    handed_over: bool  # the call goes on in another pipeline on the same stream (realtime → pipeline)
 
 
 CommandHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 async def drive_call(
-    runtime: Runtime, services: Services, start: StreamStart, call: LiveCall, on_command: CommandHandler
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    call: LiveCall,
+    on_command: CommandHandler,
+    *,
+    resumed: bool = False,
 ) -> None:
-    """Run a built call to its end: metrics, live-call commands from any role, records closed, learning."""
+    """Run a built call to its end: metrics, live-call commands from any role, records closed, learning.
+
+    ``resumed``: the call was started by another pipeline that handed it over (not counted again);
+    a call that is ``handed_over`` at its end is closed by the pipeline that takes it on.
+    """
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    metrics.call_started(start.direction)
+    if not resumed:
+        metrics.call_started(start.direction)
     try:
         with runtime.bus.hold_call(start.call_sid, on_command):  # live-call commands from any role
             await runner.add_workers(call.task)
             await runner.run()
     finally:
-        metrics.call_ended(call.end_reason)
         call.tools.close()
         await call.recorder.flush()
-        await finish_call(
-            services.sessions,
-            call_sid=start.call_sid,
-            status="completed",
-            end_reason=call.end_reason,
-            release=True,  # ended by its holder: learned below, never a crash ghost
-        )
-        # memory learns from the transcript off the call path, on the call's own services
-        runtime.spawn_with(
-            services, services.learn_after_call(start.call_sid), name=f"learn-{start.call_sid}"
-        )
-        logger.info(
-            "call ended ({}): {} turns, {} of {} marks played",
-            call.end_reason,
-            len(call.recorder.turns),
-            call.tracker.marks_played,
-            call.tracker.marks_sent,
-        )
+        if call.handed_over:
+            logger.info("call handed over to pipeline mode after {} turns", len(call.recorder.turns))
+        else:  # (a call handed over is closed by the pipeline that takes it on)
+            await close_call(runtime, services, start, call)
+
+
+async def close_call(runtime: Runtime, services: Services, start: StreamStart, call: LiveCall) -> None:
+    """The end of a call: metrics, its row closed with the end reason, learning from its transcript."""
+    metrics.call_ended(call.end_reason)
+    await finish_call(
+        services.sessions,
+        call_sid=start.call_sid,
+        status="completed",
+        end_reason=call.end_reason,
+        release=True,  # ended by its holder: learned below, never a crash ghost
+    )
+    # memory learns from the transcript off the call path, on the call's own services
+    runtime.spawn_with(services, services.learn_after_call(start.call_sid), name=f"learn-{start.call_sid}")
+    logger.info(
+        "call ended ({}): {} turns, {} of {} marks played",
+        call.end_reason,
+        len(call.recorder.turns),
+        call.tracker.marks_played,
+        call.tracker.marks_sent,
+    )
 
 
 async def run_call(
-    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+    websocket: WebSocket,
+    runtime: Runtime,
+    services: Services,
+    start: StreamStart,
+    *,
+    resume: Resume | None = None,
 ) -> CallSession:
-    """Run one call to its end and close its records."""
-    session = await build_call(websocket, runtime, services, start)
+    """Run one call to its end and close its records (``resume``: taking over a started call)."""
+    session = await build_call(websocket, runtime, services, start, resume=resume)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    await drive_call(runtime, services, start, session, on_command)
+    await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
     return session
 
 

@@ -12,8 +12,10 @@ instructions and the brain's tools its functions (Pipecat runs the function call
 (``greeting_for``, by name for a returning caller) is asked for as the first response. Calls and
 turns are recorded by the same ``CallRecorder`` as the pipeline mode.
 
-If the realtime connection fails or drops, the caller is not left in silence: the fallback voice
-(OpenAI TTS) apologises, and the call ends once the apology has played.
+If the realtime connection is refused, drops, or sends no audio within ``FIRST_AUDIO_SECS`` of the
+greeting request, the caller is not left in silence: when pipeline mode's providers are configured
+the call goes on in pipeline mode on the same stream (voice/handover.py), with what was said so far;
+otherwise the fallback voice (OpenAI TTS) apologises and the call ends once the apology has played.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import WebSocket
 from loguru import logger
@@ -53,19 +55,24 @@ from pydantic import BaseModel, Field
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
-from phone_agent.brain.tools import Tool, ToolContext
+from phone_agent.brain.tools import Tool, ToolContext, read_memory
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
 from phone_agent.memory.base import CallerContext
+from phone_agent.ops import metrics
+from phone_agent.ops.provider_health import report_provider_error
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
+from phone_agent.voice.handover import HandoverWebSocket, pipeline_configured
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.pipeline import (
     TWILIO_SAMPLE_RATE,
+    Resume,
     build_serializer,
     drive_call,
     media_stream_transport,
     open_call_with_caller,
+    run_call,
 )
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
@@ -80,6 +87,7 @@ APOLOGY = (
     "I'm sorry, I'm having trouble on this line right now. Please call us back in a few minutes. Goodbye."
 )
 APOLOGY_PLAY_TIMEOUT_SECS = 20.0
+FIRST_AUDIO_SECS = 1.3  # no greeting audio from the realtime model by then: it has failed
 TRANSCRIPT_SETTLE_SECS = 0.2  # lets frames already on their way reach the user aggregator
 SILENCE_DURATION_MS = 500  # server VAD: quiet that ends the caller's turn
 
@@ -94,7 +102,7 @@ async def search_knowledge(ctx: ToolContext, args: SearchKnowledgeArgs) -> dict[
     """The business's documents for the question (the pipeline packs them into every turn instead)."""
     if ctx.memory is None:
         raise ToolError("The documents cannot be searched right now; offer to take a message instead.")
-    hits = await ctx.memory.search_knowledge(args.query)
+    hits = await read_memory(ctx.memory.search_knowledge(args.query), what="The documents")
     return {"found": [{"title": hit.title, "text": hit.text} for hit in hits]}
 
 
@@ -192,6 +200,7 @@ class RealtimeCall:
     recorder: CallRecorder
     tools: ToolContext
     end_reason: str = "hangup"
+    handed_over: bool = False
 
 
 def session_instructions(settings: Settings, caller: CallerContext | None) -> str:
@@ -235,7 +244,7 @@ def build_realtime_llm(settings: Settings, *, instructions: str) -> RealtimeCall
 
 
 async def build_realtime_call(
-    websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
+    websocket: HandoverWebSocket, runtime: Runtime, services: Services, start: StreamStart
 ) -> RealtimeCall:
     """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
     settings = services.settings
@@ -243,7 +252,7 @@ async def build_realtime_call(
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
     serializer = build_serializer(settings, start)
-    transport = media_stream_transport(websocket, serializer)
+    transport = media_stream_transport(cast(WebSocket, websocket), serializer)
     llm = build_realtime_llm(settings, instructions=session_instructions(settings, caller_context))
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
@@ -278,10 +287,17 @@ async def build_realtime_call(
 
     async def apologise_and_hang_up(reason: str) -> None:
         call.end_reason = "realtime_error"
+        report_provider_error(runtime.providers, "openai", "realtime", reason)
         # The caller's last words (a transcript that reached the user aggregator just before the
         # error) are stored before the apology, so the call's record stays in order.
         await asyncio.sleep(TRANSCRIPT_SETTLE_SECS)
         await aggregators.user().push_aggregation()
+        if pipeline_configured(settings):  # go on in pipeline mode on the same stream
+            metrics.fallback_used("realtime", "pipeline")
+            call.handed_over = websocket.keep_open = True
+            serializer.keep_call_up()
+            await task.queue_frame(EndFrame())
+            return
         if apology_voice is not None:
             before = tracker.sent_ms
             await task.queue_frames([TTSSpeakFrame(APOLOGY)])
@@ -322,12 +338,18 @@ async def build_realtime_call(
     )
     call = RealtimeCall(start, call_id, task, llm, tracker, recorder, tool_ctx)
 
+    async def expect_greeting() -> None:  # a socket that accepted and says nothing has failed too
+        await asyncio.sleep(FIRST_AUDIO_SECS)
+        if tracker.sent_ms == 0 and not failover.failed:
+            failover.fail(f"no audio from the realtime API within {FIRST_AUDIO_SECS} s")
+
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
         if llm.failed:  # the connection was refused while the pipeline started
             failover.fail(llm.failed)
             return
         await task.queue_frames([LLMRunFrame()])  # the greeting
+        runtime.tasks.spawn(expect_greeting(), name=f"realtime-greeting-{start.call_sid}")
 
     @transport.event_handler("on_client_disconnected")
     async def on_disconnected(_transport: object, _ws: object) -> None:
@@ -358,6 +380,7 @@ async def build_realtime_call(
     @aggregators.user().event_handler("on_user_turn_message_added")
     async def on_caller_turn(_aggregator: object, message: UserTurnMessageAddedMessage) -> None:
         if message.content:
+            idle.caller_transcribed()
             recorder.caller_turn(message.content)
 
     @aggregators.assistant().event_handler("on_assistant_turn_stopped")
@@ -375,8 +398,9 @@ async def build_realtime_call(
 async def run_realtime_call(
     websocket: WebSocket, runtime: Runtime, services: Services, start: StreamStart
 ) -> RealtimeCall:
-    """Run one realtime call to its end and close its records."""
-    call = await build_realtime_call(websocket, runtime, services, start)
+    """Run one realtime call to its end and close its records (in pipeline mode if realtime fails)."""
+    stream = HandoverWebSocket(websocket)
+    call = await build_realtime_call(stream, runtime, services, start)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         if action != "hangup":
@@ -387,4 +411,14 @@ async def run_realtime_call(
         await call.task.queue_frame(EndFrame())
 
     await drive_call(runtime, services, start, call, on_command)
+    if call.handed_over:
+        stream.keep_open = False
+        history: list[LLMContextMessage] = []
+        for turn in call.recorder.turns:
+            if turn.text and turn.role == "caller":
+                history.append({"role": "user", "content": turn.text})
+            elif turn.text:
+                history.append({"role": "assistant", "content": turn.text})
+        logger.warning("realtime mode failed: the call goes on in pipeline mode")
+        await run_call(websocket, runtime, services, start, resume=Resume(history=history))
     return call

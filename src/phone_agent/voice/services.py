@@ -1,6 +1,7 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
-STT: OpenAI transcription (default) or Deepgram streaming (the LLM is the brain's: brain/pipeline.py).
+STT: OpenAI transcription with its ladder of endpoints (default; voice/stt_ladder.py), Deepgram
+streaming (the LLM is the brain's: brain/pipeline.py), or local Whisper.
 TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS or local Piper) behind a failover switcher.
 Every provider is reached through the base URL in Settings. ``voice_stack=local`` replaces STT and
 TTS with faster-whisper and Piper on this machine (voice/local.py).
@@ -8,8 +9,10 @@ TTS with faster-whisper and Piper on this machine (voice/local.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openai import AsyncOpenAI
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
@@ -18,13 +21,16 @@ from pipecat.services.tts_service import TTSService
 
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
-from phone_agent.http_pool import HttpPool
+from phone_agent.http_pool import HttpPool, openai_client
+from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
+from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
+STT_TIMEOUT = 10.0  # seconds for one transcription request (the ladder gives up on it much sooner)
 
 
 def _require(settings: Settings, name: str, what: str) -> str:
@@ -43,10 +49,20 @@ def websocket_base(url: str) -> str:
     return url
 
 
-def build_stt(settings: Settings, *, http: HttpPool | None = None) -> FrameProcessor:
-    """Speech-to-text: OpenAI transcription (segmented by VAD), Deepgram streaming, or local Whisper.
+def build_stt(
+    settings: Settings,
+    *,
+    http: HttpPool | None = None,
+    on_exhausted: Callable[[str], Awaitable[None]] | None = None,
+    health: ProviderHealth | None = None,
+) -> FrameProcessor:
+    """Speech-to-text: OpenAI transcription (segmented by VAD, with its ladder), Deepgram, or local Whisper.
 
-    ``http``: the process's shared connection pool for OpenAI (``http_pool``), if any.
+    Args:
+        settings: the call's settings.
+        http: the process's shared connection pool for OpenAI (``http_pool``), if any.
+        on_exhausted: called when no transcription endpoint answered an utterance (voice/stt_ladder.py).
+        health: where provider failures are reported.
     """
     if settings.voice_stack == "local":
         return build_local_stt(settings)
@@ -57,12 +73,38 @@ def build_stt(settings: Settings, *, http: HttpPool | None = None) -> FrameProce
             api_key=_require(settings, "deepgram_api_key", "speech-to-text with Deepgram"),
             base_url=settings.deepgram_base_url,
         )
-    return OpenAISTTService(
-        api_key=_require(settings, "openai_api_key", "speech-to-text"),
-        base_url=settings.openai_base_url,
-        http_client=http,
+    return LadderSTTService(
+        rungs=stt_rungs(settings, http=http),
+        on_exhausted=on_exhausted,
+        health=health,
+        http_client=http,  # Pipecat's own client (unused: the rungs transcribe) stays on the pool
         settings=OpenAISTTService.Settings(model=settings.stt_model),
     )
+
+
+def stt_rungs(settings: Settings, *, http: HttpPool | None = None) -> list[STTRung]:
+    """The STT ladder's endpoints: ``stt_model``, then ``stt_fallback_provider`` (unless none)."""
+    key = _require(settings, "openai_api_key", "speech-to-text")
+    primary = _stt_client(key, settings.openai_base_url, http)
+    rungs = [STTRung("primary", "openai", settings.stt_model, client=primary)]
+    if settings.stt_fallback_provider == "deepgram" and settings.secret("deepgram_api_key"):
+        model = settings.stt_fallback_model if settings.stt_fallback_model.startswith("nova") else "nova-3"
+        transcriber = DeepgramTranscriber(
+            api_key=str(settings.secret("deepgram_api_key")), base_url=settings.deepgram_base_url, http=http
+        )
+        rungs.append(STTRung("secondary", "deepgram", model, deepgram=transcriber))
+    elif settings.stt_fallback_provider == "openai" and settings.stt_fallback_model:
+        base_url = settings.stt_fallback_base_url or settings.openai_base_url
+        client = _stt_client(settings.secret("stt_fallback_api_key") or key, base_url, http)
+        provider = "openai" if base_url == settings.openai_base_url else "stt_secondary"
+        rungs.append(STTRung("secondary", provider, settings.stt_fallback_model, client=client))
+    return rungs
+
+
+def _stt_client(api_key: str, base_url: str, http: HttpPool | None) -> AsyncOpenAI:
+    if http is None:
+        return AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=STT_TIMEOUT)
+    return openai_client(api_key=api_key, base_url=base_url, http=http, timeout=STT_TIMEOUT)
 
 
 class ElevenLabsCallTTSService(ElevenLabsTTSService):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from phone_agent.brain.builtins._common import db
 from phone_agent.brain.hours import spoken_time
-from phone_agent.brain.tools import Tool, ToolContext
+from phone_agent.brain.tools import Tool, ToolContext, read_memory
 from phone_agent.errors import ToolError
 from phone_agent.storage.tables import Appointment, Message
 
@@ -24,13 +24,17 @@ async def lookup_caller(ctx: ToolContext, _args: LookupCallerArgs) -> dict[str, 
         raise ToolError("The caller's number is unknown, so there is nothing to look up.")
     result: dict[str, object] = {"phone": ctx.caller_phone}
     if ctx.memory is not None:
-        context = await ctx.memory.caller_context(ctx.caller_phone)
-        result.update(
-            known=context.known,
-            name=context.name,
-            profile=context.profile,
-            memories=[item.content for item in context.memories],
-        )
+        try:
+            context = await read_memory(ctx.memory.caller_context(ctx.caller_phone), what="Caller memory")
+        except ToolError as exc:  # the appointments and messages below still answer
+            result["memory"] = str(exc)
+        else:
+            result.update(
+                known=context.known,
+                name=context.name,
+                profile=context.profile,
+                memories=[item.content for item in context.memories],
+            )
     tz = ZoneInfo(ctx.settings.timezone)
     async with db(ctx) as session:
         appointments = await session.scalars(
