@@ -301,7 +301,9 @@ async def test_drop_cuts_a_stream_mid_way(fake_openai: FakeOpenAI, sdk: Sdk) -> 
     assert len(received) <= 1  # at most the first chunk arrived before the cut
 
 
-async def test_a_fault_for_one_path_leaves_the_others_alone(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+async def test_a_fault_for_one_path_leaves_the_others_alone(
+    fake_openai: FakeOpenAI, tmp_path: Path, sdk: Sdk
+) -> None:
     fake_openai.fail_next(2, status=401, path="/audio/transcriptions")
     client = sdk(fake_openai)
     ok = await client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "x"}])

@@ -108,7 +108,7 @@ async def test_llm_chain_counts_provider_errors_and_fallbacks(
             await chain.aclose()
     after = metrics.exposition().decode()
     assert stream.provider == "secondary"
-    errors = ("phone_agent_provider_errors_total", {"provider": "llm", "kind": "primary"})
+    errors = ("phone_agent_provider_errors_total", {"provider": "llm", "kind": "http_500"})
     used = ("phone_agent_fallbacks_total", {"component": "llm", "to": "secondary"})
     for name, labels in (errors, used):
         assert value(after, name, **labels) == value(before, name, **labels) + 1

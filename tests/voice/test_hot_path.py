@@ -67,7 +67,7 @@ async def test_in_a_call_caller_audio_makes_three_hops_and_agent_audio_stops_aft
             await caller.wait_for_quiet(0.6, timeout=30)
 
     caller_hops = {dest: n for (kind, dest), n in hops.items() if kind == "caller"}
-    assert set(caller_hops) == {"OpenAISTTService", "LLMUserAggregator", "DropFrames"}
+    assert set(caller_hops) == {"LadderSTTService", "LLMUserAggregator", "DropFrames"}  # STT with its ladder
     assert sum(caller_hops.values()) == 3 * frames["caller"] and frames["caller"] > 100
     agent_ends = {dest for (kind, dest), _ in hops.items() if kind == "agent"}
     assert "DropFrames" in agent_ends and "InterruptedContextFilter" not in agent_ends
