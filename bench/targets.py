@@ -62,6 +62,7 @@ class OurTarget(Target):
     auth_token: str = ""
     account_sid: str = ""
     workdir: tempfile.TemporaryDirectory[str] | None = None
+    placed: int = 0  # calls placed so far: each gets its own CallSid, as Twilio gives
 
     @property
     def base_url(self) -> str:
@@ -69,7 +70,8 @@ class OurTarget(Target):
 
     async def plan_call(self, index: int) -> CallPlan:
         """POST /phone/incoming as Twilio would; the TwiML names the stream URL and its parameters."""
-        call_sid = f"CA{index:032x}"
+        self.placed += 1  # a CallSid is never reused: a repeated one is refused (a replayed webhook)
+        call_sid = f"CA{self.placed:016x}{index:016x}"
         form = {
             "AccountSid": self.account_sid,
             "CallSid": call_sid,
@@ -288,7 +290,11 @@ class ResourceSampler:
 
     def sample(self) -> Sample:
         cpu, rss = 0.0, 0
-        for proc in [self.process, *self.process.children(recursive=True)]:
+        try:
+            children = self.process.children(recursive=True)
+        except psutil.Error:  # the bot has exited: nothing of it left to sample
+            children = []
+        for proc in [self.process, *children]:
             try:
                 times = proc.cpu_times()
                 cpu += times.user + times.system
