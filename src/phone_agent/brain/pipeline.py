@@ -41,7 +41,7 @@ from loguru import logger
 from openai import AsyncOpenAI
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.frames.frames import EagerEndOfTurnCancelFrame, FunctionCallResultProperties, TTSSpeakFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.llm import OpenAILLMService
@@ -101,7 +101,11 @@ class ChainedLLMService(OpenAILLMService):
         params = self.build_chat_completion_params(params_from_context)
         params["messages"] = await self.pack_messages(list(params["messages"]))
         self.last_stream = await self.chain.stream(canned_text=self.exhausted_reply, **params)
-        if self.last_stream.canned and self.on_exhausted is not None:
+        if self.last_stream.canned and self._speculation_gate.is_speculating:
+            # a reply prepared before the turn was confirmed (voice/turn_end.py): withdraw it, so
+            # the rescue starts only from the confirmed turn's own request
+            await self.broadcast_frame(EagerEndOfTurnCancelFrame)
+        elif self.last_stream.canned and self.on_exhausted is not None:
             await self.on_exhausted("; ".join(self.last_stream.failures) or "no LLM answered")
         return self.last_stream
 
