@@ -203,7 +203,9 @@ class FakeOpenAI(FakeServer):
             return JSONResponse(completion_json(body, reply))
         index = len(self.chat_requests) - 1
         return StreamingResponse(
-            self._stream(body, reply, index), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            self._stream(body, reply, index),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
         )
 
     def _generation_time(self, reply: Reply) -> float:

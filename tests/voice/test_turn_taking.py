@@ -85,7 +85,9 @@ async def test_the_reply_is_requested_before_the_turn_is_confirmed_and_dropped_w
         async with agent.caller() as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)
-            turn = await caller.say_frames(paused("I would like to book a table", 0.7, "for two people please"))
+            turn = await caller.say_frames(
+                paused("I would like to book a table", 0.7, "for two people please")
+            )
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
             await caller.wait_for_quiet(1.0, timeout=30)
     early, final = reply_requests(agent)  # the early request went while the caller paused

@@ -87,8 +87,10 @@ class FirstClauseAggregator(SimpleTextAggregator):
             if words >= FIRST_WORDS:
                 return True
             started = self._first_token_at
-            return words >= MIN_TIMED_WORDS and started is not None and (
-                time.monotonic() - started >= FIRST_PIECE_SECS
+            return (
+                words >= MIN_TIMED_WORDS
+                and started is not None
+                and (time.monotonic() - started >= FIRST_PIECE_SECS)
             )
         return False
 

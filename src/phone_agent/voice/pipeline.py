@@ -59,11 +59,11 @@ from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from phone_agent.voice.stream import StreamStart
-from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.streaming_stt import SegmentSettledFrame, StreamingSTTService
+from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
-from phone_agent.voice.turn_end import CallTurnStopStrategy
 from phone_agent.voice.tts_fallback import TTSFailover
+from phone_agent.voice.turn_end import CallTurnStopStrategy
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2

@@ -28,8 +28,8 @@ from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
-from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 from phone_agent.voice.streaming_stt import StreamingSTTService
+from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
@@ -86,13 +86,20 @@ def build_stt(
     )
     if settings.stt_mode == "segmented":
         return ladder
+    url = streaming_stt_url(settings)
     return StreamingSTTService(
         api_key=_require(settings, "openai_api_key", "speech-to-text"),
-        base_url=streaming_stt_url(settings),
+        base_url=url,
         model=settings.stt_model,
         fallback=ladder,
         health=health,
+        # an OpenAI-compatible server nobody said has realtime transcription: its refusal is no failure
+        refusal_is_failure=settings.source_of("realtime_base_url") != "default"
+        or url.startswith(OPENAI_REALTIME),
     )
+
+
+OPENAI_REALTIME = "wss://api.openai.com/"
 
 
 def streaming_stt_url(settings: Settings) -> str:

@@ -41,7 +41,8 @@ from pipecat.audio.utils import pcm_to_wav
 from pipecat.audio.vad.vad_analyzer import VADState
 from pipecat.frames.frames import DataFrame, InputAudioRawFrame, TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.openai.stt import OpenAIRealtimeSTTService
+from pipecat.services.openai.stt import OpenAIRealtimeSTTService, OpenAIRealtimeSTTSettings
+from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from phone_agent.ops import metrics
@@ -132,6 +133,7 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
         model: str,
         fallback: LadderSTTService,
         health: ProviderHealth | None = None,
+        refusal_is_failure: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -142,6 +144,9 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
             **kwargs,
         )
         self.fallback, self.health = fallback, health
+        # False: an endpoint nobody configured for realtime transcription (an OpenAI-compatible
+        # server's host): refusing the handshake only means it has none, not that it failed
+        self.refusal_is_failure = refusal_is_failure
         self.streaming = True  # False once the session failed: the ladder for the rest of the call
         self.failure: str | None = None
         self._ring: deque[bytes] = deque()  # the last PRE_ROLL_SECS of audio while the caller is quiet
@@ -294,7 +299,7 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
     async def _connect(self) -> None:
         """Open the session in the background: the call (and its greeting) never waits for it."""
         self._disconnecting = False
-        self._receive_task = self.create_task(self._run_session())
+        self._receive_task = self.create_task(self._run_session())  # type: ignore[assignment]
 
     async def _run_session(self) -> None:
         try:
@@ -313,6 +318,10 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
             status = getattr(getattr(exc, "response", None), "status_code", None)
             kind = f"http_{status}" if isinstance(status, int) else error_kind(exc)
             failure = (kind, f"{type(exc).__name__}: {kind}")
+            if self._websocket is None and not self.refusal_is_failure:
+                logger.info("no realtime transcription at {} ({}): segmented STT", self._base_url, kind)
+                self.streaming, self.failure = False, f"{kind}: not offered"
+                return
         if not self._disconnecting:
             await self._stream_failed(*failure)
 
@@ -327,12 +336,19 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
 
     async def _send_session_update(self) -> None:
         """Transcribe mu-law at 8 kHz (the phone's audio), local VAD (no server turn detection)."""
-        transcription: dict[str, Any] = {"model": self._settings.model}
-        language = self._settings.language
-        if language:
-            transcription["language"] = self._language_to_code(language)  # type: ignore[arg-type]
-        input_audio = {"format": {"type": "audio/pcmu"}, "transcription": transcription, "turn_detection": None}
-        await self._ws_send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": input_audio}}})
+        settings: OpenAIRealtimeSTTSettings = self._settings
+        transcription: dict[str, Any] = {"model": settings.model}
+        language = settings.language
+        if isinstance(language, Language):
+            transcription["language"] = self._language_to_code(language)
+        input_audio = {
+            "format": {"type": "audio/pcmu"},
+            "transcription": transcription,
+            "turn_detection": None,
+        }
+        await self._ws_send(
+            {"type": "session.update", "session": {"type": "transcription", "audio": {"input": input_audio}}}
+        )
 
     async def _ws_send(self, message: dict[str, Any]) -> None:
         websocket = self._websocket

@@ -13,7 +13,8 @@ smart-turn, then the transcript) with three changes:
   silence with the caller quiet at that moment (Silero hearing no new speech), so "Thanks, that is
   all." stays one caller turn with one reply. The wait is hidden behind the LLM's first token.
 - **Every transcript of the turn.** With the streaming STT a turn may have several commits (one per
-  pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at most ``SEGMENT_WAIT_SECS`` of silence.
+  pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at
+  most ``SEGMENT_WAIT_SECS`` of silence for one the STT still holds.
 
 Silence is counted in the caller's audio frames as the aggregator processes them (VAD has scored
 each one by then), not in wall time: when smart-turn or a busy event loop holds the aggregator up,
@@ -60,7 +61,9 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         super().__init__(**kwargs)
         self._vad = vad
         self.confirm_secs = CONFIRM_SECS if confirm_secs is None else confirm_secs
-        self.speculate_after_secs = SPECULATE_AFTER_SECS if speculate_after_secs is None else speculate_after_secs
+        self.speculate_after_secs = (
+            SPECULATE_AFTER_SECS if speculate_after_secs is None else speculate_after_secs
+        )
         self.turn_text: Callable[[], str] = lambda: self._text  # the user aggregator's text (set by the call)
         self.speculations = 0  # preemptive requests started (tests, bench)
         self.cancelled = 0  # ... of them cancelled
@@ -146,4 +149,3 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self.cancelled += 1
             await self.trigger_user_turn_speculation_cancelled()
         await super().trigger_user_turn_stopped(enable_user_speaking_frames=enable_user_speaking_frames)
-
