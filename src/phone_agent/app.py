@@ -12,7 +12,9 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import exports as admin_exports
 from phone_agent.admin import knowledge as admin_knowledge
+from phone_agent.admin import owner as admin_owner
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
@@ -37,6 +39,8 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_api.router,
         admin_knowledge.router,
         admin_try_it.router,
+        admin_owner.router,
+        admin_exports.router,
         phone.router,
         chat.router,
         transfer.router,

@@ -21,6 +21,7 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.owner import header_counts
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
@@ -204,6 +205,7 @@ async def admin_context(
         "callers": await search_callers(services, caller_query),
         "max_upload_mb": settings.max_upload_mb,
         "upload_error": upload_error,
+        **await header_counts(services),
     }
 
 
@@ -233,9 +235,8 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep, admi
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
-    return render(
-        request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
-    )
+    context = {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
+    return render(request, "call.html", {**context, **await header_counts(services)})
 
 
 def waterfall_chart(call: dict[str, Any], *, width: int = 640, row_height: int = 26) -> dict[str, Any]:

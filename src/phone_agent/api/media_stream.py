@@ -99,6 +99,7 @@ async def hand_over_busy_call(services: Services, call_sid: str, reason: str) ->
     await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"overflow → {action}")
     return True
 
+
 async def close_failed_call(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> None:
     """Close (and release) a call whose pipeline failed; a no-op when it got to close its records."""
     try:
