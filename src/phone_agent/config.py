@@ -234,6 +234,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Most owner notifications of one kind per hour, across all workers (0 = no limit).",
     )
+    recording_enabled: bool = Field(
+        False,
+        description="Record every phone call through Twilio (played back on the admin page, deleted with "
+        "the caller's data); callers hear recording_consent first.",
+    )
+    recording_consent: str = Field(
+        "This call is recorded.",
+        description="Sentence said at the start of every recorded call, before the greeting.",
+    )
     fallback_action: Literal["auto", "transfer", "voicemail", "hang_up"] = Field(
         "auto",
         description="What a caller gets when the agent cannot talk (a provider down, not configured, "

@@ -317,6 +317,27 @@ class ProviderStatus(Base):
     last_kind: Mapped[str | None] = mapped_column(String(64))
 
 
+# --- call recordings (issue 15) ------------------------------------------------------------------
+class CallRecording(Base):
+    """A Twilio recording of a call: its SID, where Twilio keeps the media and what its status
+    callback said. Personal data: deleted (here and at Twilio) with the caller's calls."""
+
+    __tablename__ = "call_recordings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)  # no FK: the row outlives a deleted
+    # call until Twilio confirmed the deletion of the media (``storage.recordings``)
+    status: Mapped[str] = mapped_column(String(32), default="in-progress")
+    media_url: Mapped[str | None] = mapped_column(String(500))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -324,6 +345,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Call",
+    "CallRecording",
     "CallTurn",
     "Caller",
     "ConfigOverride",

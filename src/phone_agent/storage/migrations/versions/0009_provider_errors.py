@@ -5,7 +5,7 @@
 ``provider_status``: each provider's last OK and last error, for the admin page of any worker.
 
 Revision ID: 0009_provider_errors
-Revises: 0008_instances
+Revises: 0011_call_recordings
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_provider_errors"
-down_revision = "0008_instances"
+down_revision = "0011_call_recordings"
 branch_labels = None
 depends_on = None
 
