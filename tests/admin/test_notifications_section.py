@@ -31,10 +31,14 @@ def audit(client: TestClient) -> list[tuple[str | None, str | None, str | None]]
     return asyncio.run(fetch())
 
 
-def test_notification_settings_are_saved_and_the_password_is_never_shown(admin: tuple[TestClient, str]) -> None:
+def test_notification_settings_are_saved_and_the_password_is_never_shown(
+    admin: tuple[TestClient, str],
+) -> None:
     client, csrf = admin
     page = client.get("/admin").text
-    assert 'id="notifications"' in page and 'name="owner_sms_number"' in page and 'name="smtp_password"' in page
+    assert (
+        'id="notifications"' in page and 'name="owner_sms_number"' in page and 'name="smtp_password"' in page
+    )
     saved = client.post(
         "/admin/settings/notifications",
         data={
@@ -69,7 +73,12 @@ def test_notification_settings_are_saved_and_the_password_is_never_shown(admin: 
     # Saving the section again with the password field left empty keeps the password.
     again = client.post(
         "/admin/settings/notifications",
-        data={"csrf_token": csrf, "smtp_password": "", "smtp_starttls": "false", "smtp_host": "mail.example.com"},
+        data={
+            "csrf_token": csrf,
+            "smtp_password": "",
+            "smtp_starttls": "false",
+            "smtp_host": "mail.example.com",
+        },
         headers=JSON,
     )
     assert again.json()["changed"] == ["smtp_host"]
@@ -85,5 +94,7 @@ def test_bad_notification_values_are_refused_with_the_reason(admin: tuple[TestCl
     )
     assert refused.status_code == 422
     errors = refused.json()["errors"]
-    assert "e-mail address" in errors["owner_email"] and "unknown channel 'pager'" in errors["notify_channels"]
+    assert (
+        "e-mail address" in errors["owner_email"] and "unknown channel 'pager'" in errors["notify_channels"]
+    )
     assert overrides(client) == {}
