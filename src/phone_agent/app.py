@@ -14,6 +14,7 @@ from phone_agent import __version__
 from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
+from phone_agent.admin import recordings as admin_recordings
 from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
@@ -39,6 +40,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_knowledge.router,
         admin_routing.router,
         admin_try_it.router,
+        admin_recordings.router,
         phone.router,
         chat.router,
         transfer.router,

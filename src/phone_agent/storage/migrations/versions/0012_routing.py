@@ -5,7 +5,7 @@
 fired, where and why) and ``tags`` (labels given by tag rules).
 
 Revision ID: 0012_routing
-Revises: 0008_instances
+Revises: 0009_provider_errors
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_routing"
-down_revision = "0008_instances"
+down_revision = "0009_provider_errors"
 branch_labels = None
 depends_on = None
 
