@@ -16,6 +16,8 @@ from phone_agent.admin import exports as admin_exports
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import owner as admin_owner
 from phone_agent.admin import pages as admin_pages
+from phone_agent.admin import recordings as admin_recordings
+from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
@@ -38,9 +40,11 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_routing.router,
         admin_try_it.router,
         admin_owner.router,
         admin_exports.router,
+        admin_recordings.router,
         phone.router,
         chat.router,
         transfer.router,

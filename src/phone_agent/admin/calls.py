@@ -47,6 +47,9 @@ def call_row(call: Call) -> dict[str, Any]:
         "outcome": call.outcome,
         "outcome_label": outcome_label(call.outcome),
         "channel": "chat" if call.direction == "chat" else "call",
+        "routing_rule": call.routing_rule,  # the rule that fired last (None: no rule fired)
+        "routing_events": call.routing_events or [],
+        "tags": call.tags or [],
     }
 
 

@@ -155,7 +155,9 @@ async def appointments_page(
         "csrf_token": admin.csrf_token,
         "view": view,
         "first": first,
-        "days": [{"date": d, "label": d.strftime("%A %d %B"), "bookings": items} for d, items in days.items()],
+        "days": [
+            {"date": d, "label": d.strftime("%A %d %B"), "bookings": items} for d, items in days.items()
+        ],
         "count": len(rows),
         "previous": (first - step).isoformat(),
         "next": (first + step).isoformat(),
