@@ -35,7 +35,8 @@ SLOW_MACHINE_TIMEOUT = 400  # seconds: CPU-bound local models on a 2-core machin
 
 
 def bound_socket() -> socket.socket:
-    """A socket bound to a free loopback port (its port is known before the app is built)."""
+    """A socket bound to an ephemeral 127.0.0.1 port: its address is known before the app is built
+    (for ``PUBLIC_URL``, where Twilio's callbacks go)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -44,7 +45,8 @@ def bound_socket() -> socket.socket:
 
 @contextmanager
 def serve(app: FastAPI, sock: socket.socket | None = None) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread (on ``sock`` if given); yields its ws:// base URL."""
+    """Serve ``app`` with uvicorn in a thread (on ``sock`` when given: see ``bound_socket``); yields
+    its ws:// base URL."""
     sock = sock or bound_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(

@@ -15,6 +15,8 @@ from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import outbound as admin_outbound
 from phone_agent.admin import pages as admin_pages
+from phone_agent.admin import recordings as admin_recordings
+from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import calls, chat, health, media_stream, memory, metrics, outbound, phone, transfer
@@ -37,8 +39,10 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_routing.router,
         admin_try_it.router,
         admin_outbound.router,
+        admin_recordings.router,
         phone.router,
         chat.router,
         transfer.router,

@@ -7,7 +7,8 @@ Pipecat's `TwilioFrameSerializer(base_url=fake.url)` for its hang-up. Basic auth
 Inbound calls are created by the phone network, not the REST API: register them with
 `add_call(...)` so updates to them succeed (unknown call SIDs get Twilio's 404, code 20404).
 `on_call_update(call_sid, callback)` lets a `MediaStreamCaller` end its stream when the agent
-hangs up or redirects the call, as Twilio does.
+hangs up or redirects the call, as Twilio does. Call recordings (started over REST, completed when
+the call ends, reported by signed status callbacks) are in `tests.fakes.twilio_recordings`.
 
 Outbound calls (``POST /Calls.json``) then progress as on Twilio: status callbacks, the answer
 TwiML fetched from ``Url``, answering-machine detection (``fake.network``: `OutboundNetwork`, with
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from tests.fakes.base import ASGIApp, FakeServer
 from tests.fakes.twilio_outbound import OutboundNetwork
+from tests.fakes.twilio_recordings import RecordingsMixin
 
 API = "/2010-04-01/Accounts/{account}"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -57,8 +59,9 @@ class TwilioError(Exception):
         }
 
 
-class FakeTwilioREST(FakeServer):
-    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`."""
+class FakeTwilioREST(RecordingsMixin, FakeServer):
+    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`,
+    `.recordings` (see `tests.fakes.twilio_recordings`)."""
 
     name = "twilio"
 
@@ -74,6 +77,7 @@ class FakeTwilioREST(FakeServer):
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._state_lock = threading.Lock()
         self.network = OutboundNetwork(self)
+        self._init_recordings()
 
     # -- test-side API ----------------------------------------------------------------------------
     def client(self, **kwargs: Any) -> Any:
@@ -125,6 +129,7 @@ class FakeTwilioREST(FakeServer):
         self.numbers.clear()
         self._listeners.clear()
         self.network.reset()
+        self._init_recordings()
 
     def error_body(self, status: int) -> dict[str, Any]:
         return TwilioError(status, 20500, "An internal server error has occurred").body
@@ -138,6 +143,7 @@ class FakeTwilioREST(FakeServer):
             Route(API + "/Messages.json", self._messages, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers.json", self._numbers, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers/{sid}.json", self._number, methods=["GET", "POST", "DELETE"]),
+            *self.recording_routes(API),
         ]
         handlers = {TwilioError: _error_response, 404: _not_found, 405: _not_found}
         return Starlette(routes=routes, exception_handlers=handlers)
@@ -283,6 +289,8 @@ class FakeTwilioREST(FakeServer):
                 call["_redirected_to"] = redirect
             call["date_updated"] = formatdate(usegmt=False)
         self.network.updated(sid)
+        if status:  # the call ended: its recordings complete and Twilio reports them
+            self._complete_recordings(sid)
         for callback in self._listeners.get(sid, []):
             callback(_public(call) | {"_update": params})
         return JSONResponse(_public(call))

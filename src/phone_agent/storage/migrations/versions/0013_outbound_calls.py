@@ -4,7 +4,7 @@
 callbacks received, the answering-machine verdict). ``do_not_call``: numbers never to dial.
 
 Revision ID: 0013_outbound_calls
-Revises: 0008_instances
+Revises: 0012_routing
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_outbound_calls"
-down_revision = "0008_instances"
+down_revision = "0012_routing"
 branch_labels = None
 depends_on = None
 
