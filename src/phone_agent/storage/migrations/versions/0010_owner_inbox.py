@@ -6,7 +6,7 @@ voicemail, abandoned, spam) and ``summary_source`` (llm | rules), written after 
 ``notified_at`` (the owner was told once).
 
 Revision ID: 0010_owner_inbox
-Revises: 0012_routing
+Revises: 0013_outbound_calls
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_owner_inbox"
-down_revision = "0012_routing"
+down_revision = "0013_outbound_calls"
 branch_labels = None
 depends_on = None
 
