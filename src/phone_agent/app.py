@@ -14,6 +14,7 @@ from phone_agent import __version__
 from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
+from phone_agent.admin import softphone as admin_softphone
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
@@ -43,6 +44,7 @@ def routers_for(role: Role) -> list[APIRouter]:
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,
+        admin_softphone.router,  # the admin page's softphone runs calls, so the voice bridge serves it
     ]
     memory_service: list[APIRouter] = [
         memory.router,

@@ -33,6 +33,7 @@ def call_row(call: Call) -> dict[str, Any]:
         "from_number": call.from_number,
         "to_number": call.to_number,
         "direction": call.direction,
+        "channel": call.channel,
         "status": call.status,
         "started_at": call.started_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
