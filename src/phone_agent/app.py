@@ -12,6 +12,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import connections as admin_connections
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import softphone as admin_softphone
@@ -38,6 +39,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_api.router,
         admin_knowledge.router,
         admin_try_it.router,
+        admin_connections.router,
         phone.router,
         chat.router,
         transfer.router,

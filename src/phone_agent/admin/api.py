@@ -51,7 +51,7 @@ async def save_settings(
         return render(request, "admin.html", context, status_code=422)
     if auth.wants_json(request):
         saved = runtime.current.settings  # read again on purpose: the answer shows what was just saved
-        values = {name: getattr(saved, name) for name in SECTIONS[section]}
+        values = {name: saved.shown(name) for name in SECTIONS[section]}  # secrets and URLs masked
         sources = {name: saved.source_of(name) for name in SECTIONS[section]}
         return JSONResponse({"ok": True, "changed": changed, "values": values, "sources": sources})
     return RedirectResponse(f"/admin?saved={section}#{section}", status_code=303)

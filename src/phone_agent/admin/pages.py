@@ -22,6 +22,7 @@ from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
 from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.admin.setup_checklist import missing_items
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import NotFoundError, StoreError
@@ -204,6 +205,7 @@ async def admin_context(
         "callers": await search_callers(services, caller_query),
         "max_upload_mb": settings.max_upload_mb,
         "upload_error": upload_error,
+        "setup_missing": missing_items(settings),
     }
 
 

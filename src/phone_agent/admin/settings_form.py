@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from phone_agent.config import Settings, shown_value
+from phone_agent.config import Settings, is_secret, shown_value
 from phone_agent.errors import ConfigError
 from phone_agent.ops.control import broadcast_config_change
 from phone_agent.runtime import Runtime
@@ -41,6 +41,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "fallback_action",
     ),
     "llm": ("llm_provider", "llm_model", "llm_base_url"),
+    # provider credentials (System → Providers, and the setup checklist); each form has "Test connection"
+    "openai": ("openai_api_key", "openai_base_url"),
+    "elevenlabs": ("elevenlabs_api_key", "elevenlabs_base_url"),
+    "deepgram": ("deepgram_api_key", "deepgram_base_url"),
+    "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_api_base_url"),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
 LABELS = {
@@ -60,6 +65,15 @@ LABELS = {
     "llm_provider": "Provider",
     "llm_model": "Model",
     "llm_base_url": "Base URL",
+    "openai_api_key": "OpenAI API key",
+    "openai_base_url": "OpenAI base URL",
+    "elevenlabs_api_key": "ElevenLabs API key",
+    "elevenlabs_base_url": "ElevenLabs base URL",
+    "deepgram_api_key": "Deepgram API key",
+    "deepgram_base_url": "Deepgram base URL",
+    "twilio_account_sid": "Twilio Account SID",
+    "twilio_auth_token": "Twilio auth token",
+    "twilio_api_base_url": "Twilio REST API base URL",
 }
 TEXTAREAS = {"instructions", "greeting"}
 
@@ -73,7 +87,7 @@ class FieldView:
     value: Any
     source: str
     description: str
-    kind: Literal["text", "textarea", "range", "select"]
+    kind: Literal["text", "textarea", "range", "select", "secret"]
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
@@ -101,7 +115,9 @@ def field_views(
         info = Settings.model_fields[name]
         annotation = info.annotation
         value = (entered or {}).get(name, settings.shown(name))
-        kind: Literal["text", "textarea", "range", "select"] = "text"
+        kind: Literal["text", "textarea", "range", "select", "secret"] = "text"
+        if is_secret(name):  # never echo a secret back, not even one just typed into a refused form
+            kind, value = "secret", settings.shown(name)
         choices: tuple[str, ...] = ()
         low, high = None, None
         if get_origin(annotation) is Literal:
@@ -170,6 +186,11 @@ def _field_errors(settings: Settings, changes: dict[str, Any]) -> dict[str, str]
     return errors
 
 
+def _plain(value: Any) -> Any:
+    """A validated value as it is stored: a secret's own text (the audit entry masks it)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], *, actor: str) -> list[str]:
     """Validate and store a section's changes; returns the names that changed.
 
@@ -185,7 +206,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
     if errors:
         raise FormErrors(errors)
     validated = settings.with_overrides(changes)
-    typed = {name: getattr(validated, name) for name in changes}  # store 0.8, not "0.8"
+    typed = {name: _plain(getattr(validated, name)) for name in changes}  # store 0.8, not "0.8"
     async with transaction(runtime.sessions) as session:
         await save_overrides(session, settings, typed, actor=actor)
     await runtime.apply_overrides()
