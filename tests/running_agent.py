@@ -34,12 +34,20 @@ requires_local = pytest.mark.skipif(
 SLOW_MACHINE_TIMEOUT = 400  # seconds: CPU-bound local models on a 2-core machine shared with others
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yields its ws:// base URL."""
+def bound_socket() -> socket.socket:
+    """A socket bound to an ephemeral 127.0.0.1 port: its address is known before the app is built
+    (for ``PUBLIC_URL``, where Twilio's callbacks go)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(app: FastAPI, sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread (on ``sock`` when given: see ``bound_socket``); yields
+    its ws:// base URL."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(

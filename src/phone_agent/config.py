@@ -52,6 +52,11 @@ WELL_KNOWN_ENV = {
     "admin_password": "ADMIN_PASSWORD",
 }
 
+# Owner notifications: the channels and the kinds of events (``notifications.OwnerEvent.kind``).
+NOTIFY_CHANNELS = ("sms", "email")
+OWNER_EVENT_KINDS = ("message", "voicemail", "booking", "transfer_failed", "provider_failure", "digest")
+EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient receptionist answering the phone. Keep answers short (one or two "
     "sentences), speak naturally, never use lists or markdown. Answer from the business facts and "
@@ -193,7 +198,50 @@ class Settings(BaseSettings):
         None, description="Human to transfer calls to (E.164, or national with default_country)."
     )
     owner_sms_number: str | None = Field(
-        None, description="Number that receives messages by SMS (E.164, or national with default_country)."
+        None,
+        description="Number that receives owner notifications by SMS: messages, voicemails, provider "
+        "failures (E.164, or national with default_country).",
+    )
+    # --- Owner notifications ---------------------------------------------------------------
+    owner_email: str | None = Field(
+        None, description="E-mail address that receives owner notifications (needs smtp_host)."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server that sends owner e-mails, e.g. smtp.example.com."
+    )
+    smtp_port: int = Field(
+        587, ge=1, le=65535, description="Port of smtp_host (587 = submission with STARTTLS, 465 = TLS)."
+    )
+    smtp_username: str | None = Field(None, description="SMTP login name (none: send without logging in).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str | None = Field(
+        None, description="Sender address of owner e-mails (default: smtp_username, else owner_email)."
+    )
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS (port 465 always uses TLS)."
+    )
+    notify_channels: str = Field(
+        "sms,email",
+        description="How the owner is notified (comma-separated): sms (to owner_sms_number), email "
+        "(to owner_email); a channel without its number or address is skipped.",
+    )
+    notify_events: str = Field(
+        ",".join(OWNER_EVENT_KINDS),
+        description="Which events notify the owner (comma-separated): " + ", ".join(OWNER_EVENT_KINDS) + ".",
+    )
+    notify_max_per_hour: int = Field(
+        20,
+        ge=0,
+        description="Most owner notifications of one kind per hour, across all workers (0 = no limit).",
+    )
+    recording_enabled: bool = Field(
+        False,
+        description="Record every phone call through Twilio (played back on the admin page, deleted with "
+        "the caller's data); callers hear recording_consent first.",
+    )
+    recording_consent: str = Field(
+        "This call is recorded.",
+        description="Sentence said at the start of every recorded call, before the greeting.",
     )
     fallback_action: Literal["auto", "transfer", "voicemail", "hang_up"] = Field(
         "auto",
@@ -389,6 +437,31 @@ class Settings(BaseSettings):
             return None
         return e164(value, info.data.get("default_country") or "US")
 
+    @field_validator("owner_email", "smtp_from")
+    @classmethod
+    def _email_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not EMAIL_ADDRESS.fullmatch(value):
+            raise ValueError("not an e-mail address; write it like owner@example.com")
+        return value
+
+    @field_validator("smtp_host", "smtp_username")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _channels(cls, value: str) -> str:
+        return _name_list(value, NOTIFY_CHANNELS, "channel")
+
+    @field_validator("notify_events")
+    @classmethod
+    def _events(cls, value: str) -> str:
+        return _name_list(value, OWNER_EVENT_KINDS, "event")
+
     # --- Helpers ---------------------------------------------------------------------------
     def port_for(self, role: Role) -> int:
         """Default port of a role."""
@@ -467,6 +540,20 @@ def e164(number: str, default_country: str = "US") -> str:
             f"not a phone number; write it like +15551234567 or, in {default_country}, like (555) 123-4567"
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _name_list(value: str, known: tuple[str, ...], what: str) -> str:
+    """A comma-separated list of known names, normalised (``"SMS, email"`` → ``"sms,email"``)."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)} (comma-separated)")
+    return ",".join(dict.fromkeys(names))
+
+
+def name_list(value: str) -> tuple[str, ...]:
+    """The names of a comma-separated list setting (``notify_channels``, ``notify_events``)."""
+    return tuple(part for part in value.split(",") if part)
 
 
 def setting_names() -> list[str]:

@@ -187,6 +187,7 @@ class Runtime:
                 try:
                     await services.local_memory.purge_expired(services.settings.memory_retention_days)
                     await forget_old_requests(services.sessions)
+                    await services.delete_orphaned_recordings()  # of the calls retention just deleted
                 except Exception as exc:  # database not ready yet: try again next round
                     logger.warning("memory: retention purge failed: {}", type(exc).__name__)
             await asyncio.sleep(RETENTION_INTERVAL)

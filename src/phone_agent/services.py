@@ -30,6 +30,7 @@ from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.storage.db import create_engine, session_factory
 from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
+from phone_agent.telephony.recordings import delete_orphaned_recordings
 from phone_agent.telephony.stream_token import signing_key
 
 
@@ -122,8 +123,15 @@ class Services:
         start_outbox_replay(settings=self.settings, sessions=self.sessions, store=self.memory)
 
     async def forget_caller(self, phone: str) -> bool:
-        """Privacy delete: the caller's profile, memories, calls and transcripts, everywhere."""
-        return await delete_caller(store=self.memory, local=self.local_memory, phone=phone)
+        """Privacy delete: the caller's profile, memories, calls, transcripts and call recordings
+        (at Twilio too), everywhere."""
+        deleted = await delete_caller(store=self.memory, local=self.local_memory, phone=phone)
+        await self.delete_orphaned_recordings()
+        return deleted
+
+    async def delete_orphaned_recordings(self) -> int:
+        """Delete the recordings (at Twilio, then their rows) whose calls are gone."""
+        return await delete_orphaned_recordings(self.control, self.sessions)
 
     async def aclose(self) -> None:
         """Close what these services opened (the shared pool and engine only when they own them)."""

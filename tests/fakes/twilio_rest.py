@@ -7,7 +7,8 @@ Pipecat's `TwilioFrameSerializer(base_url=fake.url)` for its hang-up. Basic auth
 Inbound calls are created by the phone network, not the REST API: register them with
 `add_call(...)` so updates to them succeed (unknown call SIDs get Twilio's 404, code 20404).
 `on_call_update(call_sid, callback)` lets a `MediaStreamCaller` end its stream when the agent
-hangs up or redirects the call, as Twilio does.
+hangs up or redirects the call, as Twilio does. Call recordings (started over REST, completed when
+the call ends, reported by signed status callbacks) are in `tests.fakes.twilio_recordings`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.base import ASGIApp, FakeServer
+from tests.fakes.twilio_recordings import RecordingsMixin
 
 API = "/2010-04-01/Accounts/{account}"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -52,8 +54,9 @@ class TwilioError(Exception):
         }
 
 
-class FakeTwilioREST(FakeServer):
-    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`."""
+class FakeTwilioREST(RecordingsMixin, FakeServer):
+    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`,
+    `.recordings` (see `tests.fakes.twilio_recordings`)."""
 
     name = "twilio"
 
@@ -68,6 +71,7 @@ class FakeTwilioREST(FakeServer):
         self.numbers: dict[str, dict[str, Any]] = {}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._state_lock = threading.Lock()
+        self._init_recordings()
 
     # -- test-side API ----------------------------------------------------------------------------
     def client(self, **kwargs: Any) -> Any:
@@ -115,6 +119,7 @@ class FakeTwilioREST(FakeServer):
         self.messages.clear()
         self.numbers.clear()
         self._listeners.clear()
+        self._init_recordings()
 
     def error_body(self, status: int) -> dict[str, Any]:
         return TwilioError(status, 20500, "An internal server error has occurred").body
@@ -128,6 +133,7 @@ class FakeTwilioREST(FakeServer):
             Route(API + "/Messages.json", self._messages, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers.json", self._numbers, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers/{sid}.json", self._number, methods=["GET", "POST", "DELETE"]),
+            *self.recording_routes(API),
         ]
         handlers = {TwilioError: _error_response, 404: _not_found, 405: _not_found}
         return Starlette(routes=routes, exception_handlers=handlers)
@@ -269,6 +275,8 @@ class FakeTwilioREST(FakeServer):
             if redirect:
                 call["_redirected_to"] = redirect
             call["date_updated"] = formatdate(usegmt=False)
+        if status:  # the call ended: its recordings complete and Twilio reports them
+            self._complete_recordings(sid)
         for callback in self._listeners.get(sid, []):
             callback(_public(call) | {"_update": params})
         return JSONResponse(_public(call))

@@ -21,6 +21,7 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.recordings import call_recordings
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.setup_checklist import missing_items
 from phone_agent.admin.templating import render
@@ -235,9 +236,13 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep, admi
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
-    return render(
-        request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
-    )
+    context = {
+        "csrf_token": admin.csrf_token,
+        "call": call,
+        "chart": waterfall_chart(call),
+        "recordings": await call_recordings(services, call_sid),
+    }
+    return render(request, "call.html", context)
 
 
 def waterfall_chart(call: dict[str, Any], *, width: int = 640, row_height: int = 26) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from phone_agent.config import Settings, is_secret, shown_value
 from phone_agent.errors import ConfigError
@@ -46,6 +46,19 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "elevenlabs": ("elevenlabs_api_key", "elevenlabs_base_url"),
     "deepgram": ("deepgram_api_key", "deepgram_base_url"),
     "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_api_base_url"),
+    "notifications": (
+        "owner_sms_number",
+        "owner_email",
+        "notify_channels",
+        "notify_events",
+        "notify_max_per_hour",
+        "smtp_host",
+        "smtp_port",
+        "smtp_username",
+        "smtp_password",
+        "smtp_from",
+        "smtp_starttls",
+    ),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
 LABELS = {
@@ -74,6 +87,17 @@ LABELS = {
     "twilio_account_sid": "Twilio Account SID",
     "twilio_auth_token": "Twilio auth token",
     "twilio_api_base_url": "Twilio REST API base URL",
+    "owner_sms_number": "Owner's mobile (SMS)",
+    "owner_email": "Owner's e-mail",
+    "notify_channels": "Channels",
+    "notify_events": "Events",
+    "notify_max_per_hour": "Most per hour (each kind)",
+    "smtp_host": "SMTP server",
+    "smtp_port": "SMTP port",
+    "smtp_username": "SMTP user",
+    "smtp_password": "SMTP password",
+    "smtp_from": "Sender address",
+    "smtp_starttls": "STARTTLS",
 }
 TEXTAREAS = {"instructions", "greeting"}
 
@@ -87,8 +111,9 @@ class FieldView:
     value: Any
     source: str
     description: str
-    kind: Literal["text", "textarea", "range", "select", "secret"]
+    kind: Literal["text", "textarea", "range", "select", "password"]
     choices: tuple[str, ...] = ()
+    placeholder: str = ""  # a secret's masked value: the field itself stays empty
     minimum: float | None = None
     maximum: float | None = None
 
@@ -115,12 +140,16 @@ def field_views(
         info = Settings.model_fields[name]
         annotation = info.annotation
         value = (entered or {}).get(name, settings.shown(name))
-        kind: Literal["text", "textarea", "range", "select", "secret"] = "text"
-        if is_secret(name):  # never echo a secret back, not even one just typed into a refused form
-            kind, value = "secret", settings.shown(name)
+        kind: Literal["text", "textarea", "range", "select", "password"] = "text"
         choices: tuple[str, ...] = ()
         low, high = None, None
-        if get_origin(annotation) is Literal:
+        placeholder = ""
+        if is_secret(name):  # never sent to the browser, not even masked, as a value
+            kind, placeholder = "password", f"set ({value})" if value else "not set"
+            value = ""
+        elif annotation is bool:
+            kind, choices, value = "select", ("true", "false"), str(value).lower()
+        elif get_origin(annotation) is Literal:
             kind, choices = "select", tuple(str(c) for c in get_args(annotation))
         elif annotation is float:
             kind = "range"
@@ -138,6 +167,7 @@ def field_views(
                 choices=choices,
                 minimum=low,
                 maximum=high,
+                placeholder=placeholder,
             )
         )
     return views
@@ -159,9 +189,13 @@ def _changes(settings: Settings, section: str, form: Mapping[str, Any]) -> dict[
             continue
         raw = form[name]
         value: Any = raw.strip() if isinstance(raw, str) and name not in TEXTAREAS else raw
+        if value == "" and is_secret(name):
+            continue  # an empty password field keeps the secret (reset forgets it)
         if value == "" and _is_optional(name):
             value = None
         current = getattr(settings, name)
+        if isinstance(current, bool) and str(value).lower() == str(current).lower():
+            continue
         if value is None and current is None:
             continue
         if value is not None and str(value) in (str(current), str(shown_value(name, current))):
@@ -186,9 +220,14 @@ def _field_errors(settings: Settings, changes: dict[str, Any]) -> dict[str, str]
     return errors
 
 
-def _plain(value: Any) -> Any:
-    """A validated value as it is stored: a secret's own text (the audit entry masks it)."""
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
+def _stored(settings: Settings, name: str) -> Any:
+    """A validated value as the override row stores it (a secret's plain text: JSON has no SecretStr)."""
+    return settings.secret(name) if is_secret(name) else getattr(settings, name)
+
+
+def json_value(settings: Settings, name: str) -> Any:
+    """A setting as a JSON answer shows it: secrets masked, everything else as it is."""
+    return settings.shown(name) if is_secret(name) else getattr(settings, name)
 
 
 async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], *, actor: str) -> list[str]:
@@ -206,7 +245,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
     if errors:
         raise FormErrors(errors)
     validated = settings.with_overrides(changes)
-    typed = {name: _plain(getattr(validated, name)) for name in changes}  # store 0.8, not "0.8"
+    typed = {name: _stored(validated, name) for name in changes}  # store 0.8, not "0.8"
     async with transaction(runtime.sessions) as session:
         await save_overrides(session, settings, typed, actor=actor)
     await runtime.apply_overrides()

@@ -1,5 +1,6 @@
 """Twilio voice webhooks: ``POST /phone/incoming`` answers with a Media Stream, ``POST /phone/status``
-records how the call ended. Both refuse unsigned or forged requests with 403.
+records how the call ended, ``POST /phone/recording-status`` what became of its recording. All refuse
+unsigned or forged requests with 403.
 
 One CallSid gets one stream token: a retried ``/phone/incoming`` (Twilio retries a webhook that
 timed out or failed) is answered with the same TwiML and the same token; once the call streams or
@@ -19,8 +20,10 @@ from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.storage.calls import FINAL_STATUSES, finish_call, set_end_reason
 from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.recordings import apply_status
 from phone_agent.storage.streams import register_incoming
 from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
+from phone_agent.telephony.recordings import delete_orphaned_recordings, recording_update
 from phone_agent.telephony.signature import request_base_url, verified_twilio_form
 from phone_agent.telephony.stream_token import issue_stream_token
 from phone_agent.telephony.twiml import connect_stream, hang_up
@@ -136,5 +139,29 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
                 end_reason=status,
                 from_number=form.get("From") or None,
                 to_number=form.get("To") or None,
+            )
+    return Response(status_code=204)
+
+
+@router.post("/recording-status")
+async def recording_status(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
+    """Twilio's recording status callback: the recording's status, media URL and duration are stored.
+
+    A recording of a call that was deleted meanwhile (the caller's data was forgotten) is deleted at
+    Twilio at once instead.
+    """
+    form = await verified_twilio_form(request, services.settings)
+    update = recording_update(form)
+    with bind_call(form.get("CallSid") or "-"):
+        if update is None:
+            logger.warning("recording status callback without RecordingSid/CallSid: ignored")
+            return Response(status_code=204)
+        logger.info("recording {} {}", update.recording_sid, update.status)
+        if not await apply_status(services.sessions, update):
+            logger.info("recording of a deleted call: deleting it at Twilio")
+            runtime.spawn_with(
+                services,
+                delete_orphaned_recordings(services.control, services.sessions),
+                name=f"delete-recording-{update.recording_sid}",
             )
     return Response(status_code=204)

@@ -16,12 +16,16 @@ class _Blank(dict[str, str]):
 
 
 def greeting_for(settings: Settings, caller_name: str | None = None) -> str:
-    """The first sentence of a call: personalised when the caller is known by name."""
+    """The first sentence of a call: personalised when the caller is known by name, opened by the
+    recording consent when calls are recorded."""
     template = settings.returning_greeting if caller_name else settings.greeting
     values = _Blank(
         business_name=settings.business_name, agent_name=settings.agent_name, caller_name=caller_name or ""
     )
-    return " ".join(template.format_map(values).split())
+    greeting = template.format_map(values)
+    if settings.recording_enabled and settings.recording_consent.strip():
+        greeting = f"{settings.recording_consent.strip()} {greeting}"  # consent before anything else
+    return " ".join(greeting.split())
 
 
 def persona_prompt(settings: Settings) -> str:

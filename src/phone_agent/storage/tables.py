@@ -284,6 +284,62 @@ class LoginThrottle(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# -- owner notifications and provider errors (issue 12) --------------------------------------------
+class NotifyQuota(Base):
+    """How many owner notifications of one key (an event kind, or ``provider_failure:<provider>``)
+    were sent in the current window; claimed by compare-and-set so every worker shares the limit."""
+
+    __tablename__ = "notify_quota"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProviderErrorRow(Base):
+    """One provider failure (no secret, no caller data in ``detail``); counted per hour for the owner."""
+
+    __tablename__ = "provider_errors"
+    __table_args__ = (Index("ix_provider_errors_provider_at", "provider", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ProviderStatus(Base):
+    """The latest outcome of one provider as every worker last saw it (the admin page's health row)."""
+
+    __tablename__ = "provider_status"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_ok_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_kind: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- call recordings (issue 15) ------------------------------------------------------------------
+class CallRecording(Base):
+    """A Twilio recording of a call: its SID, where Twilio keeps the media and what its status
+    callback said. Personal data: deleted (here and at Twilio) with the caller's calls."""
+
+    __tablename__ = "call_recordings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)  # no FK: the row outlives a deleted
+    # call until Twilio confirmed the deletion of the media (``storage.recordings``)
+    status: Mapped[str] = mapped_column(String(32), default="in-progress")
+    media_url: Mapped[str | None] = mapped_column(String(500))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -291,6 +347,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Call",
+    "CallRecording",
     "CallTurn",
     "Caller",
     "ConfigOverride",
@@ -301,5 +358,8 @@ __all__ = [
     "Memory",
     "MemoryRequest",
     "Message",
+    "NotifyQuota",
+    "ProviderErrorRow",
+    "ProviderStatus",
     "utcnow",
 ]

@@ -1,4 +1,5 @@
-"""Call control through Twilio's REST API: update a live call's TwiML, hang up, transfer, SMS, dial out.
+"""Call control through Twilio's REST API: update a live call's TwiML, hang up, transfer, SMS, dial out,
+record a call and delete a recording.
 
 Uses the official ``twilio`` SDK with its asynchronous HTTP client, pointed at
 ``twilio_api_base_url`` (tests point it at the local Twilio fake). Every Twilio failure becomes a
@@ -115,6 +116,43 @@ class CallControl:
             )
         logger.info("outbound call {} queued", call.sid)
         return str(call.sid)
+
+    async def start_recording(self, call_sid: str, *, status_callback: str) -> dict[str, Any]:
+        """Record a live call (both parties, two channels); Twilio reports to ``status_callback``.
+
+        Returns the recording's ``sid``, ``status`` and ``start_time`` as Twilio answered them.
+        """
+        client = self._twilio()
+        async with _twilio_errors("start recording"):
+            recording = await (
+                client.api.v2010.accounts(self._settings.twilio_account_sid)
+                .calls(call_sid)
+                .recordings.create_async(
+                    recording_status_callback=status_callback,
+                    recording_status_callback_method="POST",
+                    recording_status_callback_event=["in-progress", "completed", "absent"],
+                    recording_channels="dual",
+                )
+            )
+        logger.info("call {} recording {} started", call_sid, recording.sid)
+        return {"sid": str(recording.sid), "status": recording.status, "start_time": recording.start_time}
+
+    async def delete_recording(self, recording_sid: str) -> bool:
+        """Delete a recording's media at Twilio; False when Twilio has no such recording (gone already)."""
+        client = self._twilio()
+        try:
+            async with _twilio_errors("delete recording"):
+                await (
+                    client.api.v2010.accounts(self._settings.twilio_account_sid)
+                    .recordings(recording_sid)
+                    .delete_async()
+                )
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, TwilioRestException) and exc.__cause__.status == 404:
+                return False
+            raise
+        logger.info("recording {} deleted at Twilio", recording_sid)
+        return True
 
     async def transfer(self, call_sid: str, reason: str) -> str:
         """Hand a live call to ``handoff_number``; returns the TwiML sent (see ``transfer_twiml``)."""
