@@ -16,6 +16,7 @@ from phone_agent.admin import connections as admin_connections
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import recordings as admin_recordings
+from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import softphone as admin_softphone
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
@@ -39,6 +40,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_routing.router,
         admin_try_it.router,
         admin_connections.router,
         admin_recordings.router,

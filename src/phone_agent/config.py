@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from phone_agent.errors import ConfigError
-from phone_agent.opening_hours import parse_hours
+from phone_agent.opening_hours import parse_closed_days, parse_hours
 
 Source = Literal["default", "config.json", "env", "admin"]
 Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
@@ -250,6 +250,34 @@ class Settings(BaseSettings):
         "when handoff_number is set, else voicemail.",
     )
 
+    # --- Call routing (brain/routing: rules in the database, edited in the admin's Call routing) --
+    transfer_destinations: str = Field(
+        "",
+        description="Named destinations routing rules transfer to, e.g. 'Claims=+15550100001; "
+        "Sales=+15550100002' (E.164, or national with default_country).",
+    )
+    closed_days: str = Field(
+        "",
+        description="Days the business is closed although business_hours would open it (holidays), "
+        "e.g. '2026-12-25, 2027-01-01'; routing rules treat them as after hours.",
+    )
+    max_call_seconds: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description="Longest a call with the agent may last, in seconds (0 = no limit); then the "
+        "wrap-up sentence and max_call_action.",
+    )
+    max_call_wrap_up: str = Field(
+        "We've reached the time limit for this call, so I'll pass you on now. Thank you for calling.",
+        description="Said when a call reaches max_call_seconds.",
+    )
+    max_call_action: Literal["fallback", "hang_up"] = Field(
+        "fallback",
+        description="After the wrap-up sentence: fallback = the fallback_action (transfer or "
+        "voicemail), hang_up = end the call.",
+    )
+
     # --- Memory ----------------------------------------------------------------------------
     memory_backend: Literal["local", "http"] = Field(
         "local", description="local = in-process store; http = the memory service at memory_url."
@@ -422,6 +450,22 @@ class Settings(BaseSettings):
             raise ValueError(str(exc).removeprefix("business_hours: ")) from None
         return value
 
+    @field_validator("transfer_destinations")
+    @classmethod
+    def _destinations(cls, value: str, info: ValidationInfo) -> str:
+        country = info.data.get("default_country") or "US"
+        pairs = parse_destinations(value, country)
+        return "; ".join(f"{name}={number}" for name, number in pairs.items())
+
+    @field_validator("closed_days")
+    @classmethod
+    def _closed_days(cls, value: str) -> str:
+        try:
+            days = parse_closed_days(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("closed_days: ")) from None
+        return ", ".join(day.isoformat() for day in sorted(days))
+
     @field_validator("default_country")
     @classmethod
     def _country(cls, value: str) -> str:
@@ -463,6 +507,10 @@ class Settings(BaseSettings):
         return _name_list(value, OWNER_EVENT_KINDS, "event")
 
     # --- Helpers ---------------------------------------------------------------------------
+    def destinations(self) -> dict[str, str]:
+        """``transfer_destinations`` as {name: E.164 number} (names as written, in order)."""
+        return parse_destinations(self.transfer_destinations, self.default_country)
+
     def port_for(self, role: Role) -> int:
         """Default port of a role."""
         return {
@@ -540,6 +588,19 @@ def e164(number: str, default_country: str = "US") -> str:
             f"not a phone number; write it like +15551234567 or, in {default_country}, like (555) 123-4567"
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_destinations(text: str, default_country: str = "US") -> dict[str, str]:
+    """'Claims=+15550100001; Sales=(555) 010-0002' → {name: E.164}; ValueError names the bad entry."""
+    found: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in re.split(r"[;\n]", text))):
+        name, sep, number = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not number:
+            raise ValueError(f"{entry!r} is not NAME=NUMBER (e.g. 'Claims=+15550100001')")
+        if name.lower() in (n.lower() for n in found):
+            raise ValueError(f"destination {name!r} is listed twice")
+        found[name] = e164(number, default_country)
+    return found
 
 
 def _name_list(value: str, known: tuple[str, ...], what: str) -> str:

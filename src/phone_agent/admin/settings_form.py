@@ -46,6 +46,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "elevenlabs": ("elevenlabs_api_key", "elevenlabs_base_url"),
     "deepgram": ("deepgram_api_key", "deepgram_base_url"),
     "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_api_base_url"),
+    "routing": (
+        "transfer_destinations",
+        "closed_days",
+        "max_call_seconds",
+        "max_call_wrap_up",
+        "max_call_action",
+    ),
     "notifications": (
         "owner_sms_number",
         "owner_email",
@@ -87,6 +94,11 @@ LABELS = {
     "twilio_account_sid": "Twilio Account SID",
     "twilio_auth_token": "Twilio auth token",
     "twilio_api_base_url": "Twilio REST API base URL",
+    "transfer_destinations": "Transfer destinations",
+    "closed_days": "Closed days (holidays)",
+    "max_call_seconds": "Max call length (seconds)",
+    "max_call_wrap_up": "Wrap-up sentence",
+    "max_call_action": "At max call length",
     "owner_sms_number": "Owner's mobile (SMS)",
     "owner_email": "Owner's e-mail",
     "notify_channels": "Channels",
@@ -99,7 +111,7 @@ LABELS = {
     "smtp_from": "Sender address",
     "smtp_starttls": "STARTTLS",
 }
-TEXTAREAS = {"instructions", "greeting"}
+TEXTAREAS = {"instructions", "greeting", "transfer_destinations", "max_call_wrap_up"}
 
 
 @dataclass(frozen=True)

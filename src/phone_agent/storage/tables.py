@@ -89,6 +89,11 @@ class Call(Base):
     stream_token_expires: Mapped[int | None] = mapped_column(Integer)
     stream_started_at: Mapped[datetime | None]
     instance_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # call routing (``brain/routing``): the name of the last rule that fired (None: none did), every
+    # rule that fired as {rule_id, name, action, stage, detail}, and the tags rules gave the call
+    routing_rule: Mapped[str | None] = mapped_column(String(200))
+    routing_events: Mapped[list[Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
 
     caller: Mapped[Caller | None] = relationship(back_populates="calls")
     turns: Mapped[list[CallTurn]] = relationship(
@@ -340,6 +345,26 @@ class CallRecording(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+
+# --- call routing (issue 16) ----------------------------------------------------------------------
+class RoutingRule(Base):
+    """A call routing rule: when its ``conditions`` hold, ``action`` runs (``brain/routing``).
+
+    Rules are tried in ``position`` order; the shapes of ``conditions`` and ``action`` are checked by
+    ``brain.routing.rules`` before they are stored.
+    """
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    action: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -361,5 +386,6 @@ __all__ = [
     "NotifyQuota",
     "ProviderErrorRow",
     "ProviderStatus",
+    "RoutingRule",
     "utcnow",
 ]
