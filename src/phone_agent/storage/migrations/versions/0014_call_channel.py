@@ -4,7 +4,7 @@
 had ``direction = 'chat'``); ``web``: the admin page's softphone ("Call your agent").
 
 Revision ID: 0014_call_channel
-Revises: 0013_outbound_calls
+Revises: 0010_owner_inbox
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_call_channel"
-down_revision = "0013_outbound_calls"
+down_revision = "0010_owner_inbox"
 branch_labels = None
 depends_on = None
 
