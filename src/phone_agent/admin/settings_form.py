@@ -41,6 +41,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "fallback_action",
     ),
     "llm": ("llm_provider", "llm_model", "llm_base_url"),
+    "routing": (
+        "transfer_destinations",
+        "closed_days",
+        "max_call_seconds",
+        "max_call_wrap_up",
+        "max_call_action",
+    ),
     "notifications": (
         "owner_sms_number",
         "owner_email",
@@ -73,6 +80,11 @@ LABELS = {
     "llm_provider": "Provider",
     "llm_model": "Model",
     "llm_base_url": "Base URL",
+    "transfer_destinations": "Transfer destinations",
+    "closed_days": "Closed days (holidays)",
+    "max_call_seconds": "Max call length (seconds)",
+    "max_call_wrap_up": "Wrap-up sentence",
+    "max_call_action": "At max call length",
     "owner_sms_number": "Owner's mobile (SMS)",
     "owner_email": "Owner's e-mail",
     "notify_channels": "Channels",
@@ -85,7 +97,7 @@ LABELS = {
     "smtp_from": "Sender address",
     "smtp_starttls": "STARTTLS",
 }
-TEXTAREAS = {"instructions", "greeting"}
+TEXTAREAS = {"instructions", "greeting", "transfer_destinations", "max_call_wrap_up"}
 
 
 @dataclass(frozen=True)

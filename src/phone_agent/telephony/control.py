@@ -104,12 +104,18 @@ class CallControl:
         logger.info("sms {} queued", message.sid)
         return str(message.sid)
 
-    async def dial_out(self, to: str, *, twiml: str | None = None, url: str | None = None) -> str:
-        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID."""
+    async def dial_out(
+        self, to: str, *, twiml: str | None = None, url: str | None = None, **options: Any
+    ) -> str:
+        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID.
+
+        ``options``: more parameters of Twilio's calls.create as the SDK names them (status_callback,
+        machine_detection, async_amd, ...).
+        """
         if not (twiml or url):
             raise ValueError("dial_out needs twiml or url")
         client = self._twilio()
-        kwargs: dict[str, Any] = {"twiml": twiml} if twiml else {"url": url}
+        kwargs: dict[str, Any] = ({"twiml": twiml} if twiml else {"url": url}) | options
         async with _twilio_errors("dial out"):
             call = await client.api.v2010.accounts(self._settings.twilio_account_sid).calls.create_async(
                 to=to, from_=self._from_number(), **kwargs
@@ -189,8 +195,9 @@ def public_url_for(settings: Settings, path: str, **query: str) -> str:
     return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
-def transfer_twiml(settings: Settings, reason: str) -> str:
-    """``<Dial>`` the human, who first hears a whisper of the reason; no answer goes to voicemail.
+def transfer_twiml(settings: Settings, reason: str, *, to: str | None = None) -> str:
+    """``<Dial>`` the human (``to``, default ``handoff_number``), who first hears a whisper of the
+    reason; no answer goes to voicemail.
 
     The caller hears a short hold line. When the human picks up, ``WHISPER_PATH`` is played to them
     alone before the two are connected. When the dial ends, Twilio asks ``TRANSFER_DONE_PATH`` what
@@ -203,7 +210,8 @@ def transfer_twiml(settings: Settings, reason: str) -> str:
         timeout=TRANSFER_RING_SECONDS,
         caller_id=settings.twilio_phone_number,
     )
-    dial.number(settings.handoff_number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
+    number = to or settings.handoff_number
+    dial.number(number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
     response.append(dial)
     return str(response)
 
