@@ -50,7 +50,8 @@ async def test_one_workers_failure_is_on_every_workers_report(database_url: str,
         await a.providers.log.flush()
         seen_by_b = (await b.providers.report_shared({"openai": True}))["openai"]
         assert seen_by_b["ok"] is False and seen_by_b["last_kind"] == "timeout"
-        assert seen_by_b["errors_last_hour"] == 2 and seen_by_b["kinds_last_hour"] == {"auth": 1, "timeout": 1}
+        assert seen_by_b["errors_last_hour"] == 2
+        assert seen_by_b["kinds_last_hour"] == {"auth": 1, "timeout": 1}
         async with a.sessions() as session:
             rows = (await session.scalars(select(ProviderErrorRow).order_by(ProviderErrorRow.id))).all()
         assert [(r.provider, r.kind, r.call_sid) for r in rows] == [
