@@ -105,8 +105,9 @@ def test_a_transfer_nobody_answers_notifies_the_owner(
 
 async def seed_day(runtime: Runtime) -> None:
     async with transaction(runtime.sessions) as s:
-        call = Call(call_sid="CA-d1", from_number=CALLER, status="completed", started_at=NOW - timedelta(hours=2),
-                    ended_at=NOW - timedelta(hours=2) + timedelta(seconds=30), outcome="message_taken",
+        started = NOW - timedelta(hours=2)
+        call = Call(call_sid="CA-d1", from_number=CALLER, status="completed", started_at=started,
+                    ended_at=started + timedelta(seconds=30), outcome="message_taken",
                     summary="Dana asked for a call back.")  # fmt: skip
         s.add(call)
         await s.flush()
