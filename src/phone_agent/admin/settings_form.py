@@ -65,6 +65,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_password",
         "smtp_from",
         "smtp_starttls",
+        "digest_hour",
+        "text_caller_after_missed_call",
+        "missed_call_text",
     ),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
@@ -110,6 +113,9 @@ LABELS = {
     "smtp_password": "SMTP password",
     "smtp_from": "Sender address",
     "smtp_starttls": "STARTTLS",
+    "digest_hour": "Daily digest at (hour, 0-23)",
+    "text_caller_after_missed_call": "Text callers whose call was missed",
+    "missed_call_text": "Text to a missed caller",
 }
 TEXTAREAS = {"instructions", "greeting", "transfer_destinations", "max_call_wrap_up"}
 
