@@ -99,7 +99,7 @@ class WebCaller:
         self._closed = asyncio.Event()
 
     async def __aenter__(self) -> WebCaller:
-        url = self.base_url.replace("http://", "ws://") + "/admin/web-call"
+        url = self.base_url.replace("https://", "wss://").replace("http://", "ws://") + "/admin/web-call"
         headers = {"Cookie": f"pa_admin={self.session.cookie}", "Origin": self.origin or self.base_url}
         self._ws = await connect(url, additional_headers=headers, compression=None, max_size=None)
         start = {"event": "start", "caller": self.caller, "csrf": self.csrf or self.session.csrf}
