@@ -71,7 +71,10 @@ async def test_a_person_hears_the_outbound_greeting_and_the_llm_knows_the_purpos
             lambda: fake_twilio.calls[call_sid]["status"] == "completed", 10, "the call to complete"
         )
         await wait_for(
-            lambda: any(w["params"].get("CallStatus") == "completed" for w in fake_twilio.network.webhooks),
+            lambda: any(
+                w["params"].get("CallStatus") == "completed" and "status" in w
+                for w in fake_twilio.network.webhooks
+            ),
             10,
             "the completed callback",
         )
