@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from phone_agent.storage.tables import Call, CallTurn
+from phone_agent.storage.tables import Call, Caller, CallTurn
 
 MARKS = ("caller_stopped", "stt_final", "llm_first_token", "tts_first_audio", "first_audio_sent")
 STAGES = (
@@ -25,11 +26,29 @@ STAGES = (
 )
 
 
-def call_row(call: Call) -> dict[str, Any]:
-    """A call as the page and the JSON API show it."""
+def caller_phone_of(call: Call) -> str | None:
+    """The number of the person on the other end (the caller, or whom an outbound call rang)."""
+    return call.to_number if call.direction.startswith("outbound") else call.from_number
+
+
+async def caller_names(session: AsyncSession, calls: list[Call]) -> dict[str, str]:
+    """Names of the callers of ``calls`` that memory knows, by phone number (one query)."""
+    phones = {p for p in map(caller_phone_of, calls) if p}
+    if not phones:
+        return {}
+    rows = await session.execute(select(Caller.phone, Caller.name).where(Caller.phone.in_(phones)))
+    return {phone: name for phone, name in rows.all() if name}
+
+
+def call_row(call: Call, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A call as the page and the JSON API show it (with the caller's name when ``names`` has it)."""
     duration = (call.ended_at - call.started_at).total_seconds() if call.ended_at else None
+    phone = caller_phone_of(call)
     return {
         "call_sid": call.call_sid,
+        "caller_phone": phone,
+        "caller_name": (names or {}).get(phone or ""),
+        "caller_link": f"/admin/callers/{quote(phone)}" if phone and phone.startswith("+") else None,
         "from_number": call.from_number,
         "to_number": call.to_number,
         "direction": call.direction,
@@ -47,7 +66,9 @@ async def live_calls(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(Call).where(Call.ended_at.is_(None), Call.direction != "chat").order_by(Call.started_at.desc())
     )
-    return [call_row(c) for c in rows.scalars()]
+    calls = list(rows.scalars())
+    names = await caller_names(session, calls)
+    return [call_row(c, names) for c in calls]
 
 
 async def call_log(
@@ -59,7 +80,9 @@ async def call_log(
         pattern = f"%{phone.strip()}%"
         stmt = stmt.where(Call.from_number.like(pattern) | Call.to_number.like(pattern))
     rows = await session.execute(stmt.order_by(Call.started_at.desc()).limit(limit))
-    return [call_row(c) for c in rows.scalars()]
+    calls = list(rows.scalars())
+    names = await caller_names(session, calls)
+    return [call_row(c, names) for c in calls]
 
 
 def turn_row(turn: CallTurn) -> dict[str, Any]:
@@ -83,7 +106,11 @@ async def call_detail(session: AsyncSession, call_sid: str) -> dict[str, Any] | 
     if call is None:
         return None
     turns = [turn_row(t) for t in call.turns]
-    return {**call_row(call), "turns": turns, "waterfall": waterfall(turns)}
+    return {
+        **call_row(call, await caller_names(session, [call])),
+        "turns": turns,
+        "waterfall": waterfall(turns),
+    }
 
 
 @dataclass(frozen=True)
