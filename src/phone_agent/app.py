@@ -15,6 +15,7 @@ from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import recordings as admin_recordings
+from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
 from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
@@ -37,6 +38,7 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_routing.router,
         admin_try_it.router,
         admin_recordings.router,
         phone.router,

@@ -28,6 +28,7 @@ from phone_agent.memory.factory import build_memory_store, local_store
 from phone_agent.memory.sql import SQLMemoryStore
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.storage.db import create_engine, session_factory
+from phone_agent.storage.routing import forget_number
 from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
 from phone_agent.telephony.recordings import delete_orphaned_recordings
@@ -124,10 +125,10 @@ class Services:
 
     async def forget_caller(self, phone: str) -> bool:
         """Privacy delete: the caller's profile, memories, calls, transcripts and call recordings
-        (at Twilio too), everywhere."""
+        (at Twilio too), everywhere, and the number in routing rules' number lists."""
         deleted = await delete_caller(store=self.memory, local=self.local_memory, phone=phone)
         await self.delete_orphaned_recordings()
-        return deleted
+        return await forget_number(self.sessions, phone, self.settings.default_country) > 0 or deleted
 
     async def delete_orphaned_recordings(self) -> int:
         """Delete the recordings (at Twilio, then their rows) whose calls are gone."""

@@ -111,16 +111,16 @@ def test_every_setting_a_call_uses_is_editable(admin: tuple[TestClient, str]) ->
     assert saved.json()["changed"] == ["business_facts", "returning_greeting"]
     calls = client.post(
         "/admin/settings/calls",
-        data={"csrf_token": csrf, "recording_enabled": "True", "recording_consent": "We record calls."},
+        data={"csrf_token": csrf, "recording_enabled": "true", "recording_consent": "We record calls."},
         headers=json,
     )
     assert calls.json()["changed"] == ["recording_consent", "recording_enabled"]
     settings = client.app.state.runtime.current.settings
     assert greeting_for(settings, "Ana") == "We record calls. Welcome back, Ana!"
     assert "Parking behind the building." in persona_prompt(settings)
-    assert '<option value="True" selected>On</option>' in client.get("/admin").text
+    assert '<option value="true" selected>On</option>' in client.get("/admin").text
     off = client.post(
-        "/admin/settings/calls", data={"csrf_token": csrf, "recording_enabled": "False"}, headers=json
+        "/admin/settings/calls", data={"csrf_token": csrf, "recording_enabled": "false"}, headers=json
     )
     assert off.json()["changed"] == ["recording_enabled"]
     assert greeting_for(client.app.state.runtime.current.settings, "Ana") == "Welcome back, Ana!"

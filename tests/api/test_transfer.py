@@ -64,7 +64,7 @@ def test_no_answer_records_a_voicemail_which_is_stored_and_texted(
     assert sms.form == {
         "To": "+15550001111",
         "From": "+15005550006",
-        "Body": "our office: Voicemail (12 s): https://api.twilio.com/rec/RE1 from +15551112222",
+        "Body": "our office: voicemail from +15551112222 (12 s): https://api.twilio.com/rec/RE1",
     }
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
 

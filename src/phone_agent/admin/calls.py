@@ -58,6 +58,9 @@ def call_row(call: Call, names: dict[str, str] | None = None) -> dict[str, Any]:
         "duration_seconds": round(duration, 1) if duration is not None else None,
         "end_reason": call.end_reason,
         "summary": call.summary,
+        "routing_rule": call.routing_rule,  # the rule that fired last (None: no rule fired)
+        "routing_events": call.routing_events or [],
+        "tags": call.tags or [],
     }
 
 

@@ -23,6 +23,7 @@ from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
 from phone_agent.admin.recordings import call_recordings
+from phone_agent.admin.routing_view import routing_context
 from phone_agent.admin.settings_form import SECTIONS, field_views
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
@@ -175,6 +176,9 @@ async def admin_context(
     errors: dict[str, dict[str, str]] | None = None,
     entered: dict[str, dict[str, Any]] | None = None,
     upload_error: str | None = None,
+    routing_error: str | None = None,
+    routing_entered: dict[str, Any] | None = None,
+    editing: int | None = None,
 ) -> dict[str, Any]:
     """Everything the /admin page shows."""
     settings = services.settings
@@ -208,7 +212,11 @@ async def admin_context(
         "caller_query": caller_query,
         "callers": await search_callers(services, caller_query),
         "max_upload_mb": settings.max_upload_mb,
+        "config_timezone": settings.timezone,
         "upload_error": upload_error,
+        **await routing_context(
+            services, request, error=routing_error, entered=routing_entered, editing=editing
+        ),
     }
 
 

@@ -2,6 +2,9 @@
 records how the call ended, ``POST /phone/recording-status`` what became of its recording. All refuse
 unsigned or forged requests with 403.
 
+Routing rules on time and caller run first (``brain.routing.incoming``): one that rejects,
+transfers, takes a voicemail or hangs up answers with its TwiML and no stream is opened.
+
 One CallSid gets one stream token: a retried ``/phone/incoming`` (Twilio retries a webhook that
 timed out or failed) is answered with the same TwiML and the same token; once the call streams or
 has ended, a repeat (a replayed request) gets a hang-up and no token."""
@@ -14,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from loguru import logger
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.brain.routing.incoming import route_incoming
 from phone_agent.ops import metrics
 from phone_agent.ops.logging import bind_call
 from phone_agent.runtime import Runtime
@@ -22,6 +26,7 @@ from phone_agent.storage.calls import FINAL_STATUSES, finish_call, set_end_reaso
 from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.recordings import apply_status
 from phone_agent.storage.streams import register_incoming
+from phone_agent.storage.tables import utcnow
 from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
 from phone_agent.telephony.recordings import delete_orphaned_recordings, recording_update
 from phone_agent.telephony.signature import request_base_url, verified_twilio_form
@@ -73,6 +78,17 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         if registered.token_expires is None:
             logger.warning("repeated /phone/incoming for a call that streams already or has ended: no token")
             return Response(hang_up(), media_type=TWIML)
+        routed = await route_incoming(
+            settings,
+            services.sessions,
+            services.control,
+            call_sid=call_sid,
+            caller=registered.caller,
+            now=utcnow(),
+            repeated=registered.repeated,
+        )
+        if routed is not None:  # a rule answered the call: no stream, no provider
+            return Response(routed, media_type=TWIML)
         problems = voice_path_problems(settings)
         if problems:  # the stream could only end in silence: apologise and hand the caller on now
             return await not_configured_answer(runtime, services, call_sid, problems)

@@ -2,8 +2,8 @@
 
 ``POST /phone/transfer/whisper?reason=…`` - played to the human before connecting: who and why.
 ``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail.
-``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, text the
-owner (``owner_sms_number``) and hang up.
+``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, notify the
+owner (``notify_owner``: SMS and/or e-mail) and hang up.
 ``POST /phone/voicemail/transcript`` - Twilio's transcription of it: added to that message.
 Voicemails come from a transfer nobody answered and from the fallback action
 (``telephony/fallback.py``).
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
 from phone_agent.api.deps import ServicesDep
-from phone_agent.errors import PhoneAgentError
+from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.ops.logging import bind_call
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
@@ -56,23 +56,23 @@ async def transfer_done(request: Request, services: ServicesDep) -> Response:
 
 @router.post(VOICEMAIL_PATH)
 async def transfer_voicemail(request: Request, services: ServicesDep) -> Response:
-    """Keep the voicemail as a message for the business and tell the owner by SMS."""
+    """Keep the voicemail as a message for the business and notify the owner."""
     settings = services.settings
     form = await verified_twilio_form(request, settings)
     call_sid, phone = form.get("CallSid", ""), normalise_optional(form.get("From"))
     recording = form.get("RecordingUrl", "")
     with bind_call(call_sid or "-"):
         if recording:
-            body = f"Voicemail ({form.get('RecordingDuration', '?')} s): {recording}"
-            sms_sid = None
-            if settings.owner_sms_number:
-                try:
-                    sms_sid = await services.control.send_sms(
-                        settings.owner_sms_number,
-                        f"{settings.business_name}: {body} from {phone or 'unknown'}",
-                    )
-                except PhoneAgentError as exc:
-                    logger.warning("voicemail SMS to the owner failed: {}", exc)
+            duration = form.get("RecordingDuration", "?")
+            body = f"Voicemail ({duration} s): {recording}"
+            subject = (
+                f"{settings.business_name}: voicemail from {phone or 'an unknown caller'} ({duration} s)"
+            )
+            event = OwnerEvent(
+                kind="voicemail", subject=subject, text=recording, call_sid=call_sid, caller=phone
+            )
+            notified = await notify_owner(services, event)
+            sms_sid = notified.sms_sid
             async with transaction(services.sessions) as session:
                 call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
                 session.add(
@@ -83,7 +83,7 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
                         phone=phone,
                         body=body,
                         sms_sid=sms_sid,
-                        status="sent" if sms_sid else "new",
+                        status="sent" if notified.delivered else "new",
                     )
                 )
             logger.info("voicemail stored")

@@ -110,6 +110,8 @@ class ToolContext:
     # up (Pipecat's Twilio serializer would otherwise end the call being transferred).
     before_transfer: Callable[[], Awaitable[None]] | None = None
     tasks: TaskOwner | None = None  # owns the after-speech fallback timer (the process's, in the app)
+    # The call's routing rules (voice/routing.py): an intent the LLM recognised → the tool's result.
+    on_intent: Callable[[str], Awaitable[dict[str, Any]]] | None = None
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)

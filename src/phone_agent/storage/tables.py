@@ -87,6 +87,11 @@ class Call(Base):
     stream_token_expires: Mapped[int | None] = mapped_column(Integer)
     stream_started_at: Mapped[datetime | None]
     instance_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # call routing (``brain/routing``): the name of the last rule that fired (None: none did), every
+    # rule that fired as {rule_id, name, action, stage, detail}, and the tags rules gave the call
+    routing_rule: Mapped[str | None] = mapped_column(String(200))
+    routing_events: Mapped[list[Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
 
     caller: Mapped[Caller | None] = relationship(back_populates="calls")
     turns: Mapped[list[CallTurn]] = relationship(
@@ -282,6 +287,41 @@ class LoginThrottle(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# -- owner notifications and provider errors (issue 12) --------------------------------------------
+class NotifyQuota(Base):
+    """How many owner notifications of one key (an event kind, or ``provider_failure:<provider>``)
+    were sent in the current window; claimed by compare-and-set so every worker shares the limit."""
+
+    __tablename__ = "notify_quota"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProviderErrorRow(Base):
+    """One provider failure (no secret, no caller data in ``detail``); counted per hour for the owner."""
+
+    __tablename__ = "provider_errors"
+    __table_args__ = (Index("ix_provider_errors_provider_at", "provider", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ProviderStatus(Base):
+    """The latest outcome of one provider as every worker last saw it (the admin page's health row)."""
+
+    __tablename__ = "provider_status"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_ok_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_kind: Mapped[str | None] = mapped_column(String(64))
+
+
 # --- call recordings (issue 15) ------------------------------------------------------------------
 class CallRecording(Base):
     """A Twilio recording of a call: its SID, where Twilio keeps the media and what its status
@@ -299,6 +339,26 @@ class CallRecording(Base):
     source: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+
+# --- call routing (issue 16) ----------------------------------------------------------------------
+class RoutingRule(Base):
+    """A call routing rule: when its ``conditions`` hold, ``action`` runs (``brain/routing``).
+
+    Rules are tried in ``position`` order; the shapes of ``conditions`` and ``action`` are checked by
+    ``brain.routing.rules`` before they are stored.
+    """
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    action: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -321,5 +381,9 @@ __all__ = [
     "Memory",
     "MemoryRequest",
     "Message",
+    "NotifyQuota",
+    "ProviderErrorRow",
+    "ProviderStatus",
+    "RoutingRule",
     "utcnow",
 ]

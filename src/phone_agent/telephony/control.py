@@ -189,8 +189,9 @@ def public_url_for(settings: Settings, path: str, **query: str) -> str:
     return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
-def transfer_twiml(settings: Settings, reason: str) -> str:
-    """``<Dial>`` the human, who first hears a whisper of the reason; no answer goes to voicemail.
+def transfer_twiml(settings: Settings, reason: str, *, to: str | None = None) -> str:
+    """``<Dial>`` the human (``to``, default ``handoff_number``), who first hears a whisper of the
+    reason; no answer goes to voicemail.
 
     The caller hears a short hold line. When the human picks up, ``WHISPER_PATH`` is played to them
     alone before the two are connected. When the dial ends, Twilio asks ``TRANSFER_DONE_PATH`` what
@@ -203,7 +204,8 @@ def transfer_twiml(settings: Settings, reason: str) -> str:
         timeout=TRANSFER_RING_SECONDS,
         caller_id=settings.twilio_phone_number,
     )
-    dial.number(settings.handoff_number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
+    number = to or settings.handoff_number
+    dial.number(number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
     response.append(dial)
     return str(response)
 

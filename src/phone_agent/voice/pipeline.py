@@ -39,6 +39,9 @@ from pipecat.workers.runner import WorkerRunner
 
 from phone_agent.brain.persona import greeting_for
 from phone_agent.brain.pipeline import ChainedLLMService, build_call_brain
+from phone_agent.brain.routing.incoming import call_routing, persona_of
+from phone_agent.brain.routing.match import intents_of, listens_for_misunderstanding
+from phone_agent.brain.routing.tool import with_route_call
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext
@@ -48,9 +51,11 @@ from phone_agent.services import Services
 from phone_agent.storage.calls import finish_call, open_call
 from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
+from phone_agent.voice.max_length import CallTimer
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.rescue import APOLOGY, CallRescue
+from phone_agent.voice.routing import CallRouter, DigitGate, SentenceGate
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
@@ -83,6 +88,8 @@ class CallSession:
     greeting: str = ""
     end_reason: str = "hangup"
     handed_over: bool = False
+    router: CallRouter | None = None
+    timer: CallTimer | None = None
 
 
 @dataclass
@@ -150,7 +157,10 @@ async def build_call(
     ``resume``: the call was begun by realtime mode; go on from what it said and heard.
     """
     settings = services.settings
-    call_id, caller_context = await open_call_with_caller(runtime, services, start)
+    (call_id, caller_context), routing = await asyncio.gather(
+        open_call_with_caller(runtime, services, start),
+        call_routing(services.sessions, call_sid=start.call_sid, caller=start.caller),
+    )
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
     if resume is not None and resume.history:
         greeting = RESUME_LINE  # the caller heard the greeting already
@@ -190,9 +200,54 @@ async def build_call(
         tool_ctx,
         chain=services.llm,
         caller=caller_context,
-        registry=services.tools,
+        registry=with_route_call(
+            services.tools, intents_of(routing.rules), unclear=listens_for_misunderstanding(routing.rules)
+        ),
         on_exhausted=llm_exhausted,
         exhausted_reply=APOLOGY,
+    )
+
+    def set_instructions(text: str) -> None:  # a persona rule fired: these instructions from now on
+        brain.llm.app_settings = brain.llm.app_settings.model_copy(update={"instructions": text})
+
+    if persona := persona_of(routing.events, routing.rules):  # fired at /phone/incoming
+        set_instructions(persona)
+
+    async def say(text: str) -> None:  # (``task`` is built below; rules and the timer act once it runs)
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    async def redirect(reason: str) -> None:  # Twilio takes the call on: end without hanging up
+        serializer.keep_call_up()
+        if session is not None:
+            session.end_reason = reason
+
+    async def end_here(reason: str) -> None:
+        if session is not None:
+            await hang_up(session, reason)
+
+    router = CallRouter(
+        settings=settings,
+        sessions=services.sessions,
+        control=services.control,
+        rules=routing.rules,
+        call_sid=start.call_sid,
+        caller=start.caller,
+        returning=routing.returning,
+        tools=tool_ctx,
+        speak=say,
+        before_redirect=redirect,
+        hang_up=end_here,
+        set_instructions=set_instructions,
+    )
+    tool_ctx.on_intent = router.on_intent
+    timer = CallTimer(
+        settings=settings,
+        control=services.control,
+        call_sid=start.call_sid,
+        tools=tool_ctx,
+        speak=say,
+        before_redirect=redirect,
+        hang_up=end_here,
     )
 
     transport = media_stream_transport(websocket, serializer)
@@ -243,9 +298,11 @@ async def build_call(
     pipeline = Pipeline(
         [
             transport.input(),
+            *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             *stt_stage,
             aggregators.user(),
             DropFrames(InputAudioRawFrame),  # caller audio: only STT, VAD and smart-turn read it
+            *([SentenceGate(router)] if router.rules else []),  # a sentence a rule acts on
             llm,
             *tts_stage,
             tracker,
@@ -305,10 +362,13 @@ async def build_call(
         llm=brain.llm,
         rescue=rescue,
         greeting=greeting,
+        router=router,
+        timer=timer,
     )
 
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
+        timer.start(runtime.tasks)
         await task.queue_frames([TTSSpeakFrame(greeting)])
 
     @transport.event_handler("on_client_disconnected")
@@ -322,6 +382,7 @@ async def build_call(
         tracker=tracker,
         speak=speak,
         hang_up=lambda reason: hang_up(session, reason),
+        on_unheard=router.on_misunderstood if router.rules else None,
     )
 
     @aggregators.user().event_handler("on_user_turn_started")
@@ -450,7 +511,11 @@ async def run_call(
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
+    try:
+        await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
+    finally:
+        if session.timer is not None:
+            session.timer.cancel()
     return session
 
 
