@@ -13,12 +13,13 @@ from loguru import logger
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
 from phone_agent.admin import knowledge as admin_knowledge
+from phone_agent.admin import outbound as admin_outbound
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import recordings as admin_recordings
 from phone_agent.admin import routing as admin_routing
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
-from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
+from phone_agent.api import calls, chat, health, media_stream, memory, metrics, outbound, phone, transfer
 from phone_agent.api.proxy import TrustedProxyHeaders
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
@@ -40,10 +41,13 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_knowledge.router,
         admin_routing.router,
         admin_try_it.router,
+        admin_outbound.router,
         admin_recordings.router,
         phone.router,
         chat.router,
         transfer.router,
+        calls.router,
+        outbound.router,
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,

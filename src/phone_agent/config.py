@@ -250,6 +250,24 @@ class Settings(BaseSettings):
         "when handoff_number is set, else voicemail.",
     )
 
+    # --- Outbound calls --------------------------------------------------------------------
+    calling_hours: str = Field(
+        "",
+        description="When the agent may place outbound calls (business_hours syntax, in timezone); "
+        "empty = business_hours.",
+    )
+    outbound_greeting: str = Field(
+        "Hello, this is {agent_name} from {business_name}. I'm calling about {purpose}.",
+        description="First sentence of an outbound call a person answered ({agent_name}, "
+        "{business_name}, {purpose}, {callee_name}).",
+    )
+    voicemail_message: str = Field(
+        "Hello, this is {agent_name} from {business_name}, calling about {purpose}. Please call us "
+        "back at {callback_number}. Thank you, goodbye.",
+        description="Left after the beep when an answering machine takes an outbound call "
+        "({agent_name}, {business_name}, {purpose}, {callee_name}, {callback_number}).",
+    )
+
     # --- Call routing (brain/routing: rules in the database, edited in the admin's Call routing) --
     transfer_destinations: str = Field(
         "",
@@ -339,7 +357,9 @@ class Settings(BaseSettings):
     # --- Admin and API ---------------------------------------------------------------------
     admin_password: SecretStr | None = Field(None, description="Password of the admin page.")
     admin_status_token: SecretStr | None = Field(None, description="Token that may read /admin-status.")
-    api_key: SecretStr | None = Field(None, description="Bearer key for /v1/chat/completions.")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key of the /v1 API (chat completions, outbound calls)."
+    )
     session_secret: SecretStr | None = Field(
         None, description="Key that signs admin sessions and stream tokens (generated if unset)."
     )
@@ -441,13 +461,32 @@ class Settings(BaseSettings):
             raise ValueError(f"not an IANA time zone name; {hint}e.g. 'America/New_York'") from None
         return value
 
-    @field_validator("business_hours")
+    @field_validator("business_hours", "calling_hours")
     @classmethod
-    def _opening_hours(cls, value: str) -> str:
+    def _opening_hours(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "calling_hours" and not value.strip():
+            return ""  # the business's own hours
         try:
             parse_hours(value)
         except ConfigError as exc:
             raise ValueError(str(exc).removeprefix("business_hours: ")) from None
+        return value
+
+    @field_validator("outbound_greeting", "voicemail_message")
+    @classmethod
+    def _outbound_template(cls, value: str, info: ValidationInfo) -> str:
+        allowed: tuple[str, ...] = ("agent_name", "business_name", "purpose", "callee_name")
+        if info.field_name == "voicemail_message":
+            allowed += ("callback_number",)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
+        unknown = sorted({f for f in fields if f not in allowed})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; use " + ", ".join("{" + a + "}" for a in allowed)
+            )
         return value
 
     @field_validator("transfer_destinations")

@@ -27,6 +27,7 @@ from phone_agent.memory.documents import content_type_for
 from phone_agent.memory.jobs import start_reindex, start_upload
 from phone_agent.services import Services
 from phone_agent.storage.db import transaction
+from phone_agent.storage.outbound import on_do_not_call
 from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import AuditEntry, Caller, Memory
 
@@ -169,6 +170,7 @@ async def caller_page(phone: str, request: Request, services: ServicesDep, admin
         "caller": view,
         "editable": memories_editable(services),
         "saved": request.query_params.get("saved"),
+        "do_not_call": await on_do_not_call(services.sessions, view["phone"]),
     }
     return render(request, "caller.html", context)
 

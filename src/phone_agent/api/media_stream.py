@@ -86,7 +86,8 @@ async def media_stream(websocket: WebSocket) -> None:
                 )
             with runtime.load.call():
                 try:
-                    realtime = services.settings.voice_mode == "realtime"
+                    # an outbound call waits for the answering-machine verdict: pipeline mode does that
+                    realtime = services.settings.voice_mode == "realtime" and start.direction != "outbound"
                     await (run_realtime_call if realtime else run_call)(websocket, runtime, services, start)
                 except Exception:  # the socket ends either way; the process must not
                     logger.exception("call failed")

@@ -363,6 +363,41 @@ class RoutingRule(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# -- outbound calls (issue 16) ----------------------------------------------------------------------
+class OutboundCall(Base):
+    """A call the agent placed (``POST /v1/calls``, ``phone-agent dial``, admin "Call back").
+
+    ``ref`` names it in the Twilio callbacks' URLs (callbacks may arrive before the create request
+    returned its CallSid). ``events`` lists every status callback ``{status, at, sequence}``;
+    ``answered_by`` is the answering-machine verdict. Personal data: deleted with the callee.
+    """
+
+    __tablename__ = "outbound_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    to_number: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(32), default="api")  # api | admin
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DoNotCall(Base):
+    """A number the agent must never dial (personal data: deletable in admin and with the caller)."""
+
+    __tablename__ = "do_not_call"
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    note: Mapped[str | None] = mapped_column(String(300))
+    added_by: Mapped[str] = mapped_column(String(100), default="admin")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -374,6 +409,7 @@ __all__ = [
     "CallTurn",
     "Caller",
     "ConfigOverride",
+    "DoNotCall",
     "Instance",
     "KnowledgeChunk",
     "KnowledgeDocument",
@@ -382,6 +418,7 @@ __all__ = [
     "MemoryRequest",
     "Message",
     "NotifyQuota",
+    "OutboundCall",
     "ProviderErrorRow",
     "ProviderStatus",
     "RoutingRule",

@@ -104,12 +104,18 @@ class CallControl:
         logger.info("sms {} queued", message.sid)
         return str(message.sid)
 
-    async def dial_out(self, to: str, *, twiml: str | None = None, url: str | None = None) -> str:
-        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID."""
+    async def dial_out(
+        self, to: str, *, twiml: str | None = None, url: str | None = None, **options: Any
+    ) -> str:
+        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID.
+
+        ``options``: more parameters of Twilio's calls.create as the SDK names them (status_callback,
+        machine_detection, async_amd, ...).
+        """
         if not (twiml or url):
             raise ValueError("dial_out needs twiml or url")
         client = self._twilio()
-        kwargs: dict[str, Any] = {"twiml": twiml} if twiml else {"url": url}
+        kwargs: dict[str, Any] = ({"twiml": twiml} if twiml else {"url": url}) | options
         async with _twilio_errors("dial out"):
             call = await client.api.v2010.accounts(self._settings.twilio_account_sid).calls.create_async(
                 to=to, from_=self._from_number(), **kwargs

@@ -52,6 +52,7 @@ from phone_agent.storage.calls import finish_call, open_call
 from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.max_length import CallTimer
+from phone_agent.voice.outbound import AnswerGate, OutboundAnswer, outbound_plan
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.rescue import APOLOGY, CallRescue
@@ -88,6 +89,7 @@ class CallSession:
     greeting: str = ""
     end_reason: str = "hangup"
     handed_over: bool = False
+    outbound: OutboundAnswer | None = None  # a call the agent placed: greets once a person answered
     router: CallRouter | None = None
     timer: CallTimer | None = None
 
@@ -118,9 +120,14 @@ async def open_call_with_caller(
     runtime: Runtime, services: Services, start: StreamStart
 ) -> tuple[int, CallerContext | None]:
     """Open the call's row and take the caller's memory (prefetched at /phone/incoming), concurrently."""
+    outbound = start.direction == "outbound"  # then start.caller is the callee (the row has both numbers)
     return await asyncio.gather(
         open_call(
-            services.sessions, call_sid=start.call_sid, from_number=start.caller, stream_sid=start.stream_sid
+            services.sessions,
+            call_sid=start.call_sid,
+            from_number=None if outbound else start.caller,
+            stream_sid=start.stream_sid,
+            direction=start.direction,
         ),
         runtime.prefetch.take(services.memory, call_sid=start.call_sid, caller=start.caller),
     )
@@ -162,6 +169,11 @@ async def build_call(
         call_routing(services.sessions, call_sid=start.call_sid, caller=start.caller),
     )
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
+    plan = None
+    if start.direction == "outbound":
+        name = caller_context.name if caller_context else None
+        plan = await outbound_plan(settings, services.sessions, start.call_sid, name)
+        greeting = plan.greeting
     if resume is not None and resume.history:
         greeting = RESUME_LINE  # the caller heard the greeting already
     serializer = build_serializer(settings, start)
@@ -283,6 +295,8 @@ async def build_call(
     )
     tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
 
+    if plan is not None:
+        brain.llm.call_instructions = plan.brief  # packed with the persona into every request
     context = LLMContext(messages=list(resume.history) if resume else [], tools=brain.tools)
     end_of_turn = TurnAnalyzerUserTurnStopStrategy(
         turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
@@ -295,9 +309,11 @@ async def build_call(
             user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
+    gate = AnswerGate()  # (outbound calls only: the callee is not heard before the machine verdict)
     pipeline = Pipeline(
         [
             transport.input(),
+            *([gate] if plan is not None and resume is None else []),
             *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             *stt_stage,
             aggregators.user(),
@@ -366,9 +382,23 @@ async def build_call(
         timer=timer,
     )
 
+    if plan is not None and resume is None:
+        session.outbound = OutboundAnswer(
+            plan=plan,
+            sessions=services.sessions,
+            call_sid=start.call_sid,
+            gate=gate,
+            tracker=tracker,
+            speak=speak,
+            hang_up=lambda reason: hang_up(session, reason),
+        )
+
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
         timer.start(runtime.tasks)
+        if session.outbound is not None:  # greet once a person answered (or leave a voicemail)
+            runtime.tasks.spawn(session.outbound.run(), name=f"outbound-{start.call_sid}")
+            return
         await task.queue_frames([TTSSpeakFrame(greeting)])
 
     @transport.event_handler("on_client_disconnected")
@@ -524,6 +554,8 @@ async def live_call_command(session: CallSession, action: str, params: dict[str,
     if action == "hangup":
         logger.info("hanging up on request ({})", params.get("reason") or "admin")
         await hang_up(session, str(params.get("reason") or "admin"))
+    elif action == "answered_by" and session.outbound is not None:
+        session.outbound.verdict_received(str(params.get("answered_by") or "unknown"))
     else:
         logger.warning("ignoring unknown live-call command {!r}", action)
 
