@@ -117,3 +117,13 @@ async def test_busy_callee_every_status_callback_is_stored(
         CALLEE,
     )
     assert call.ended_at is not None and call.stream_started_at is None
+
+
+async def test_a_closed_day_is_outside_calling_hours(agent_factory: Any, fake_twilio: FakeTwilioREST) -> None:
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    with agent_factory(
+        public_url=True, **outbound_env(fake_twilio, PHONE_AGENT_CLOSED_DAYS=today.isoformat())
+    ) as agent:
+        refused = await place_call(agent)
+    assert refused.status_code == 409 and "a closed day" in refused.json()["error"]["message"]
+    assert calls_created(fake_twilio) == []

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.config import Settings, e164
 from phone_agent.errors import PhoneAgentError, ProviderError
-from phone_agent.opening_hours import parse_hours
+from phone_agent.opening_hours import parse_closed_days, parse_hours
 from phone_agent.storage.outbound import (
     OutboundView,
     attach_call,
@@ -55,23 +55,24 @@ def calling_hours_text(settings: Settings) -> str:
 
 
 def calling_hours_problem(settings: Settings, now: datetime) -> str | None:
-    """None inside the calling hours; else a sentence saying when calling opens next."""
+    """None inside the calling hours (never on ``closed_days``); else a sentence saying when calling
+    opens next."""
     tz = ZoneInfo(settings.timezone)
     hours = parse_hours(calling_hours_text(settings))
-    if hours.is_open(now, 0, tz):
-        return None
+    closed = parse_closed_days(settings.closed_days)
     local = now.astimezone(tz)
+    if hours.is_open(now, 0, tz) and local.date() not in closed:
+        return None
     upcoming = [
         start
-        for offset in range(8)
+        for offset in range(15)
+        if local.date() + timedelta(days=offset) not in closed
         for start, _end in hours.open_ranges(local.date() + timedelta(days=offset), tz)
         if start > local
     ]
     next_text = f" Calling opens next on {min(upcoming):%A %d %B at %H:%M}." if upcoming else ""
-    return (
-        f"Outside calling hours ({calling_hours_text(settings)}, {settings.timezone}): it is "
-        f"{local:%A %H:%M} there.{next_text}"
-    )
+    why = "a closed day" if local.date() in closed else f"it is {local:%A %H:%M} there"
+    return f"Outside calling hours ({calling_hours_text(settings)}, {settings.timezone}): {why}.{next_text}"
 
 
 def configuration_problem(settings: Settings) -> str | None:
