@@ -4,6 +4,7 @@ is sent: never cached, never framed, scripts and media only from this origin (CS
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ def _tool(context: Context, record: dict[str, Any], caller_name: str | None = No
 templates.env.filters.update(
     localtime=_local, tool_sentence=_tool, end_reason=end_reason_words, zone=zone_label
 )
+
+
+def utc_time(timestamp: float) -> str:
+    """A unix time as ``HH:MM:SS`` in UTC (the provider health rows)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S")
+
+
+templates.env.filters["utc_time"] = utc_time
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
