@@ -28,6 +28,7 @@ from phone_agent.http_pool import HttpPool, new_http_pool
 from phone_agent.memory.jobs import KnowledgeJobs
 from phone_agent.memory.prefetch import CallerPrefetch
 from phone_agent.memory.requests import forget_old_requests
+from phone_agent.notifications.digest import run_daily_digest
 from phone_agent.notifications.provider_alerts import alert_provider_failure
 from phone_agent.ops.control import ControlBus
 from phone_agent.ops.doctor.runner import StatusReportCache
@@ -43,6 +44,7 @@ from phone_agent.tasks import TaskOwner
 T = TypeVar("T")
 RETENTION_INTERVAL = 24 * 3600.0  # seconds between retention runs (``memory_retention_days``)
 ROLES_TAKING_CALLS: tuple[Role, ...] = ("all", "voice-bridge")
+ROLES_HOLDING_CALLS: tuple[Role, ...] = ("all", "orchestrator")  # the calls, messages and bookings
 
 
 class Runtime:
@@ -196,6 +198,10 @@ class Runtime:
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
         if self.takes_calls:
             self.tasks.spawn(self.load.watch_lag(), name="event-loop-lag")
+        if self.role in ROLES_HOLDING_CALLS:  # the owner's digest is read from the calls' database
+            self.tasks.spawn(
+                run_daily_digest(lambda: self.current.settings, self.sessions), name="daily-digest"
+            )
 
     async def _apply_retention_daily(self) -> None:
         while True:

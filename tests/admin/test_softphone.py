@@ -4,6 +4,7 @@ with their timing marks) and is stored with channel "web". Who may not call is r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -55,6 +56,42 @@ async def test_owner_calls_the_agent_from_the_admin_page(agent_factory: Any, db_
     audit = await db_rows(select(AuditEntry).where(AuditEntry.action == "softphone.call"))
     assert [a.target for a in audit] == [call_sid]
     print(f"\nsoftphone voice-to-voice (client side): {turn.voice_to_voice:.3f} s; marks {json.dumps(marks)}")
+
+
+REPLY = (
+    "Our tasting menu has seven courses, starting with a chilled tomato soup, then fresh pasta "
+    "with black truffles, a grilled sea bass, and a lemon sorbet to finish."
+)
+
+
+async def test_owner_talks_over_the_agent(agent_factory: Any, db_rows: Any) -> None:
+    with agent_factory(ADMIN_PASSWORD=PASSWORD, **SHORT_GREETINGS) as agent:
+        session = admin_session(agent.ws_url.replace("ws://", "http://"))
+        agent.script_speech(
+            ["What is on the tasting menu?", "How much does it cost?"], [REPLY, "It is ninety dollars."]
+        )
+        async with WebCaller(agent.ws_url.replace("ws://", "http://"), session) as call:
+            await call.wait_for_agent_audio(timeout=20)
+            await call.wait_for_quiet(0.6)
+            question = await call.say(speech_pcm16("What is on the tasting menu", 16000))
+            await call.wait_for_agent_audio(timeout=20, since=question.speech_ended)
+            await asyncio.sleep(1.5)  # part of the reply plays
+            barge = await call.say(speech_pcm16("How much does it cost", 16000))
+            await call.wait_for_agent_audio(timeout=20, since=barge.speech_ended)
+            await call.wait_for_quiet(0.6)
+        call_sid = call.started["call_sid"] if call.started else ""
+
+    assert barge.speech_started is not None and barge.speech_ended is not None
+    clears = [t for t in call.clears if t >= barge.speech_started]
+    assert clears and clears[0] < barge.speech_ended  # cleared while the owner was still talking
+    assert not [at for at, pcm in call.audio if clears[0] < at < barge.speech_ended and audible(pcm)]
+    heard = agent.openai.chat_requests[1]["messages"][-2]["content"]
+    assert heard and len(heard) < len(REPLY) and REPLY.startswith(heard.rstrip(".,"))
+    [row] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == row.id).order_by(CallTurn.seq))
+    [cut] = [t for t in turns if t.interrupted]
+    assert (cut.role, cut.text, cut.planned_text) == ("agent", heard, REPLY)
+    assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
 
 
 async def test_who_may_not_call(agent_factory: Any, db_rows: Any) -> None:

@@ -57,6 +57,7 @@ def admin_session(base_url: str, password: str = PASSWORD) -> Session:
 class WebTurn:
     """One utterance of the owner and when the agent's answer started."""
 
+    speech_started: float | None = None
     speech_ended: float | None = None
     first_agent_audio: float | None = None
 
@@ -99,7 +100,7 @@ class WebCaller:
         self._closed = asyncio.Event()
 
     async def __aenter__(self) -> WebCaller:
-        url = self.base_url.replace("http://", "ws://") + "/admin/web-call"
+        url = self.base_url.replace("https://", "wss://").replace("http://", "ws://") + "/admin/web-call"
         headers = {"Cookie": f"pa_admin={self.session.cookie}", "Origin": self.origin or self.base_url}
         self._ws = await connect(url, additional_headers=headers, compression=None, max_size=None)
         start = {"event": "start", "caller": self.caller, "csrf": self.csrf or self.session.csrf}
@@ -164,6 +165,7 @@ class WebCaller:
                 self._sent.set()
             if self._turn is not None and frame is not SILENT and audible(frame):
                 self._turn.speech_ended = time.monotonic()
+                self._turn.speech_started = self._turn.speech_started or self._turn.speech_ended
                 self._turn.first_agent_audio = None  # an answer must come after the last word
             next_at += FRAME_SECONDS
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -111,6 +111,12 @@ async def finish_call(
         return call.id
 
 
+async def call_row(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> Call | None:
+    """The call's row as it is now (detached: read its columns, change nothing)."""
+    async with sessions() as session:
+        return await session.scalar(select(Call).where(Call.call_sid == call_sid))
+
+
 async def set_end_reason(
     sessions: async_sessionmaker[AsyncSession], *, call_sid: str, end_reason: str
 ) -> None:
