@@ -229,3 +229,25 @@ async def test_after_hours_persona_from_incoming_reaches_the_call(
     assert brief in system
     [call] = await db_rows(select(Call).where(Call.call_sid == form["CallSid"]))
     assert call.routing_rule == "Night" and call.routing_events[0]["stage"] == "incoming"
+
+
+async def test_realtime_mode_digit_transfers(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST, fake_openai_realtime: Any
+) -> None:
+    from tests.voice.test_realtime_call import GREETING, realtime_env
+
+    fake = fake_openai_realtime
+    fake.script(GREETING, "Let me connect you with Sales.")
+    hours = {"PHONE_AGENT_BUSINESS_HOURS": "Mon-Sun 00:00-24:00"}  # always open
+    with agent_factory(**realtime_env(fake) | twilio_env(fake_twilio) | DESTINATIONS | hours) as agent:
+        await add_rules(agent, ("Press 0", {"digit": "0"}, {"type": "transfer", "destination": "Sales"}))
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await greeted(caller)
+            await caller.send_dtmf("0")
+            await caller.wait_for_close(timeout=30)
+    assert caller.ended_by == "redirect"
+    number = redirect_twiml(fake_twilio, caller.call_sid).find("./Dial/Number")
+    assert number is not None and number.text == "+15550100002"
+    assert any("Let me connect you with Sales." in str(item["content"]) for item in fake.sessions[0]["items"])
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.routing_rule == "Press 0" and call.end_reason == "routed → transfer"
