@@ -12,8 +12,10 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import exports as admin_exports
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import outbound as admin_outbound
+from phone_agent.admin import owner as admin_owner
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import recordings as admin_recordings
 from phone_agent.admin import routing as admin_routing
@@ -41,6 +43,8 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_knowledge.router,
         admin_routing.router,
         admin_try_it.router,
+        admin_owner.router,
+        admin_exports.router,
         admin_outbound.router,
         admin_recordings.router,
         phone.router,

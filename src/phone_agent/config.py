@@ -365,6 +365,25 @@ class Settings(BaseSettings):
     )
     max_upload_mb: int = Field(20, gt=0, description="Largest accepted upload in MB.")
 
+    # --- After the call: the owner's digest, the caller's text -----------------------------
+    digest_hour: int = Field(
+        18,
+        ge=0,
+        le=23,
+        description="Local hour (business time zone) at which the daily digest is e-mailed to owner_email "
+        "(when 'digest' is in notify_events): the day's calls, outcomes and open inbox items.",
+    )
+    text_caller_after_missed_call: bool = Field(
+        False,
+        description="Text the caller (missed_call_text) after a call that ended before they said what they "
+        "wanted (outcome abandoned).",
+    )
+    missed_call_text: str = Field(
+        "Sorry we missed you at {business_name}. Call us back any time, or reply to this text.",
+        min_length=1,
+        description="The text sent after a missed or abandoned call; {business_name} is filled in.",
+    )
+
     # --- Processes -------------------------------------------------------------------------
     host: str = Field("0.0.0.0", description="Interface the server binds.")
     orchestrator_port: int = Field(5000, ge=1, le=65535, description="Port of the orchestrator (and 'all').")

@@ -13,10 +13,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.brain.agent import Agent
 from phone_agent.brain.builtins import default_registry
+from phone_agent.brain.followup import text_after_missed_call
 from phone_agent.brain.llm import LLMChain
 from phone_agent.brain.tools import ToolContext, ToolRegistry
 from phone_agent.config import Settings
@@ -114,10 +116,18 @@ class Services:
         return await fetch_caller_context(self.memory, phone)
 
     async def learn_after_call(self, call_sid: str) -> ExtractedFacts | None:
-        """Learn from a finished call's transcript (errors logged; run it as an owned background task)."""
-        return await learn_quietly(
+        """Review a finished call and learn from its transcript; text the caller of a missed call when
+        the settings say so (errors logged; run it as an owned background task)."""
+        facts = await learn_quietly(
             settings=self.settings, sessions=self.sessions, store=self.memory, call_sid=call_sid
         )
+        try:
+            await text_after_missed_call(
+                settings=self.settings, sessions=self.sessions, control=self.control, call_sid=call_sid
+            )
+        except Exception as exc:  # a follow-up must not disturb the next call
+            logger.warning("follow-up of call {} failed: {}", call_sid, type(exc).__name__)
+        return facts
 
     def start_outbox(self) -> None:
         """With the memory service over HTTP: replay its outbox (writes, learning jobs) from now on."""

@@ -76,7 +76,8 @@ async def test_call_two_greets_maria_by_name_and_knows_her_topic(
 
     assert facts is not None and facts.name == "Maria Lopez"
     request = openai_fake.chat_requests[-1]
-    assert request["response_format"] == {"type": "json_object"}
+    assert request["response_format"]["type"] == "json_schema"
+    assert request["response_format"]["json_schema"]["strict"] is True
     assert (
         "Caller: Hi, my name is Maria Lopez and I'm asking about home insurance."
         in request["messages"][1]["content"]

@@ -21,6 +21,7 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.owner import header_counts
 from phone_agent.admin.recordings import call_recordings
 from phone_agent.admin.routing_view import routing_context
 from phone_agent.admin.settings_form import SECTIONS, field_views
@@ -210,6 +211,7 @@ async def admin_context(
         "max_upload_mb": settings.max_upload_mb,
         "config_timezone": settings.timezone,
         "upload_error": upload_error,
+        **await header_counts(services),
         **await routing_context(
             services, request, error=routing_error, entered=routing_entered, editing=editing
         ),
@@ -248,7 +250,7 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep, admi
         "chart": waterfall_chart(call),
         "recordings": await call_recordings(services, call_sid),
     }
-    return render(request, "call.html", context)
+    return render(request, "call.html", {**context, **await header_counts(services)})
 
 
 def waterfall_chart(call: dict[str, Any], *, width: int = 640, row_height: int = 26) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from phone_agent.services import Services
 from phone_agent.storage.calls import FINAL_STATUSES, finish_call, set_end_reason
 from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.recordings import apply_status
+from phone_agent.storage.reviews import awaits_review
 from phone_agent.storage.streams import register_incoming
 from phone_agent.storage.tables import utcnow
 from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
@@ -142,8 +143,9 @@ async def overflow_answer(services: Services, call_sid: str, reason: str) -> Res
 
 
 @router.post("/status")
-async def call_status(request: Request, services: ServicesDep) -> Response:
-    """Twilio's status callback: a final status closes the call's record."""
+async def call_status(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
+    """Twilio's status callback: a final status closes the call's record (and reviews a call that
+    never reached the agent: missed, busy, hung up while ringing)."""
     form = await verified_twilio_form(request, services.settings)
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")
@@ -158,6 +160,8 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
                 from_number=form.get("From") or None,
                 to_number=form.get("To") or None,
             )
+            if await awaits_review(services.sessions, call_sid):
+                runtime.spawn_with(services, services.learn_after_call(call_sid), name=f"review-{call_sid}")
     return Response(status_code=204)
 
 

@@ -22,6 +22,7 @@ from phone_agent.ops.logging import bind_call
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.reviews import set_outcome
 from phone_agent.storage.tables import Call, Message
 from phone_agent.telephony.control import (
     TRANSFER_DONE_PATH,
@@ -75,6 +76,7 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
             sms_sid = notified.sms_sid
             async with transaction(services.sessions) as session:
                 call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+                call_id = call.id if call is not None else None
                 session.add(
                     Message(
                         caller_id=await caller_id(session, phone),
@@ -86,6 +88,8 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
                         status="sent" if notified.delivered else "new",
                     )
                 )
+            if call_id is not None:  # a call reviewed before the recording ended is a voicemail now
+                await set_outcome(services.sessions, call_id=call_id, outcome="voicemail")
             logger.info("voicemail stored")
     response = VoiceResponse()
     response.say("Thank you, your message has been passed on. Goodbye.")

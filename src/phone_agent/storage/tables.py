@@ -81,6 +81,10 @@ class Call(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(64))
     summary: Mapped[str | None] = mapped_column(Text)
+    # after the call (``memory.summary``): what the caller wanted and how the call ended
+    intent: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
+    summary_source: Mapped[str | None] = mapped_column(String(16))  # llm | rules
     # the media stream: the expiry of the one token /phone/incoming minted (epoch seconds; the same
     # token is re-minted from it for a retried webhook), when a stream claimed the call (a second
     # stream or a replay is refused), and the process (``instances.id``) holding the live call
@@ -183,6 +187,11 @@ class Appointment(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="booked")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the owner's inbox (``storage.inbox``): seen, handled, the owner's note, the owner told
+    seen_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -199,6 +208,11 @@ class Message(Base):
     sms_sid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the owner's inbox (``storage.inbox``): seen, handled, the owner's note, the owner told
+    seen_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None]
 
 
 class ConfigOverride(Base):
