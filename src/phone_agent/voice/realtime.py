@@ -422,7 +422,7 @@ async def build_realtime_call(
 
     @aggregators.user().event_handler("on_user_turn_idle")
     async def on_caller_silent(_aggregator: object) -> None:
-        if not failover.failed:
+        if not failover.failed and not tool_ctx.pending_action():  # (a transfer or goodbye is on its way)
             await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_message_added")
