@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from phone_agent.app import create_app
-from phone_agent.storage.tables import AuditEntry, DoNotCall
+from phone_agent.storage.db import transaction
+from phone_agent.storage.tables import AuditEntry, DoNotCall, Message
 from tests.admin.conftest import PASSWORD, log_in
 from tests.admin.helpers import insert_calls
 from tests.conftest import make_settings
@@ -101,3 +102,34 @@ def test_do_not_call_list_rejects_a_bad_number_and_needs_csrf(
     forged = client.post("/admin/outbound/do-not-call", data={"csrf_token": "nope", "phone": MARIA})
     assert forged.status_code == 403
     assert 'id="do-not-call-list"' not in client.get("/admin/outbound").text
+
+
+def test_call_back_from_an_inbox_item(
+    admin_with_twilio: tuple[TestClient, str], fake_twilio: FakeTwilioREST
+) -> None:
+    client, csrf = admin_with_twilio
+    runtime = client.app.state.runtime
+
+    async def add_voicemail() -> None:
+        async with transaction(runtime.sessions) as session:
+            session.add(
+                Message(kind="voicemail", phone=MARIA, name="Maria", body="Please call me about Saturday.")
+            )
+
+    asyncio.run(add_voicemail())
+    page = client.get("/admin/inbox").text
+    item = page[page.index('class="inbox-item') :]
+    assert 'action="/admin/outbound/call"' in item and 'value="your voicemail"' in item
+    placed = client.post(
+        "/admin/outbound/call",
+        data={
+            "csrf_token": csrf,
+            "to": MARIA,
+            "purpose": "your voicemail",
+            "back": "/admin/inbox?state=open",
+        },
+        follow_redirects=False,
+    )
+    assert placed.status_code == 303 and placed.headers["location"] == "/admin/inbox?state=open&saved=calling"
+    assert dialled(fake_twilio) == [MARIA]
+    assert "Calling now" in client.get(placed.headers["location"]).text

@@ -14,10 +14,10 @@ from twilio.request_validator import RequestValidator
 
 from phone_agent.storage.db import create_engine, session_factory
 from phone_agent.storage.outbound import add_do_not_call
-from phone_agent.storage.tables import Call, OutboundCall
+from phone_agent.storage.tables import Call, CallTurn, OutboundCall
 from tests.fakes.twilio_outbound import Callee
 from tests.fakes.twilio_rest import FakeTwilioREST
-from tests.outbound import API_KEY, CALLEE, outbound_env, place_call, wait_for
+from tests.outbound import API_KEY, CALLEE, VOICEMAIL, outbound_env, place_call, wait_for
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -86,7 +86,10 @@ async def test_busy_callee_every_status_callback_is_stored(
         assert placed.status_code == 201 and placed.json()["status"] == "queued"
         call_sid = placed.json()["call_sid"]
         await wait_for(
-            lambda: any(w["params"].get("CallStatus") == "busy" for w in fake_twilio.network.webhooks),
+            lambda: any(
+                w["params"].get("CallStatus") == "busy" and "status" in w
+                for w in fake_twilio.network.webhooks
+            ),
             10,
             "the busy callback",
         )
@@ -127,3 +130,29 @@ async def test_a_closed_day_is_outside_calling_hours(agent_factory: Any, fake_tw
         refused = await place_call(agent)
     assert refused.status_code == 409 and "a closed day" in refused.json()["error"]["message"]
     assert calls_created(fake_twilio) == []
+
+
+async def test_a_machine_on_a_call_no_stream_holds_gets_the_voicemail_in_twilios_voice(
+    agent_factory: Any, fake_twilio: FakeTwilioREST, db_rows: Any
+) -> None:
+    fake_twilio.network.callees[CALLEE] = Callee(answered_by="machine_end_beep", amd_delay=0.5)
+    with agent_factory(public_url=True, **outbound_env(fake_twilio)) as agent:
+        call_sid = (await place_call(agent)).json()["call_sid"]  # nobody opens the media stream
+        await wait_for(
+            lambda: any(
+                w["params"].get("CallStatus") == "completed" and "status" in w
+                for w in fake_twilio.network.webhooks
+            ),
+            15,
+            "the completed callback",
+        )
+        await asyncio.sleep(0.3)
+    [update] = [u["params"] for u in fake_twilio.call_updates if u["sid"] == call_sid]
+    assert update["Twiml"].count("<Say>") == 1 and "<Hangup" in update["Twiml"]
+    assert fake_twilio.calls[call_sid]["_said"] == [VOICEMAIL]
+    [call] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    assert (call.end_reason, call.status) == ("voicemail_left", "completed")
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id))
+    assert [(t.role, t.text) for t in turns] == [("agent", VOICEMAIL)]
+    [outbound] = await db_rows(select(OutboundCall).where(OutboundCall.call_sid == call_sid))
+    assert outbound.answered_by == "machine_end_beep" and outbound.status == "completed"

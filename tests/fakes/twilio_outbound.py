@@ -114,13 +114,20 @@ class OutboundNetwork:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def updated(self, call_sid: str) -> None:
-        """A REST update on the server loop: a call set to completed/canceled has ended."""
+    def updated(self, call_sid: str, params: dict[str, str]) -> None:
+        """A REST update on the server loop: a call set to completed/canceled has ended; new TwiML
+        replaces the call's (a stream it had ends) and runs: ``<Say>`` is recorded in ``_said``, and
+        TwiML without a ``<Connect>`` ends the call when it has run."""
         progress = self._progress.get(call_sid)
-        if progress is not None and self.fake.calls.get(call_sid, {}).get("status") in (
-            "completed",
-            "canceled",
-        ):
+        call = self.fake.calls.get(call_sid)
+        if progress is None or call is None:
+            return
+        if params.get("Twiml") and call["status"] == "in-progress":
+            self.streams.pop(call_sid, None)
+            self._follow(call, params["Twiml"])
+            if call_sid not in self.streams:
+                self._end_call(call_sid)
+        if call["status"] in ("completed", "canceled"):
             progress.ended.set()
 
     def _from_any_thread(self, call_sid: str) -> None:

@@ -288,7 +288,7 @@ class FakeTwilioREST(RecordingsMixin, FakeServer):
             if redirect:
                 call["_redirected_to"] = redirect
             call["date_updated"] = formatdate(usegmt=False)
-        self.network.updated(sid)
+        self.network.updated(sid, params)
         if status:  # the call ended: its recordings complete and Twilio reports them
             self._complete_recordings(sid)
         for callback in self._listeners.get(sid, []):

@@ -110,7 +110,8 @@ async def test_learning_runs_in_the_background_and_survives_a_bad_reply(
     services = runtime_for.current
     task = runtime_for.spawn_with(services, services.learn_after_call("CA-2"), name="learn-CA-2")
     assert task is not None and await asyncio.wait_for(task, 30) is None  # logged, never raised
-    assert (await fetch_caller_context(runtime_for.current.memory, MARIA)).known is False
+    kept = await fetch_caller_context(runtime_for.current.memory, MARIA)
+    assert kept.known and kept.name is None and kept.memories == []  # listed in Callers, nothing learned
     assert await learn(runtime_for, "CA-unknown") is None
 
 

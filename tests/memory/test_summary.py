@@ -93,6 +93,9 @@ async def test_silence_and_a_broken_model_still_leave_a_review(
     assert openai_fake.chat_requests == []
     assert (call.outcome, call.summary_source) == ("abandoned", "rules")
     assert call.summary.startswith("The caller hung up before saying anything")
+    async with transaction(runtime_for.sessions) as session:  # listed in Callers all the same
+        caller = (await session.execute(select(Caller).where(Caller.phone == DANA))).scalar_one()
+    assert call.caller_id == caller.id and caller.name is None
 
     await record(runtime_for, "CA-s4", [("caller", "I want to cancel my policy.")], message=True)
     openai_fake.script("Sorry, I can't do JSON today.")

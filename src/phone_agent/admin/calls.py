@@ -37,6 +37,7 @@ def call_row(call: Call) -> dict[str, Any]:
         "from_number": call.from_number,
         "to_number": call.to_number,
         "direction": call.direction,
+        "channel": "chat" if call.direction == "chat" else call.channel,  # phone | chat | web
         "status": call.status,
         "started_at": call.started_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
@@ -46,7 +47,6 @@ def call_row(call: Call) -> dict[str, Any]:
         "intent": call.intent,
         "outcome": call.outcome,
         "outcome_label": outcome_label(call.outcome),
-        "channel": "chat" if call.direction == "chat" else "call",
         "routing_rule": call.routing_rule,  # the rule that fired last (None: no rule fired)
         "routing_events": call.routing_events or [],
         "tags": call.tags or [],

@@ -60,6 +60,12 @@ async def _page(
     return render(request, "outbound.html", context, status_code=status_code)
 
 
+def _back_to(back: str, saved: str) -> str:
+    """Where a form returns (an admin page only), saying what was done."""
+    target = auth.safe_next(back) if back else PAGE
+    return f"{target}{'&' if '?' in target else '?'}saved={saved}"
+
+
 async def _audit(services: Services, actor: str, action: str, target: str) -> None:
     async with transaction(services.sessions) as session:
         session.add(AuditEntry(actor=actor, action=action, target=target))
@@ -98,8 +104,7 @@ async def place_call(
     except ProviderError as exc:
         return await _page(request, services, admin, error=str(exc), entered=entered, status_code=502)
     await _audit(services, admin.actor, "call.outbound", f"{masked_phone(call.to)} {call.call_sid}")
-    target = auth.safe_next(back) if back else PAGE
-    return RedirectResponse(f"{target}?saved=calling", status_code=303)
+    return RedirectResponse(_back_to(back, "calling"), status_code=303)
 
 
 @router.post(f"{PAGE}/do-not-call")
@@ -118,8 +123,7 @@ async def add_number(
         return await _page(request, services, admin, error=f"Do-not-call: {exc}.", status_code=422)
     await add_do_not_call(services.sessions, number, note=note, added_by=admin.actor)
     await _audit(services, admin.actor, "do_not_call.add", masked_phone(number))
-    target = auth.safe_next(back) if back else PAGE
-    return RedirectResponse(f"{target}?saved=do-not-call", status_code=303)
+    return RedirectResponse(_back_to(back, "do-not-call"), status_code=303)
 
 
 @router.post(PAGE + "/do-not-call/{phone}/delete")
@@ -127,5 +131,4 @@ async def remove_number(phone: str, services: ServicesDep, admin: AdminDep, back
     """Take a number off the do-not-call list (its entry is deleted)."""
     await remove_do_not_call(services.sessions, phone)
     await _audit(services, admin.actor, "do_not_call.remove", masked_phone(phone))
-    target = auth.safe_next(back) if back else PAGE
-    return RedirectResponse(f"{target}?saved=do-not-call", status_code=303)
+    return RedirectResponse(_back_to(back, "do-not-call"), status_code=303)

@@ -25,6 +25,7 @@ from phone_agent.admin.owner import header_counts
 from phone_agent.admin.recordings import call_recordings
 from phone_agent.admin.routing_view import routing_context
 from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.admin.setup_checklist import missing_items
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import NotFoundError, StoreError
@@ -211,6 +212,7 @@ async def admin_context(
         "max_upload_mb": settings.max_upload_mb,
         "config_timezone": settings.timezone,
         "upload_error": upload_error,
+        "setup_missing": missing_items(settings),
         **await header_counts(services),
         **await routing_context(
             services, request, error=routing_error, entered=routing_entered, editing=editing

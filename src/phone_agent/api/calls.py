@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from phone_agent.api.chat import APIProblem, Authorized, OpenAIErrorRoute
 from phone_agent.api.deps import ServicesDep
@@ -26,7 +26,12 @@ router = APIRouter(prefix="/v1", tags=["calls"], route_class=OpenAIErrorRoute)
 class CallRequest(BaseModel):
     """A call for the agent to place."""
 
-    to: str = Field(min_length=1, max_length=64, description="Number to call (E.164, or national).")
+    to: str = Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("to", "number", "phone"),
+        description="Number to call (E.164, or national).",
+    )
     purpose: str = Field(
         min_length=1, max_length=MAX_PURPOSE_CHARS, description="Why the agent calls; said and kept in mind."
     )

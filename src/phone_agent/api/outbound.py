@@ -7,11 +7,13 @@
   no-answer, failed, canceled, completed) is stored on the call; a final one closes it.
 - ``POST /phone/outbound/amd?ref=…``: the verdict (``AnsweredBy``) is stored and handed to the
   process holding the call (control bus): a person hears the outbound greeting, a machine the
-  voicemail message, after the beep.
+  voicemail message, after the beep. A machine on a call no stream holds gets the voicemail in
+  Twilio's voice (a call update with ``<Say>``), so it is never left without a message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -19,18 +21,28 @@ from loguru import logger
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.api.phone import TWIML, media_stream_url
+from phone_agent.brain.persona import voicemail_for
+from phone_agent.errors import PhoneAgentError
 from phone_agent.ops import metrics
 from phone_agent.ops.logging import bind_call
-from phone_agent.storage.calls import FINAL_STATUSES, finish_call, set_end_reason
-from phone_agent.storage.outbound import attach_call, outbound_by_ref, record_answered_by, record_status
+from phone_agent.services import Services
+from phone_agent.storage.calls import FINAL_STATUSES, add_turn, call_row, finish_call, set_end_reason
+from phone_agent.storage.outbound import (
+    attach_call,
+    outbound_by_ref,
+    outbound_by_sid,
+    record_answered_by,
+    record_status,
+)
 from phone_agent.storage.streams import register_incoming
-from phone_agent.telephony.outbound import AMD_PATH, ANSWER_PATH, STATUS_PATH
+from phone_agent.telephony.outbound import AMD_PATH, ANSWER_PATH, STATUS_PATH, is_machine
 from phone_agent.telephony.signature import verified_twilio_form
 from phone_agent.telephony.stream_token import issue_stream_token
-from phone_agent.telephony.twiml import connect_stream, hang_up
+from phone_agent.telephony.twiml import connect_stream, hang_up, say_and_hang_up
 from phone_agent.voice.readiness import voice_path_problems
 
 router = APIRouter(tags=["telephony"])
+STREAM_GRACE_SECS = 2.5  # a machine verdict may overtake the stream's opening (Twilio: ~1 s after answer)
 
 
 @router.post(ANSWER_PATH)
@@ -121,4 +133,37 @@ async def outbound_amd(request: Request, runtime: RuntimeDep, services: Services
             logger.warning("answering-machine verdict for an unknown outbound call")
         elif call_sid:
             await runtime.bus.send_call_command(call_sid, "answered_by", answered_by=answered_by)
+            if is_machine(answered_by) or answered_by == "fax":
+                runtime.spawn_with(
+                    services, machine_without_stream(services, call_sid, answered_by), name=f"amd-{call_sid}"
+                )
     return Response(status_code=204)
+
+
+async def machine_without_stream(services: Services, call_sid: str, answered_by: str) -> None:
+    """A machine answered a call no media stream holds (its stream failed to open, or never will):
+    Twilio's own voice leaves the voicemail (a fax is hung up on). A call with a stream is left to
+    its pipeline, which speaks the voicemail itself."""
+    deadline = time.monotonic() + STREAM_GRACE_SECS  # a stream opening right now takes the call
+    while (
+        call := await call_row(services.sessions, call_sid)
+    ) is not None and call.stream_started_at is None:
+        if call.ended_at is not None or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.25)
+    if call is None or call.stream_started_at is not None or call.ended_at is not None:
+        return
+    outbound = await outbound_by_sid(services.sessions, call_sid)
+    try:
+        if answered_by == "fax" or outbound is None:
+            await services.control.hang_up(call_sid)
+            await set_end_reason(services.sessions, call_sid=call_sid, end_reason="fax")
+            return
+        text = voicemail_for(services.settings, outbound.purpose)
+        await services.control.update_twiml(call_sid, say_and_hang_up(text))
+    except PhoneAgentError as exc:
+        logger.error("answering machine on a call without a stream, and Twilio refused the update: {}", exc)
+        return
+    logger.info("voicemail left with Twilio's voice (no media stream held the call)")
+    await set_end_reason(services.sessions, call_sid=call_sid, end_reason="voicemail_left")
+    await add_turn(services.sessions, call_id=call.id, role="agent", text=text)

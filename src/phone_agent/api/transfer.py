@@ -1,7 +1,8 @@
 """Webhooks of a transfer to a human (see ``control.transfer_twiml``); all Twilio-signed.
 
 ``POST /phone/transfer/whisper?reason=…`` - played to the human before connecting: who and why.
-``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail.
+``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail
+(and tell the owner: ``transfer_failed``).
 ``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, notify the
 owner (``notify_owner``: SMS and/or e-mail) and hang up.
 ``POST /phone/voicemail/transcript`` - Twilio's transcription of it: added to that message.
@@ -16,14 +17,14 @@ from loguru import logger
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from phone_agent.api.deps import ServicesDep
+from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.ops.logging import bind_call
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.reviews import set_outcome
-from phone_agent.storage.tables import Call, Message
+from phone_agent.storage.tables import Call, Message, utcnow
 from phone_agent.telephony.control import (
     TRANSFER_DONE_PATH,
     VOICEMAIL_PATH,
@@ -35,6 +36,7 @@ from phone_agent.telephony.control import (
 from phone_agent.telephony.signature import verified_twilio_form
 
 router = APIRouter(tags=["telephony"])
+TRANSFER_ANSWERED = ("completed", "answered")
 TWIML = "application/xml"
 
 
@@ -46,12 +48,25 @@ async def transfer_whisper(request: Request, services: ServicesDep, reason: str 
 
 
 @router.post(TRANSFER_DONE_PATH)
-async def transfer_done(request: Request, services: ServicesDep) -> Response:
+async def transfer_done(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """After the dial: hang up when the human answered, otherwise take a voicemail."""
     form = await verified_twilio_form(request, services.settings)
     status = form.get("DialCallStatus", "")
     with bind_call(form.get("CallSid") or "-"):
         logger.info("transfer ended: {}", status or "unknown")
+        if status not in TRANSFER_ANSWERED:  # the caller is offered the voicemail; the owner hears of it
+            caller = normalise_optional(form.get("From"))
+            settings = services.settings
+            event = OwnerEvent(
+                kind="transfer_failed",
+                subject=f"{settings.business_name}: missed transfer from {caller or 'an unknown caller'}",
+                text=f"A call was transferred to {settings.handoff_number or 'you'} and nobody answered "
+                f"({status or 'no status'}). The caller was offered the voicemail.",
+                call_sid=form.get("CallSid") or None,
+                caller=caller,
+            )
+            # in the background: Twilio waits for this answer, the caller must not wait for SMTP
+            runtime.spawn_with(services, notify_owner(services, event), name="notify-transfer-failed")
     return Response(transfer_done_twiml(services.settings, status), media_type=TWIML)
 
 
@@ -86,6 +101,7 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
                         body=body,
                         sms_sid=sms_sid,
                         status="sent" if notified.delivered else "new",
+                        notified_at=utcnow() if notified.delivered else None,
                     )
                 )
             if call_id is not None:  # a call reviewed before the recording ended is a voicemail now

@@ -83,6 +83,7 @@ async def extract_and_store_after_call(
     first_words = next((text.strip() for role, text in turns if role == "caller" and text.strip()), "")
     if not first_words:  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
         await _store_review(sessions, call_sid, review_by_rules(evidence, first_words))
+        await _keep_caller(sessions, store, call_sid, phone, started_at, chat=evidence.chat)
         return None
     transcript = transcript_text([(role, text) for role, text in turns])
     try:
@@ -91,6 +92,7 @@ async def extract_and_store_after_call(
     except (StoreError, ProviderError) as exc:
         await _store_review(sessions, call_sid, review_by_rules(evidence, first_words))
         if not (queue_on_failure and isinstance(store, HTTPMemoryStore) and phone):
+            await _keep_caller(sessions, store, call_sid, phone, started_at, chat=evidence.chat)
             raise
         await store.queue_learning(call_sid, phone)
         logger.warning("memory: learning from call {} queued until it can run ({})", call_sid, exc)
@@ -103,6 +105,26 @@ async def extract_and_store_after_call(
     await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
     logger.info("memory: learned {} facts from call {}", len(items), call_sid)
     return facts
+
+
+async def _keep_caller(
+    sessions: async_sessionmaker[AsyncSession],
+    store: MemoryStore,
+    call_sid: str,
+    phone: str | None,
+    started_at: object,
+    *,
+    chat: bool,
+) -> None:
+    """A phone caller is listed in Callers after the first call, even when nothing was learned."""
+    if not phone or chat:
+        return
+    try:
+        await store.store_memories(phone, [])
+    except (StoreError, OSError) as exc:
+        logger.warning("memory: caller of call {} not kept ({})", call_sid, type(exc).__name__)
+        return
+    await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
 
 
 async def _store_review(

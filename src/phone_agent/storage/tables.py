@@ -76,6 +76,8 @@ class Call(Base):
     from_number: Mapped[str | None] = mapped_column(String(32))
     to_number: Mapped[str | None] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    # how the caller reached the agent: phone (Twilio), chat (/v1/chat), web (the admin softphone)
+    channel: Mapped[str] = mapped_column(String(16), default="phone", server_default="phone")
     status: Mapped[str] = mapped_column(String(32), default="ringing")
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]

@@ -32,6 +32,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     UserTurnStoppedMessage,
 )
 from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
@@ -42,7 +43,7 @@ from phone_agent.brain.pipeline import ChainedLLMService, build_call_brain
 from phone_agent.brain.routing.incoming import call_routing, persona_of
 from phone_agent.brain.routing.match import intents_of, listens_for_misunderstanding
 from phone_agent.brain.routing.tool import with_route_call
-from phone_agent.brain.tools import ToolContext
+from phone_agent.brain.tools import Channel, ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext
 from phone_agent.ops import metrics
@@ -64,6 +65,7 @@ from phone_agent.voice.stream import StreamStart
 from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import TTSFailover
+from phone_agent.voice.web_leg import WEB_SAMPLE_RATE, BrowserAudioSerializer
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2
@@ -133,10 +135,8 @@ async def open_call_with_caller(
     )
 
 
-def media_stream_transport(
-    websocket: WebSocket, serializer: TwilioMediaSerializer
-) -> FastAPIWebsocketTransport:
-    """Pipecat's websocket transport for a Twilio Media Stream (audio both ways, raw frames)."""
+def media_stream_transport(websocket: WebSocket, serializer: FrameSerializer) -> FastAPIWebsocketTransport:
+    """Pipecat's websocket transport for a Twilio Media Stream or the softphone (audio both ways)."""
     return FastAPIWebsocketTransport(
         websocket,
         FastAPIWebsocketParams(
@@ -156,12 +156,16 @@ async def build_call(
     start: StreamStart,
     *,
     resume: Resume | None = None,
+    channel: Channel = "phone",
 ) -> CallSession:
     """Build the pipeline of one call (nothing runs until ``run_call``).
 
     ``services`` are the call's for its whole life: every part below is built from them, never
     from ``runtime.current`` again (an admin save during the call applies to the next one).
     ``resume``: the call was begun by realtime mode; go on from what it said and heard.
+    ``channel``: ``phone`` (a Twilio Media Stream, 8 kHz) or ``web`` (the admin page's softphone:
+    16 kHz PCM, voice/web_leg.py; no telephone leg to redirect, so no transfer and no fallback
+    action beyond the apology and a hang-up).
     """
     settings = services.settings
     (call_id, caller_context), routing = await asyncio.gather(
@@ -176,7 +180,9 @@ async def build_call(
         greeting = plan.greeting
     if resume is not None and resume.history:
         greeting = RESUME_LINE  # the caller heard the greeting already
-    serializer = build_serializer(settings, start)
+    phone = channel == "phone"
+    serializer = build_serializer(settings, start) if phone else BrowserAudioSerializer()
+    sample_rate = TWILIO_SAMPLE_RATE if phone else WEB_SAMPLE_RATE
     session: CallSession | None = None
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
@@ -202,7 +208,7 @@ async def build_call(
         caller_name=caller_context.name if caller_context else None,
         call_sid=start.call_sid,
         call_id=call_id,
-        channel="phone",
+        channel=channel,
         on_hang_up=end_call,
         before_transfer=before_transfer,
         tasks=runtime.tasks,
@@ -340,9 +346,7 @@ async def build_call(
     )
     task = PipelineWorker(
         pipeline,
-        params=PipelineParams(
-            audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
-        ),
+        params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
         observers=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
         enable_rtvi=False,
         enable_turn_tracking=False,  # an observer of every frame that nothing here reads
@@ -359,7 +363,7 @@ async def build_call(
 
     rescue = CallRescue(
         settings=settings,
-        control=services.control,
+        control=services.control if phone else None,  # a web call has no Twilio leg to redirect
         call_sid=start.call_sid,
         tracker=tracker,
         speak=speak,
@@ -534,9 +538,11 @@ async def run_call(
     start: StreamStart,
     *,
     resume: Resume | None = None,
+    channel: Channel = "phone",
 ) -> CallSession:
-    """Run one call to its end and close its records (``resume``: taking over a started call)."""
-    session = await build_call(websocket, runtime, services, start, resume=resume)
+    """Run one call to its end and close its records (``resume``: taking over a started call;
+    ``channel``: phone or web, see ``build_call``)."""
+    session = await build_call(websocket, runtime, services, start, resume=resume, channel=channel)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
@@ -546,6 +552,8 @@ async def run_call(
     finally:
         if session.timer is not None:
             session.timer.cancel()
+        if session.outbound is not None:  # still waiting for the verdict when the callee hung up
+            session.outbound.close()
     return session
 
 

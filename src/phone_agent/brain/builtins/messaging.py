@@ -9,7 +9,7 @@ from phone_agent.brain.tools import Tool, ToolContext
 from phone_agent.errors import ToolError
 from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.storage.callers import caller_id
-from phone_agent.storage.tables import Message
+from phone_agent.storage.tables import Message, utcnow
 
 SMS_LIMIT = 1600  # Twilio's longest body
 
@@ -73,6 +73,7 @@ async def take_message(ctx: ToolContext, args: TakeMessageArgs) -> dict[str, obj
             body=args.message,
             sms_sid=notified.sms_sid,
             status="sent" if notified.delivered else "new",
+            notified_at=utcnow() if notified.delivered else None,
         )
         session.add(row)
         await session.flush()
