@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -41,6 +42,7 @@ from phone_agent.telephony.twiml import connect_stream, hang_up, say_and_hang_up
 from phone_agent.voice.readiness import voice_path_problems
 
 router = APIRouter(tags=["telephony"])
+STREAM_GRACE_SECS = 2.5  # a machine verdict may overtake the stream's opening (Twilio: ~1 s after answer)
 
 
 @router.post(ANSWER_PATH)
@@ -142,7 +144,13 @@ async def machine_without_stream(services: Services, call_sid: str, answered_by:
     """A machine answered a call no media stream holds (its stream failed to open, or never will):
     Twilio's own voice leaves the voicemail (a fax is hung up on). A call with a stream is left to
     its pipeline, which speaks the voicemail itself."""
-    call = await call_row(services.sessions, call_sid)
+    deadline = time.monotonic() + STREAM_GRACE_SECS  # a stream opening right now takes the call
+    while (
+        call := await call_row(services.sessions, call_sid)
+    ) is not None and call.stream_started_at is None:
+        if call.ended_at is not None or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.25)
     if call is None or call.stream_started_at is not None or call.ended_at is not None:
         return
     outbound = await outbound_by_sid(services.sessions, call_sid)

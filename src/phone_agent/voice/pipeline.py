@@ -552,6 +552,8 @@ async def run_call(
     finally:
         if session.timer is not None:
             session.timer.cancel()
+        if session.outbound is not None:  # still waiting for the verdict when the callee hung up
+            session.outbound.close()
     return session
 
 
