@@ -94,6 +94,7 @@ class ChainedLLMService(OpenAILLMService):
         self.memory = memory
         self.last_stream: ChainStream | None = None
         self._held_exhaustion: str | None = None  # the chain failed a reply not confirmed yet
+        self.call_instructions = ""  # this call's own brief (e.g. an outbound call's purpose)
 
     def create_client(self, *_args: Any, **_kwargs: Any) -> AsyncOpenAI:
         """One-shot inferences (``run_inference``) use the chain's primary client: no client per call."""
@@ -148,7 +149,9 @@ class ChainedLLMService(OpenAILLMService):
             caller=self.caller,
             knowledge=knowledge,
             now=utcnow(),
-            extra_instructions="\n".join(str(m.get("content") or "") for m in system),
+            extra_instructions="\n".join(
+                [self.call_instructions, *(str(m.get("content") or "") for m in system)]
+            ).strip(),
         )
         return packed.messages
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from phone_agent.storage.callers import caller_by_phone
+from phone_agent.storage.callers import caller_by_phone, ensure_caller
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.tables import Call, utcnow
@@ -32,11 +32,12 @@ async def open_call(
     status: str = "in-progress",
     direction: str = "inbound",
 ) -> int:
-    """Create (or update) the call's row, linked to its caller when known; returns the call id."""
+    """Create (or update) the call's row, linked to its caller (made at the first call from a number
+    that is not withheld); returns the call id."""
     from_number, to_number = normalise_optional(from_number), normalise_optional(to_number)
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
-        caller = await caller_by_phone(session, from_number)
+        caller = await ensure_caller(session, from_number)  # the caller is kept from the first call
         if call is None:
             call = Call(call_sid=call_sid, direction=direction, started_at=utcnow())
             session.add(call)
@@ -48,6 +49,29 @@ async def open_call(
         if caller is not None:
             call.caller_id = caller.id
             caller.last_call_at = utcnow()
+        await session.flush()
+        return call.id
+
+
+async def open_web_call(
+    sessions: async_sessionmaker[AsyncSession], *, call_sid: str, caller: str, instance_id: str
+) -> int:
+    """The row of a softphone call from the admin page (``channel="web"``), live and held by this
+    process (so a crash of it closes the call like a phone call's); returns the call id."""
+    async with transaction(sessions) as session:
+        known = await caller_by_phone(session, caller)
+        call = Call(
+            call_sid=call_sid,
+            channel="web",
+            direction="inbound",
+            from_number=caller,
+            status="in-progress",
+            started_at=utcnow(),
+            stream_started_at=utcnow(),
+            instance_id=instance_id,
+            caller_id=known.id if known else None,
+        )
+        session.add(call)
         await session.flush()
         return call.id
 
@@ -86,6 +110,12 @@ async def finish_call(
             call.instance_id = None
         await session.flush()
         return call.id
+
+
+async def call_row(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> Call | None:
+    """The call's row as it is now (detached: read its columns, change nothing)."""
+    async with sessions() as session:
+        return await session.scalar(select(Call).where(Call.call_sid == call_sid))
 
 
 async def set_end_reason(

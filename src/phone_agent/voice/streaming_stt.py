@@ -5,7 +5,7 @@
 
 - **Audio goes out while the caller speaks**, not all call long: from the moment Silero hears speech
   (with ``PRE_ROLL_SECS`` of the audio before it), as 8 kHz mu-law (``audio/pcmu``: the phone's own
-  audio, nothing resampled) in messages of ``SEND_EVERY_SECS``.
+  audio, nothing resampled; a 16 kHz web call goes as 24 kHz PCM) in messages of ``SEND_EVERY_SECS``.
 - **The buffer is committed as soon as the caller pauses** (``COMMIT_AFTER_SECS`` of silence, before
   VAD's own stop), so the transcript is on its way while VAD and smart-turn decide. A caller who goes
   on after the pause gets a second commit; the turn's text is both transcripts
@@ -55,6 +55,8 @@ COMMIT_AFTER_SECS = 0.096  # three Silero windows of silence: the caller paused
 MIN_COMMIT_SECS = 0.1  # OpenAI refuses a commit of less audio
 STREAM_DEADLINE_SECS = 1.0  # a commit unanswered this long goes to the ladder
 CONNECT_TIMEOUT_SECS = 5.0
+PHONE_RATE = 8000  # sent as audio/pcmu, the phone's own encoding
+OPENAI_PCM_RATE = 24000  # any other rate (web calls) is sent as audio/pcm at this rate
 SPEECH_STATES = (VADState.STARTING, VADState.SPEAKING)
 
 
@@ -176,8 +178,16 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
         audio = bytes(self._outgoing)
         self._outgoing.clear()  # before the await: frames arriving meanwhile go in the next message
         if audio and self.ready:
-            payload = base64.b64encode(pcm16_to_ulaw(audio)).decode("ascii")
+            if self._phone_rate:
+                encoded = pcm16_to_ulaw(audio)
+            else:  # a web call (16 kHz): PCM at the API's 24 kHz
+                encoded = await self._resampler.resample(audio, self.sample_rate, OPENAI_PCM_RATE)
+            payload = base64.b64encode(encoded).decode("ascii")
             await self._ws_send({"type": "input_audio_buffer.append", "audio": payload})
+
+    @property
+    def _phone_rate(self) -> bool:
+        return (self.sample_rate or PHONE_RATE) == PHONE_RATE
 
     @property
     def ready(self) -> bool:
@@ -335,14 +345,17 @@ class StreamingSTTService(OpenAIRealtimeSTTService):
         await self._close_socket()
 
     async def _send_session_update(self) -> None:
-        """Transcribe mu-law at 8 kHz (the phone's audio), local VAD (no server turn detection)."""
+        """Transcribe mu-law at 8 kHz (the phone's audio; PCM at 24 kHz for a web call), local VAD."""
         settings: OpenAIRealtimeSTTSettings = self._settings
         transcription: dict[str, Any] = {"model": settings.model}
         language = settings.language
         if isinstance(language, Language):
             transcription["language"] = self._language_to_code(language)
+        audio_format = (
+            {"type": "audio/pcmu"} if self._phone_rate else {"type": "audio/pcm", "rate": OPENAI_PCM_RATE}
+        )
         input_audio = {
-            "format": {"type": "audio/pcmu"},
+            "format": audio_format,
             "transcription": transcription,
             "turn_detection": None,
         }
