@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from phone_agent.memory.summary import OUTCOMES, outcome_label
 from phone_agent.storage.analytics import answer_latency_ms, percentile
-from phone_agent.storage.tables import Call, Caller, CallTurn
+from phone_agent.storage.tables import Call, Caller, CallTurn, OutboundCall
 
 __all__ = ["call_detail", "call_log", "call_row", "latency_summary", "live_calls", "percentile", "waterfall"]
 
@@ -125,10 +125,16 @@ async def call_detail(session: AsyncSession, call_sid: str) -> dict[str, Any] | 
     if call is None:
         return None
     turns = [turn_row(t) for t in call.turns]
+    placed = await session.scalar(select(OutboundCall).where(OutboundCall.call_sid == call_sid))
     return {
         **call_row(call, await caller_names(session, [call])),
         "turns": turns,
         "waterfall": waterfall(turns),
+        "outbound": (  # a call the agent placed: why, what answered, Twilio's status callbacks
+            {"purpose": placed.purpose, "answered_by": placed.answered_by, "events": list(placed.events)}
+            if placed is not None
+            else None
+        ),
     }
 
 

@@ -37,6 +37,8 @@ END_REASONS = {
     "no-answer": "No answer",
     "failed": "Call could not be connected",
     "canceled": "Canceled before it was answered",
+    "voicemail_left": "An answering machine took it: the agent left the voicemail message",
+    "fax": "A fax machine answered: hung up",
 }
 
 

@@ -69,6 +69,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_password",
         "smtp_from",
         "smtp_starttls",
+        "digest_hour",
+        "text_caller_after_missed_call",
+        "missed_call_text",
     ),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
@@ -122,6 +125,9 @@ LABELS = {
     "smtp_password": "SMTP password",
     "smtp_from": "Sender address",
     "smtp_starttls": "STARTTLS",
+    "digest_hour": "Daily digest at (hour, 0-23)",
+    "text_caller_after_missed_call": "Text callers whose call was missed",
+    "missed_call_text": "Text to a missed caller",
 }
 HELP = {
     "elevenlabs_voice_id": "Pick a voice from the list (ElevenLabs voices), then press Play sample.",

@@ -39,6 +39,8 @@ def persona_prompt(settings: Settings) -> str:
         settings.instructions.strip(),
         f"Business hours: {settings.business_hours} ({settings.timezone}).",
     ]
+    if departments := ", ".join(settings.destinations()):
+        lines.append(f"Departments you can transfer callers to (transfer_call destination): {departments}.")
     if settings.business_facts.strip():
         lines.append("Business facts:\n" + settings.business_facts.strip())
     return "\n".join(line for line in lines if line)
