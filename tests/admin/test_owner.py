@@ -173,6 +173,12 @@ def test_analytics_match_the_database(admin: tuple[TestClient, str]) -> None:
     assert 'data-figure="calls">3<' in page and 'data-figure="latency_p95">900 ms<' in page
     assert page.count("<svg") == 3 and "<script" not in page.split("</header>")[1]
     assert client.get("/admin/analytics?days=5").status_code == 422
+    log = client.get("/admin").text.split('id="call-log"')[1]
+    assert '<span class="channel-chat">Chat</span>' in log and "Message taken" in log  # chats are labelled
+    found = client.get("/admin", params={"phone": "renewal"}).text.split('id="call-log"')[1]
+    assert "CA-msg" in found and "CA-book" not in found  # the log is searchable by the summary's words
+    by_outcome = client.get("/admin", params={"phone": "abandoned"}).text.split('id="call-log"')[1]
+    assert "CA-gone" in by_outcome and "CA-msg" not in by_outcome
 
 
 def test_csv_exports_open_in_python_csv(admin: tuple[TestClient, str]) -> None:

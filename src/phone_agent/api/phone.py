@@ -79,15 +79,17 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         if registered.token_expires is None:
             logger.warning("repeated /phone/incoming for a call that streams already or has ended: no token")
             return Response(hang_up(), media_type=TWIML)
-        routed = await route_incoming(
-            settings,
-            services.sessions,
-            services.control,
-            call_sid=call_sid,
-            caller=registered.caller,
-            now=utcnow(),
-            repeated=registered.repeated,
-        )
+        routed = None
+        if not form.get("Direction", "").startswith("outbound"):  # rules are for calls coming in
+            routed = await route_incoming(
+                settings,
+                services.sessions,
+                services.control,
+                call_sid=call_sid,
+                caller=registered.caller,
+                now=utcnow(),
+                repeated=registered.repeated,
+            )
         if routed is not None:  # a rule answered the call: no stream, no provider
             return Response(routed, media_type=TWIML)
         problems = voice_path_problems(settings)

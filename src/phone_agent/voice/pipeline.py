@@ -425,7 +425,7 @@ async def build_call(
 
     @aggregators.user().event_handler("on_user_turn_idle")
     async def on_caller_silent(_aggregator: object) -> None:
-        if not rescue.started:
+        if not rescue.started and not tool_ctx.pending_action():  # (a transfer or goodbye is on its way)
             await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_stopped")
