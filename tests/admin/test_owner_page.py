@@ -26,7 +26,8 @@ from tests.conftest import make_settings
 pytest.importorskip("playwright.sync_api")
 
 SIZES = [(1280, 800), (390, 844)]
-SECTIONS = ["calls", "voice", "personality", "knowledge", "system"]
+SECTIONS = ["calls", "call-agent", "voice", "personality", "knowledge", "routing", "notifications", "system"]
+PAGES = ["inbox", "appointments", "analytics", "outbound"]  # the owner's other pages, linked from the header
 TZ = "Europe/Berlin"
 # Every value the progress bar is given is kept in sessionStorage (it survives the page's reload).
 RECORD_PROGRESS = """
@@ -120,6 +121,11 @@ def test_owner_page_at_laptop_and_phone_width(tmp_path: Path) -> None:
             assert started_local in row.inner_text()
             assert row.locator('a.caller[href="/admin/callers/%2B15551230001"]').inner_text() == "Maria Lopez"
             assert "Caller hung up" in row.inner_text()
+
+            for name in PAGES:
+                page.goto(f"{server.url}/admin/{name}")
+                no_sideways_scroll(page)
+                screenshot(page, f"owner-{width}-{name}")
 
             # one call: tool calls as sentences, local time
             page.goto(server.url + "/admin/calls/CA-done")

@@ -60,10 +60,12 @@ def test_tool_calls_read_as_sentences() -> None:
         "error": "No handoff",
     }
     assert tool_sentence(transfer, NY) == {
-        "text": "Could not put the caller through",
+        "text": "Could not put the caller through to a person",
         "detail": "reason: billing · No handoff",
         "ok": "no",
     }
+    claims = {"name": "transfer_call", "arguments": {"reason": "claim", "destination": "Claims"}, "ok": True}
+    assert tool_sentence(claims, NY)["text"] == "Put the caller through to the Claims line"
     other = {"name": "check_stock", "arguments": {"item_code": "A7"}, "ok": True}
     assert tool_sentence(other, NY)["text"] == "Used check stock (item code: A7)"
 

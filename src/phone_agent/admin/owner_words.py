@@ -133,7 +133,10 @@ def tool_sentence(record: dict[str, Any], tz: str, caller_name: str | None = Non
         to = args.get("to") or result.get("sent_to") or "the caller"
         text = f"{'Texted' if ok else 'Could not text'} {to}: {_quoted(args.get('body'))}"
     elif name == "transfer_call":
-        text = "Put the caller through to a person" if ok else "Could not put the caller through"
+        target = f"the {args['destination']} line" if args.get("destination") else "a person"
+        text = (
+            f"Put the caller through to {target}" if ok else f"Could not put the caller through to {target}"
+        )
         detail = f"reason: {args.get('reason')}" if args.get("reason") else ""
     elif name == "end_call":
         text = "Said goodbye and ended the call"

@@ -151,6 +151,22 @@ HELP = {
     "you and your callers are requires.",
     "idle_prompt": "Said after a few seconds of silence.",
     "idle_goodbye": "Said before hanging up when the silence goes on.",
+    "transfer_destinations": "Named numbers the routing rules can put callers through to, e.g. "
+    "Claims=+15550100001; Sales=+15550100002.",
+    "closed_days": "Days you are closed although the opening hours say open (holidays), e.g. "
+    "2026-12-25, 2027-01-01. Routing rules treat them as after hours.",
+    "max_call_seconds": "The longest a call with the agent may last, in seconds (0: no limit). Then the "
+    "agent says the wrap-up sentence and does what is chosen below.",
+    "max_call_wrap_up": "Said when a call reaches the longest length.",
+    "max_call_action": "After the wrap-up sentence: do what the agent does when it can't talk (put "
+    "through or voicemail), or end the call.",
+    "owner_sms_number": "Your mobile: messages, voicemails and problems are texted here.",
+    "owner_email": "Your e-mail address for the same (needs the SMTP server below).",
+    "notify_channels": "How you are told: sms, email, or both (sms, email).",
+    "notify_events": "What you are told about: message, voicemail, booking, transfer_failed, "
+    "provider_failure, digest (a daily summary).",
+    "smtp_port": "587 for STARTTLS (most providers), 465 for TLS.",
+    "smtp_from": "The address your notification e-mails come from (blank: the SMTP user).",
 }
 GROUPS = {  # a heading before the first field of each group
     "agent_name": "Who answers",
