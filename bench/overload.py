@@ -38,6 +38,23 @@ def answer_kind(twiml: str) -> str:
     return " + ".join(f"<{verb}>" for verb in verbs) or "empty"
 
 
+def refusals(log: list[str]) -> dict[str, int]:
+    """Why the agent turned calls away, from its log: at capacity, or its event loop running late."""
+    counts: dict[str, int] = {}
+    for text in log:
+        if "call not taken:" in text or "call handed over" in text:
+            where = "webhook" if "call not taken:" in text else "stream start"
+            why = (
+                "event loop late"
+                if "event loop" in text
+                else "at capacity"
+                if "capacity" in text
+                else "other"
+            )
+            counts[f"{why} ({where})"] = counts.get(f"{why} ({where})", 0) + 1
+    return counts
+
+
 def line(label: str, run: RunFigures) -> str:
     p50, p95 = run.p("v2v", 50), run.p("v2v", 95)
     shown = " ".join(f"{name} {1000 * value:.0f} ms" for name, value in (("p50", p50), ("p95", p95)) if value)
@@ -70,6 +87,7 @@ async def run_overload(max_calls: int, pin: bool) -> dict[str, Any]:
         at_capacity = await full
         after_twiml, _ = await target.incoming(10_001)  # the five have ended: room again
     finally:
+        turned_away = refusals(target.log)
         await asyncio.to_thread(target.stop)
         await asyncio.to_thread(providers.stop)
         os.sched_setaffinity(0, previous)
@@ -85,6 +103,7 @@ async def run_overload(max_calls: int, pin: bool) -> dict[str, Any]:
     )
     print(f"call {max_calls + 1} (while full)   {answer_kind(extra_twiml)}")
     print(f"call after they end {answer_kind(after_twiml)}")
+    print("calls turned away  " + (", ".join(f"{k}: {v}" for k, v in turned_away.items()) or "none"))
     if answer_kind(extra_twiml) == "stream":
         problems.append(f"call {max_calls + 1} was connected")
     print("holds: " + ("yes" if not problems else "no (" + "; ".join(problems) + ")"))

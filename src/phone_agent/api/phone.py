@@ -95,9 +95,11 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         problems = voice_path_problems(settings)
         if problems:  # the stream could only end in silence: apologise and hand the caller on now
             return await not_configured_answer(runtime, services, call_sid, problems)
-        full = runtime.load.full_reason() if runtime.takes_calls else None
+        full = runtime.load.full_reason(exclude=call_sid) if runtime.takes_calls else None
         if full:  # this process would take the stream: running calls keep real time, this one is served
             return await overflow_answer(services, call_sid, full)
+        if runtime.takes_calls:
+            runtime.load.reserve(call_sid)  # counted from now, not from when its stream opens
         token = issue_stream_token(
             services.signing_key,
             call_sid=call_sid,
