@@ -12,6 +12,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import auth as admin_auth
 from phone_agent.admin import knowledge as admin_knowledge
 from phone_agent.admin import pages as admin_pages
 from phone_agent.admin import status as admin_status
@@ -54,6 +55,20 @@ def routers_for(role: Role) -> list[APIRouter]:
         "all": orchestrator + voice_bridge + memory_service,
     }
     return common + by_role[role]
+
+
+ROLES_SERVING_ADMIN = ("all", "orchestrator")
+
+
+async def announce_first_run(runtime: Runtime) -> None:
+    """With no admin password yet, write the one-time setup code and say where it is."""
+    path = await admin_auth.prepare_first_run(runtime)
+    if path is not None:
+        logger.warning(
+            "first run: no admin password is set. Open the admin page's /admin/setup and enter the "
+            "one-time setup code from {} (or set ADMIN_PASSWORD and restart).",
+            path,
+        )
 
 
 async def preload_call_models(settings: Settings) -> None:
@@ -103,6 +118,8 @@ def create_app(
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )
+        if role in ROLES_SERVING_ADMIN:
+            await announce_first_run(runtime)
         try:
             yield
         finally:

@@ -30,7 +30,7 @@ class FirstClauseAggregator(SimpleTextAggregator):
         self._released_first = False
 
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
-        if self._released_first or self._aggregation_type == TextType.TOKEN:
+        if self._released_first or self.aggregation_type == TextType.TOKEN:
             async for aggregation in super().aggregate(text):
                 yield aggregation
             return
@@ -74,6 +74,6 @@ def speak_from_first_clause(tts: T) -> T:
     current = tts._text_aggregator
     if isinstance(current, SimpleTextAggregator) and not isinstance(current, FirstClauseAggregator):
         tts._text_aggregator = FirstClauseAggregator(
-            aggregation_type=current._aggregation_type, language=current.language
+            aggregation_type=current.aggregation_type, language=current.language
         )
     return tts
