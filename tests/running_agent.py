@@ -34,12 +34,20 @@ requires_local = pytest.mark.skipif(
 SLOW_MACHINE_TIMEOUT = 400  # seconds: CPU-bound local models on a 2-core machine shared with others
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yields its ws:// base URL."""
+def bound_socket() -> socket.socket:
+    """A socket bound to an ephemeral 127.0.0.1 port: its address is known before the app is built
+    (for ``PUBLIC_URL``, where Twilio's callbacks go)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(app: FastAPI, sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread (on ``sock`` when given: see ``bound_socket``); yields
+    its ws:// base URL."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
@@ -144,10 +152,14 @@ def agent_factory(tmp_path: Path, fake_openai: FakeOpenAI, fake_elevenlabs: Fake
     """Start an agent with extra env settings: ``with agent_factory(**env) as agent``."""
 
     @contextmanager
-    def start(**extra: str) -> Iterator[Agent]:
+    def start(*, public_url: bool = False, **extra: str) -> Iterator[Agent]:
+        """``public_url``: PUBLIC_URL is the agent's own http://127.0.0.1:PORT (Twilio calls it back)."""
+        sock = bound_socket()
+        if public_url:
+            extra["PUBLIC_URL"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = make_settings(tmp_path, **agent_env(tmp_path, fake_openai, fake_elevenlabs, **extra))
         app = create_app(settings)
-        with serve(app) as url:
+        with serve(app, sock) as url:
             yield Agent(settings, app, url, fake_openai, fake_elevenlabs)
 
     yield start

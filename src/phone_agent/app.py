@@ -13,11 +13,18 @@ from loguru import logger
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
 from phone_agent.admin import auth as admin_auth
+from phone_agent.admin import connections as admin_connections
+from phone_agent.admin import exports as admin_exports
 from phone_agent.admin import knowledge as admin_knowledge
+from phone_agent.admin import outbound as admin_outbound
+from phone_agent.admin import owner as admin_owner
 from phone_agent.admin import pages as admin_pages
+from phone_agent.admin import recordings as admin_recordings
+from phone_agent.admin import routing as admin_routing
+from phone_agent.admin import softphone as admin_softphone
 from phone_agent.admin import status as admin_status
 from phone_agent.admin import try_it as admin_try_it
-from phone_agent.api import chat, health, media_stream, memory, metrics, phone, transfer
+from phone_agent.api import calls, chat, health, media_stream, memory, metrics, outbound, phone, transfer
 from phone_agent.api.proxy import TrustedProxyHeaders
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
@@ -37,13 +44,22 @@ def routers_for(role: Role) -> list[APIRouter]:
         admin_pages.router,
         admin_api.router,
         admin_knowledge.router,
+        admin_routing.router,
         admin_try_it.router,
+        admin_connections.router,
+        admin_owner.router,
+        admin_exports.router,
+        admin_outbound.router,
+        admin_recordings.router,
         phone.router,
         chat.router,
         transfer.router,
+        calls.router,
+        outbound.router,
     ]
     voice_bridge: list[APIRouter] = [
         media_stream.router,
+        admin_softphone.router,  # the admin page's softphone runs calls, so the voice bridge serves it
     ]
     memory_service: list[APIRouter] = [
         memory.router,

@@ -19,6 +19,7 @@ from phone_agent import __version__
 from phone_agent.commands import admin as admin_commands
 from phone_agent.commands import call as call_commands
 from phone_agent.commands import chat as chat_commands
+from phone_agent.commands import dial as dial_commands
 from phone_agent.commands import ops as ops_commands
 from phone_agent.commands.common import console, err_console, fail, settings_or_exit, settings_with_overrides
 from phone_agent.commands.memory import register as register_memory_commands
@@ -39,6 +40,7 @@ app.command("doctor")(ops_commands.doctor)
 app.command("logs")(ops_commands.logs)
 app.command("call")(call_commands.call)
 app.command("chat")(chat_commands.chat)
+app.command("dial")(dial_commands.dial)
 app.add_typer(admin_commands.admin_app, name="admin")
 
 

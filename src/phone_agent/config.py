@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from phone_agent.errors import ConfigError
-from phone_agent.opening_hours import parse_hours
+from phone_agent.opening_hours import parse_closed_days, parse_hours
 
 Source = Literal["default", "config.json", "env", "admin"]
 Role = Literal["all", "orchestrator", "voice-bridge", "memory"]
@@ -51,6 +51,11 @@ WELL_KNOWN_ENV = {
     "public_url": "PUBLIC_URL",
     "admin_password": "ADMIN_PASSWORD",
 }
+
+# Owner notifications: the channels and the kinds of events (``notifications.OwnerEvent.kind``).
+NOTIFY_CHANNELS = ("sms", "email")
+OWNER_EVENT_KINDS = ("message", "voicemail", "booking", "transfer_failed", "provider_failure", "digest")
+EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, efficient receptionist answering the phone. Keep answers short (one or two "
@@ -193,13 +198,102 @@ class Settings(BaseSettings):
         None, description="Human to transfer calls to (E.164, or national with default_country)."
     )
     owner_sms_number: str | None = Field(
-        None, description="Number that receives messages by SMS (E.164, or national with default_country)."
+        None,
+        description="Number that receives owner notifications by SMS: messages, voicemails, provider "
+        "failures (E.164, or national with default_country).",
+    )
+    # --- Owner notifications ---------------------------------------------------------------
+    owner_email: str | None = Field(
+        None, description="E-mail address that receives owner notifications (needs smtp_host)."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server that sends owner e-mails, e.g. smtp.example.com."
+    )
+    smtp_port: int = Field(
+        587, ge=1, le=65535, description="Port of smtp_host (587 = submission with STARTTLS, 465 = TLS)."
+    )
+    smtp_username: str | None = Field(None, description="SMTP login name (none: send without logging in).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str | None = Field(
+        None, description="Sender address of owner e-mails (default: smtp_username, else owner_email)."
+    )
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS (port 465 always uses TLS)."
+    )
+    notify_channels: str = Field(
+        "sms,email",
+        description="How the owner is notified (comma-separated): sms (to owner_sms_number), email "
+        "(to owner_email); a channel without its number or address is skipped.",
+    )
+    notify_events: str = Field(
+        ",".join(OWNER_EVENT_KINDS),
+        description="Which events notify the owner (comma-separated): " + ", ".join(OWNER_EVENT_KINDS) + ".",
+    )
+    notify_max_per_hour: int = Field(
+        20,
+        ge=0,
+        description="Most owner notifications of one kind per hour, across all workers (0 = no limit).",
+    )
+    recording_enabled: bool = Field(
+        False,
+        description="Record every phone call through Twilio (played back on the admin page, deleted with "
+        "the caller's data); callers hear recording_consent first.",
+    )
+    recording_consent: str = Field(
+        "This call is recorded.",
+        description="Sentence said at the start of every recorded call, before the greeting.",
     )
     fallback_action: Literal["auto", "transfer", "voicemail", "hang_up"] = Field(
         "auto",
         description="What a caller gets when the agent cannot talk (a provider down, not configured, "
         "full): transfer to handoff_number, voicemail, or hang_up after an apology; auto = transfer "
         "when handoff_number is set, else voicemail.",
+    )
+
+    # --- Outbound calls --------------------------------------------------------------------
+    calling_hours: str = Field(
+        "",
+        description="When the agent may place outbound calls (business_hours syntax, in timezone); "
+        "empty = business_hours.",
+    )
+    outbound_greeting: str = Field(
+        "Hello, this is {agent_name} from {business_name}. I'm calling about {purpose}.",
+        description="First sentence of an outbound call a person answered ({agent_name}, "
+        "{business_name}, {purpose}, {callee_name}).",
+    )
+    voicemail_message: str = Field(
+        "Hello, this is {agent_name} from {business_name}, calling about {purpose}. Please call us "
+        "back at {callback_number}. Thank you, goodbye.",
+        description="Left after the beep when an answering machine takes an outbound call "
+        "({agent_name}, {business_name}, {purpose}, {callee_name}, {callback_number}).",
+    )
+
+    # --- Call routing (brain/routing: rules in the database, edited in the admin's Call routing) --
+    transfer_destinations: str = Field(
+        "",
+        description="Named destinations routing rules transfer to, e.g. 'Claims=+15550100001; "
+        "Sales=+15550100002' (E.164, or national with default_country).",
+    )
+    closed_days: str = Field(
+        "",
+        description="Days the business is closed although business_hours would open it (holidays), "
+        "e.g. '2026-12-25, 2027-01-01'; routing rules treat them as after hours.",
+    )
+    max_call_seconds: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description="Longest a call with the agent may last, in seconds (0 = no limit); then the "
+        "wrap-up sentence and max_call_action.",
+    )
+    max_call_wrap_up: str = Field(
+        "We've reached the time limit for this call, so I'll pass you on now. Thank you for calling.",
+        description="Said when a call reaches max_call_seconds.",
+    )
+    max_call_action: Literal["fallback", "hang_up"] = Field(
+        "fallback",
+        description="After the wrap-up sentence: fallback = the fallback_action (transfer or "
+        "voicemail), hang_up = end the call.",
     )
 
     # --- Memory ----------------------------------------------------------------------------
@@ -263,11 +357,32 @@ class Settings(BaseSettings):
     # --- Admin and API ---------------------------------------------------------------------
     admin_password: SecretStr | None = Field(None, description="Password of the admin page.")
     admin_status_token: SecretStr | None = Field(None, description="Token that may read /admin-status.")
-    api_key: SecretStr | None = Field(None, description="Bearer key for /v1/chat/completions.")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key of the /v1 API (chat completions, outbound calls)."
+    )
     session_secret: SecretStr | None = Field(
         None, description="Key that signs admin sessions and stream tokens (generated if unset)."
     )
     max_upload_mb: int = Field(20, gt=0, description="Largest accepted upload in MB.")
+
+    # --- After the call: the owner's digest, the caller's text -----------------------------
+    digest_hour: int = Field(
+        18,
+        ge=0,
+        le=23,
+        description="Local hour (business time zone) at which the daily digest is e-mailed to owner_email "
+        "(when 'digest' is in notify_events): the day's calls, outcomes and open inbox items.",
+    )
+    text_caller_after_missed_call: bool = Field(
+        False,
+        description="Text the caller (missed_call_text) after a call that ended before they said what they "
+        "wanted (outcome abandoned).",
+    )
+    missed_call_text: str = Field(
+        "Sorry we missed you at {business_name}. Call us back any time, or reply to this text.",
+        min_length=1,
+        description="The text sent after a missed or abandoned call; {business_name} is filled in.",
+    )
 
     # --- Processes -------------------------------------------------------------------------
     host: str = Field("0.0.0.0", description="Interface the server binds.")
@@ -365,14 +480,49 @@ class Settings(BaseSettings):
             raise ValueError(f"not an IANA time zone name; {hint}e.g. 'America/New_York'") from None
         return value
 
-    @field_validator("business_hours")
+    @field_validator("business_hours", "calling_hours")
     @classmethod
-    def _opening_hours(cls, value: str) -> str:
+    def _opening_hours(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "calling_hours" and not value.strip():
+            return ""  # the business's own hours
         try:
             parse_hours(value)
         except ConfigError as exc:
             raise ValueError(str(exc).removeprefix("business_hours: ")) from None
         return value
+
+    @field_validator("outbound_greeting", "voicemail_message")
+    @classmethod
+    def _outbound_template(cls, value: str, info: ValidationInfo) -> str:
+        allowed: tuple[str, ...] = ("agent_name", "business_name", "purpose", "callee_name")
+        if info.field_name == "voicemail_message":
+            allowed += ("callback_number",)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{{{ and }}}} for a literal brace") from None
+        unknown = sorted({f for f in fields if f not in allowed})
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; use " + ", ".join("{" + a + "}" for a in allowed)
+            )
+        return value
+
+    @field_validator("transfer_destinations")
+    @classmethod
+    def _destinations(cls, value: str, info: ValidationInfo) -> str:
+        country = info.data.get("default_country") or "US"
+        pairs = parse_destinations(value, country)
+        return "; ".join(f"{name}={number}" for name, number in pairs.items())
+
+    @field_validator("closed_days")
+    @classmethod
+    def _closed_days(cls, value: str) -> str:
+        try:
+            days = parse_closed_days(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("closed_days: ")) from None
+        return ", ".join(day.isoformat() for day in sorted(days))
 
     @field_validator("default_country")
     @classmethod
@@ -389,7 +539,36 @@ class Settings(BaseSettings):
             return None
         return e164(value, info.data.get("default_country") or "US")
 
+    @field_validator("owner_email", "smtp_from")
+    @classmethod
+    def _email_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not EMAIL_ADDRESS.fullmatch(value):
+            raise ValueError("not an e-mail address; write it like owner@example.com")
+        return value
+
+    @field_validator("smtp_host", "smtp_username")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _channels(cls, value: str) -> str:
+        return _name_list(value, NOTIFY_CHANNELS, "channel")
+
+    @field_validator("notify_events")
+    @classmethod
+    def _events(cls, value: str) -> str:
+        return _name_list(value, OWNER_EVENT_KINDS, "event")
+
     # --- Helpers ---------------------------------------------------------------------------
+    def destinations(self) -> dict[str, str]:
+        """``transfer_destinations`` as {name: E.164 number} (names as written, in order)."""
+        return parse_destinations(self.transfer_destinations, self.default_country)
+
     def port_for(self, role: Role) -> int:
         """Default port of a role."""
         return {
@@ -467,6 +646,33 @@ def e164(number: str, default_country: str = "US") -> str:
             f"not a phone number; write it like +15551234567 or, in {default_country}, like (555) 123-4567"
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_destinations(text: str, default_country: str = "US") -> dict[str, str]:
+    """'Claims=+15550100001; Sales=(555) 010-0002' → {name: E.164}; ValueError names the bad entry."""
+    found: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in re.split(r"[;\n]", text))):
+        name, sep, number = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not number:
+            raise ValueError(f"{entry!r} is not NAME=NUMBER (e.g. 'Claims=+15550100001')")
+        if name.lower() in (n.lower() for n in found):
+            raise ValueError(f"destination {name!r} is listed twice")
+        found[name] = e164(number, default_country)
+    return found
+
+
+def _name_list(value: str, known: tuple[str, ...], what: str) -> str:
+    """A comma-separated list of known names, normalised (``"SMS, email"`` → ``"sms,email"``)."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)} (comma-separated)")
+    return ",".join(dict.fromkeys(names))
+
+
+def name_list(value: str) -> tuple[str, ...]:
+    """The names of a comma-separated list setting (``notify_channels``, ``notify_events``)."""
+    return tuple(part for part in value.split(",") if part)
 
 
 def setting_names() -> list[str]:

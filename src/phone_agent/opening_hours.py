@@ -4,7 +4,10 @@ Format: segments separated by ``;``, each a day list and one or more time ranges
 ``Mon-Fri 09:00-12:00,13:00-17:00; Sat 10:00-12:00``. Days are ``Mon Tue Wed Thu Fri Sat Sun``
 (ranges ``Mon-Fri`` and lists ``Mon,Wed`` allowed); a day not listed is closed. Times are local to
 the ``timezone`` setting. ``config`` validates the setting with ``parse_hours`` at load; the brain
-books appointments inside the hours (``brain/hours.py``).
+books appointments inside the hours (``brain/hours.py``); routing rules read them (``brain/routing``).
+
+``closed_days`` lists dates the business is closed whatever the hours say (holidays): ``2026-12-25,
+2027-01-01`` (``parse_closed_days``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,19 @@ def parse_hours(text: str) -> OpeningHours:
             for day in days:
                 intervals.setdefault(day, []).append((time(h1, m1), end))
     return OpeningHours({day: tuple(sorted(spans)) for day, spans in intervals.items()})
+
+
+def parse_closed_days(text: str) -> set[date]:
+    """Parse ``closed_days`` (ISO dates separated by commas, semicolons or spaces)."""
+    days: set[date] = set()
+    for item in filter(None, re.split(r"[,;\s]+", text.strip())):
+        try:
+            days.add(date.fromisoformat(item))
+        except ValueError:
+            raise ConfigError(
+                f"closed_days: cannot read {item!r}. Expected dates like '2026-12-25, 2027-01-01'."
+            ) from None
+    return days
 
 
 def _days(spec: str, segment: str) -> list[int]:

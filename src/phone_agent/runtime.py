@@ -23,15 +23,18 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.brain.turn_locks import ConversationLocks
-from phone_agent.config import Role, Settings
+from phone_agent.config import Role, Settings, redact
 from phone_agent.http_pool import HttpPool, new_http_pool
 from phone_agent.memory.jobs import KnowledgeJobs
 from phone_agent.memory.prefetch import CallerPrefetch
 from phone_agent.memory.requests import forget_old_requests
+from phone_agent.notifications.digest import run_daily_digest
+from phone_agent.notifications.provider_alerts import alert_provider_failure
 from phone_agent.ops.control import ControlBus
 from phone_agent.ops.doctor.runner import StatusReportCache
 from phone_agent.ops.load import LoadMonitor
 from phone_agent.ops.provider_health import ProviderHealth
+from phone_agent.ops.provider_log import ProviderLog
 from phone_agent.services import Services
 from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.instances import beat, close_orphaned_calls, register_instance, stop_instance
@@ -41,6 +44,7 @@ from phone_agent.tasks import TaskOwner
 T = TypeVar("T")
 RETENTION_INTERVAL = 24 * 3600.0  # seconds between retention runs (``memory_retention_days``)
 ROLES_TAKING_CALLS: tuple[Role, ...] = ("all", "voice-bridge")
+ROLES_HOLDING_CALLS: tuple[Role, ...] = ("all", "orchestrator")  # the calls, messages and bookings
 
 
 class Runtime:
@@ -60,6 +64,14 @@ class Runtime:
         self.bus = ControlBus(redis_url=settings.redis_url)
         self.prefetch = CallerPrefetch(self.tasks)
         self.providers = ProviderHealth()
+        self.providers.attach(
+            ProviderLog(
+                self.sessions,
+                spawn=lambda coro, name: self.tasks.spawn(coro, name=name),
+                on_failure=self._provider_failed,
+                scrub=lambda text: redact(text, self.current.settings.secret_values()),
+            )
+        )
         self.doctor = StatusReportCache()
         self.load = LoadMonitor(
             max_calls=settings.max_calls_per_worker, max_lag_ms=settings.max_event_loop_lag_ms
@@ -123,6 +135,12 @@ class Runtime:
 
         return self.tasks.spawn(held(), name=name)
 
+    def _provider_failed(self, provider: str, kind: str, detail: str) -> None:
+        """A provider's first failure in this process's window: alert the owner (once, all workers)."""
+        services = self.current
+        alert = alert_provider_failure(services, provider=provider, kind=kind, detail=detail)
+        self.spawn_with(services, alert, name=f"alert-{provider}")
+
     def spawner(self, services: Services) -> Callable[[Coroutine[Any, Any, Any], str], object]:
         """``spawn_with`` bound to ``services``: how a job runs in the background (see memory.jobs)."""
         return lambda coro, name: self.spawn_with(services, coro, name=name)
@@ -180,6 +198,10 @@ class Runtime:
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
         if self.takes_calls:
             self.tasks.spawn(self.load.watch_lag(), name="event-loop-lag")
+        if self.role in ROLES_HOLDING_CALLS:  # the owner's digest is read from the calls' database
+            self.tasks.spawn(
+                run_daily_digest(lambda: self.current.settings, self.sessions), name="daily-digest"
+            )
 
     async def _apply_retention_daily(self) -> None:
         while True:
@@ -187,6 +209,7 @@ class Runtime:
                 try:
                     await services.local_memory.purge_expired(services.settings.memory_retention_days)
                     await forget_old_requests(services.sessions)
+                    await services.delete_orphaned_recordings()  # of the calls retention just deleted
                 except Exception as exc:  # database not ready yet: try again next round
                     logger.warning("memory: retention purge failed: {}", type(exc).__name__)
             await asyncio.sleep(RETENTION_INTERVAL)

@@ -13,10 +13,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from phone_agent.brain.agent import Agent
 from phone_agent.brain.builtins import default_registry
+from phone_agent.brain.followup import text_after_missed_call
 from phone_agent.brain.llm import LLMChain
 from phone_agent.brain.tools import ToolContext, ToolRegistry
 from phone_agent.config import Settings
@@ -28,8 +30,10 @@ from phone_agent.memory.factory import build_memory_store, local_store
 from phone_agent.memory.sql import SQLMemoryStore
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.storage.db import create_engine, session_factory
+from phone_agent.storage.routing import forget_number
 from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
+from phone_agent.telephony.recordings import delete_orphaned_recordings
 from phone_agent.telephony.stream_token import signing_key
 
 
@@ -112,18 +116,33 @@ class Services:
         return await fetch_caller_context(self.memory, phone)
 
     async def learn_after_call(self, call_sid: str) -> ExtractedFacts | None:
-        """Learn from a finished call's transcript (errors logged; run it as an owned background task)."""
-        return await learn_quietly(
+        """Review a finished call and learn from its transcript; text the caller of a missed call when
+        the settings say so (errors logged; run it as an owned background task)."""
+        facts = await learn_quietly(
             settings=self.settings, sessions=self.sessions, store=self.memory, call_sid=call_sid
         )
+        try:
+            await text_after_missed_call(
+                settings=self.settings, sessions=self.sessions, control=self.control, call_sid=call_sid
+            )
+        except Exception as exc:  # a follow-up must not disturb the next call
+            logger.warning("follow-up of call {} failed: {}", call_sid, type(exc).__name__)
+        return facts
 
     def start_outbox(self) -> None:
         """With the memory service over HTTP: replay its outbox (writes, learning jobs) from now on."""
         start_outbox_replay(settings=self.settings, sessions=self.sessions, store=self.memory)
 
     async def forget_caller(self, phone: str) -> bool:
-        """Privacy delete: the caller's profile, memories, calls and transcripts, everywhere."""
-        return await delete_caller(store=self.memory, local=self.local_memory, phone=phone)
+        """Privacy delete: the caller's profile, memories, calls, transcripts and call recordings
+        (at Twilio too), everywhere, and the number in routing rules' number lists."""
+        deleted = await delete_caller(store=self.memory, local=self.local_memory, phone=phone)
+        await self.delete_orphaned_recordings()
+        return await forget_number(self.sessions, phone, self.settings.default_country) > 0 or deleted
+
+    async def delete_orphaned_recordings(self) -> int:
+        """Delete the recordings (at Twilio, then their rows) whose calls are gone."""
+        return await delete_orphaned_recordings(self.control, self.sessions)
 
     async def aclose(self) -> None:
         """Close what these services opened (the shared pool and engine only when they own them)."""

@@ -25,8 +25,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
 
 
 @contextmanager
-def chromium_page() -> Iterator[object]:
-    """A page of a fresh headless Chromium profile (skips when Chromium or Playwright is missing)."""
+def chromium_page(extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """A page of a fresh headless Chromium profile (skips when Chromium or Playwright is missing);
+    ``extra_args``: more command-line switches (e.g. a fake microphone, ``fake_microphone``)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -37,7 +38,7 @@ def chromium_page() -> Iterator[object]:
                 profile,
                 executable_path=CHROMIUM,
                 headless=True,
-                args=ARGS,
+                args=[*ARGS, *extra_args],
                 viewport={"width": 1100, "height": 900},
             )
             try:
@@ -54,3 +55,13 @@ def screenshot(target: object, name: str) -> None:
     """Save a screenshot of a page or an element to test-artifacts/admin/<name>.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     target.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # type: ignore[attr-defined]
+
+
+def fake_microphone(wav: Path) -> tuple[str, ...]:
+    """Switches that make Chromium's microphone play ``wav`` once (no permission prompt)."""
+    return (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    )

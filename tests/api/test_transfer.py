@@ -60,11 +60,12 @@ def test_no_answer_records_a_voicemail_which_is_stored_and_texted(
     }
     stored = post(client, fake_twilio, "/phone/transfer/voicemail", form)
     assert stored.text.endswith("<Hangup /></Response>")
-    (sms,) = fake_twilio.requests
+    missed, sms = sorted(fake_twilio.requests, key=lambda r: "missed transfer" not in r.form["Body"])
+    assert missed.form["Body"].startswith("our office: missed transfer from an unknown caller")
     assert sms.form == {
         "To": "+15550001111",
         "From": "+15005550006",
-        "Body": "our office: Voicemail (12 s): https://api.twilio.com/rec/RE1 from +15551112222",
+        "Body": "our office: voicemail from +15551112222 (12 s): https://api.twilio.com/rec/RE1",
     }
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
 

@@ -57,6 +57,7 @@ class FakeDeepgram(FakeServer):
         self.sessions: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []
         self.prerecorded: list[dict[str, Any]] = []
+        self.project_id = str(uuid.uuid4())
 
     def reset_state(self) -> None:
         self.transcripts.clear()
@@ -76,10 +77,12 @@ class FakeDeepgram(FakeServer):
             routes=[
                 WebSocketRoute("/v1/listen", self._listen),
                 Route("/v1/listen", self._prerecorded, methods=["POST"]),
+                Route("/v1/projects", self._projects, methods=["GET"]),
             ]
         )
 
-    async def _prerecorded(self, request: Request) -> Response:
+    def _refused(self, request: Request) -> Response | None:
+        """Deepgram's 401 for a missing or wrong ``Authorization: Token <key>``, else None."""
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme not in ("Token", "Bearer") or key != self.api_key:
             body = {
@@ -88,6 +91,19 @@ class FakeDeepgram(FakeServer):
                 "request_id": str(uuid.uuid4()),
             }
             return JSONResponse(body, status_code=401)
+        return None
+
+    async def _projects(self, request: Request) -> Response:
+        """``GET /v1/projects``: the projects the key can see (Deepgram's management API)."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        return JSONResponse({"projects": [{"project_id": self.project_id, "name": "Fake project"}]})
+
+    async def _prerecorded(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         audio = await request.body()
         if not audio:
             body = {"err_code": "Bad Request", "err_msg": "No audio", "request_id": str(uuid.uuid4())}

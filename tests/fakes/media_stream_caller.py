@@ -179,6 +179,8 @@ class MediaStreamCaller:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.closed_at is None:
             self.closed_at = time.monotonic()
+        if self.twilio_rest is not None:  # the stream was the call's last verb: the call ends
+            self.twilio_rest.network.stream_ended(self.call_sid)
         self._changed.set()
 
     def _on_rest_update(self, call: dict[str, Any]) -> None:
@@ -283,6 +285,8 @@ class MediaStreamCaller:
                 self._stopped = True
                 for task in self._tasks[1:]:
                     task.cancel()
+            if self.twilio_rest is not None:
+                self.twilio_rest.network.stream_ended(self.call_sid)
             self._changed.set()
 
     def _handle(self, raw: str | bytes) -> None:
@@ -401,6 +405,25 @@ class MediaStreamCaller:
         if self.started_at is None or self.first_agent_audio_at is None:
             return None
         return self.first_agent_audio_at - self.started_at
+
+    @classmethod
+    async def answer_outbound(
+        cls, twilio_rest: FakeTwilioREST, call_sid: str, *, timeout: float = 20.0, **kwargs: Any  # noqa: ASYNC109
+    ) -> MediaStreamCaller:
+        """The callee of an outbound call: connects (on ``async with``) to the Media Stream the
+        agent's answer TwiML gave the fake, with its parameters and a signed handshake."""
+        stream = await twilio_rest.network.stream_for(call_sid, timeout)
+        call = twilio_rest.calls[call_sid]
+        return cls(
+            stream["url"],
+            custom_parameters=stream["parameters"],
+            call_sid=call_sid,
+            from_number=call["from"],
+            to_number=call["to"],
+            twilio_rest=twilio_rest,
+            auth_token=twilio_rest.auth_token,
+            **kwargs,
+        )
 
     @property
     def agent_audio_bytes(self) -> bytes:

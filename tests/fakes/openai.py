@@ -34,6 +34,7 @@ from tests.fakes.openai_chat import (
     usage,
     validate_chat_request,
 )
+from tests.fakes.openai_structured import structured_reply, validate_response_format, wants_schema
 
 __all__ = ["FakeOpenAI", "Reply", "ToolCall", "OpenAIError"]
 
@@ -70,8 +71,9 @@ class FakeOpenAI(FakeServer):
     """Local OpenAI API. Knobs: `first_token_latency`, `tokens_per_second`, `stt_latency`,
     `tts_first_audio_latency`, `tts_realtime_factor`, `default_reply_text` (every unscripted chat
     answers with it instead of the echo), `reply_for` (a function of the request's messages that
-    answers every unscripted chat; it wins over `default_reply_text`); queues: `script(...)`,
-    `transcripts`."""
+    answers every unscripted chat; it wins over `default_reply_text`), `structured_for` (a function of
+    the request body answering unscripted `json_schema` requests; by default they get an instance of
+    the schema, as a compliant model gives); queues: `script(...)`, `transcripts`."""
 
     name = "openai"
 
@@ -98,6 +100,9 @@ class FakeOpenAI(FakeServer):
         self.default_transcript = "Hello, I would like to book an appointment."
         self.default_reply_text: str | None = None  # None = echo the last user message
         self.reply_for: Callable[[list[dict[str, Any]]], Reply] | None = None
+        # answers unscripted structured-output requests (``response_format`` json_schema) with an
+        # object (None: the fake's own instance of the schema)
+        self.structured_for: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
         self.chat_requests: list[dict[str, Any]] = []
         self.transcription_requests: list[dict[str, Any]] = []
         self.speech_requests: list[dict[str, Any]] = []
@@ -110,6 +115,7 @@ class FakeOpenAI(FakeServer):
 
     def reset_state(self) -> None:
         self.replies.clear()
+        self.structured_for = None
         self.transcripts.clear()
         for records in (
             self.chat_requests,
@@ -187,9 +193,13 @@ class FakeOpenAI(FakeServer):
         if isinstance(body, dict):
             self.chat_requests.append(body)
         validate_chat_request(body)
+        validate_response_format(body)
         self.check_model(body["model"])
         if self.replies:
             reply = self.replies.popleft()
+        elif wants_schema(body) is not None:  # structured output: what a compliant model returns
+            made = self.structured_for(body) if self.structured_for is not None else None
+            reply = Reply(text=json.dumps(made) if made is not None else structured_reply(body))
         elif self.reply_for is not None:
             reply = self.reply_for(body["messages"])
         elif self.default_reply_text is not None:

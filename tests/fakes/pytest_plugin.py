@@ -11,6 +11,7 @@ from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.openai_realtime import FakeOpenAIRealtime
 from tests.fakes.openai_realtime_stt import FakeOpenAIRealtimeSTT
+from tests.fakes.smtp import FakeSMTP
 from tests.fakes.twilio_rest import FakeTwilioREST
 
 
@@ -25,6 +26,13 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def fake_twilio() -> Iterator[FakeTwilioREST]:
     """A running `FakeTwilioREST` (`fake_twilio.client()` is an official SDK client pointed at it)."""
     with FakeTwilioREST() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_smtp() -> Iterator[FakeSMTP]:
+    """A running `FakeSMTP` mail server (no TLS; login ``owner-bot`` / ``smtp-secret-pw``)."""
+    with FakeSMTP(username="owner-bot", password="smtp-secret-pw") as fake:
         yield fake
 
 

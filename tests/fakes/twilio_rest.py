@@ -7,7 +7,12 @@ Pipecat's `TwilioFrameSerializer(base_url=fake.url)` for its hang-up. Basic auth
 Inbound calls are created by the phone network, not the REST API: register them with
 `add_call(...)` so updates to them succeed (unknown call SIDs get Twilio's 404, code 20404).
 `on_call_update(call_sid, callback)` lets a `MediaStreamCaller` end its stream when the agent
-hangs up or redirects the call, as Twilio does.
+hangs up or redirects the call, as Twilio does. Call recordings (started over REST, completed when
+the call ends, reported by signed status callbacks) are in `tests.fakes.twilio_recordings`.
+
+Outbound calls (``POST /Calls.json``) then progress as on Twilio: status callbacks, the answer
+TwiML fetched from ``Url``, answering-machine detection (``fake.network``: `OutboundNetwork`, with
+a `Callee` per dialled number).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.base import ASGIApp, FakeServer
+from tests.fakes.twilio_outbound import OutboundNetwork
+from tests.fakes.twilio_recordings import RecordingsMixin
 
 API = "/2010-04-01/Accounts/{account}"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -52,8 +59,9 @@ class TwilioError(Exception):
         }
 
 
-class FakeTwilioREST(FakeServer):
-    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`."""
+class FakeTwilioREST(RecordingsMixin, FakeServer):
+    """Local Twilio REST API. Records `.calls` (by SID), `.call_updates`, `.messages`, `.numbers`,
+    `.recordings` (see `tests.fakes.twilio_recordings`)."""
 
     name = "twilio"
 
@@ -68,6 +76,8 @@ class FakeTwilioREST(FakeServer):
         self.numbers: dict[str, dict[str, Any]] = {}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._state_lock = threading.Lock()
+        self.network = OutboundNetwork(self)
+        self._init_recordings()
 
     # -- test-side API ----------------------------------------------------------------------------
     def client(self, **kwargs: Any) -> Any:
@@ -93,7 +103,10 @@ class FakeTwilioREST(FakeServer):
         status: str = "in-progress",
         direction: str = "inbound",
     ) -> dict[str, Any]:
-        """Register a call the phone network created (an inbound call in progress by default)."""
+        """Register a call the phone network created (an inbound call in progress by default); a
+        call the fake knows already (an outbound one) is kept as it is."""
+        if call_sid is not None and call_sid in self.calls:
+            return self.calls[call_sid]
         call = self._call_resource(call_sid or new_sid("CA"), from_, to, status, direction)
         with self._state_lock:
             self.calls[call["sid"]] = call
@@ -115,6 +128,8 @@ class FakeTwilioREST(FakeServer):
         self.messages.clear()
         self.numbers.clear()
         self._listeners.clear()
+        self.network.reset()
+        self._init_recordings()
 
     def error_body(self, status: int) -> dict[str, Any]:
         return TwilioError(status, 20500, "An internal server error has occurred").body
@@ -128,6 +143,7 @@ class FakeTwilioREST(FakeServer):
             Route(API + "/Messages.json", self._messages, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers.json", self._numbers, methods=["GET", "POST"]),
             Route(API + "/IncomingPhoneNumbers/{sid}.json", self._number, methods=["GET", "POST", "DELETE"]),
+            *self.recording_routes(API),
         ]
         handlers = {TwilioError: _error_response, 404: _not_found, 405: _not_found}
         return Starlette(routes=routes, exception_handlers=handlers)
@@ -237,6 +253,9 @@ class FakeTwilioREST(FakeServer):
         call["_params"] = params
         with self._state_lock:
             self.calls[call["sid"]] = call
+        events = [v for k, v in (await request.form()).multi_items() if k == "StatusCallbackEvent"]
+        call["_status_callback_events"] = events
+        self.network.start(call, params, [str(e) for e in events])
         return JSONResponse(_public(call), status_code=201)
 
     async def _call(self, request: Request) -> Response:
@@ -269,6 +288,9 @@ class FakeTwilioREST(FakeServer):
             if redirect:
                 call["_redirected_to"] = redirect
             call["date_updated"] = formatdate(usegmt=False)
+        self.network.updated(sid, params)
+        if status:  # the call ended: its recordings complete and Twilio reports them
+            self._complete_recordings(sid)
         for callback in self._listeners.get(sid, []):
             callback(_public(call) | {"_update": params})
         return JSONResponse(_public(call))

@@ -76,7 +76,8 @@ async def test_call_two_greets_maria_by_name_and_knows_her_topic(
 
     assert facts is not None and facts.name == "Maria Lopez"
     request = openai_fake.chat_requests[-1]
-    assert request["response_format"] == {"type": "json_object"}
+    assert request["response_format"]["type"] == "json_schema"
+    assert request["response_format"]["json_schema"]["strict"] is True
     assert (
         "Caller: Hi, my name is Maria Lopez and I'm asking about home insurance."
         in request["messages"][1]["content"]
@@ -109,7 +110,8 @@ async def test_learning_runs_in_the_background_and_survives_a_bad_reply(
     services = runtime_for.current
     task = runtime_for.spawn_with(services, services.learn_after_call("CA-2"), name="learn-CA-2")
     assert task is not None and await asyncio.wait_for(task, 30) is None  # logged, never raised
-    assert (await fetch_caller_context(runtime_for.current.memory, MARIA)).known is False
+    kept = await fetch_caller_context(runtime_for.current.memory, MARIA)
+    assert kept.known and kept.name is None and kept.memories == []  # listed in Callers, nothing learned
     assert await learn(runtime_for, "CA-unknown") is None
 
 

@@ -19,7 +19,7 @@ from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.pages import admin_context
-from phone_agent.admin.settings_form import SECTIONS, FormErrors, reset_setting, save_section
+from phone_agent.admin.settings_form import SECTIONS, FormErrors, json_value, reset_setting, save_section
 from phone_agent.admin.templating import render
 from phone_agent.admin.voice import list_voices, synthesize_sample
 from phone_agent.api.deps import RuntimeDep, ServicesDep
@@ -51,7 +51,7 @@ async def save_settings(
         return render(request, "admin.html", context, status_code=422)
     if auth.wants_json(request):
         saved = runtime.current.settings  # read again on purpose: the answer shows what was just saved
-        values = {name: getattr(saved, name) for name in SECTIONS[section]}
+        values = {name: json_value(saved, name) for name in SECTIONS[section]}
         sources = {name: saved.source_of(name) for name in SECTIONS[section]}
         return JSONResponse({"ok": True, "changed": changed, "values": values, "sources": sources})
     return RedirectResponse(f"/admin?saved={section}#{section}", status_code=303)
@@ -66,7 +66,7 @@ async def reset(section: str, name: str, request: Request, runtime: RuntimeDep, 
     if auth.wants_json(request):
         saved = runtime.current.settings  # read again on purpose: the answer shows the value now in force
         return JSONResponse(
-            {"ok": True, "name": name, "value": getattr(saved, name), "source": saved.source_of(name)}
+            {"ok": True, "name": name, "value": json_value(saved, name), "source": saved.source_of(name)}
         )
     return RedirectResponse(f"/admin?saved={section}#{section}", status_code=303)
 

@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import delete
+from starlette.requests import HTTPConnection
 
 from phone_agent.api.deps import ServicesDep
 from phone_agent.runtime import Runtime
@@ -55,7 +56,7 @@ class Admin:
         return f"admin@{self.client}"
 
 
-def client_address(request: Request) -> str:
+def client_address(request: HTTPConnection) -> str:
     """The client's address: the socket's peer, or who a trusted proxy says it forwarded (api.proxy)."""
     return request.client.host if request.client else "unknown"
 
@@ -198,8 +199,8 @@ async def end_session(services: Services, admin: Admin, response: Response) -> N
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
-async def session_for(services: Services, request: Request) -> Admin | None:
-    """The admin of a request's session cookie, or None."""
+async def session_for(services: Services, request: HTTPConnection) -> Admin | None:
+    """The admin of a request's (or a websocket handshake's) session cookie, or None."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None

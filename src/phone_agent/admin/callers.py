@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from phone_agent.memory.summary import outcome_label
 from phone_agent.services import Services
 from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import Call, Caller, Memory
@@ -43,7 +44,9 @@ async def caller_view(services: Services, phone: str) -> dict[str, Any]:
     async with services.sessions() as session:
         calls = (
             await session.execute(
-                select(Call.call_sid, Call.started_at, Call.status, Call.summary)
+                select(
+                    Call.call_sid, Call.started_at, Call.status, Call.summary, Call.outcome, Call.direction
+                )
                 .where(or_(Call.from_number == context.phone, Call.to_number == context.phone))
                 .order_by(Call.started_at.desc())
                 .limit(50)
@@ -56,7 +59,15 @@ async def caller_view(services: Services, phone: str) -> dict[str, Any]:
         "profile": context.profile,
         "memories": [m.model_dump(mode="json") for m in context.memories],
         "calls": [
-            {"call_sid": sid, "started_at": at.isoformat(), "status": status, "summary": summary}
-            for sid, at, status, summary in calls
+            {
+                "call_sid": sid,
+                "started_at": at.isoformat(),
+                "status": status,
+                "summary": summary,
+                "outcome": outcome,
+                "outcome_label": outcome_label(outcome),
+                "channel": "chat" if direction == "chat" else "call",
+            }
+            for sid, at, status, summary, outcome, direction in calls
         ],
     }

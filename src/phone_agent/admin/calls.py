@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from phone_agent.memory.summary import OUTCOMES, outcome_label
+from phone_agent.storage.analytics import answer_latency_ms, percentile
 from phone_agent.storage.tables import Call, CallTurn
+
+__all__ = ["call_detail", "call_log", "call_row", "latency_summary", "live_calls", "percentile", "waterfall"]
 
 MARKS = ("caller_stopped", "stt_final", "llm_first_token", "tts_first_audio", "first_audio_sent")
 STAGES = (
@@ -33,12 +37,19 @@ def call_row(call: Call) -> dict[str, Any]:
         "from_number": call.from_number,
         "to_number": call.to_number,
         "direction": call.direction,
+        "channel": "chat" if call.direction == "chat" else call.channel,  # phone | chat | web
         "status": call.status,
         "started_at": call.started_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration_seconds": round(duration, 1) if duration is not None else None,
         "end_reason": call.end_reason,
         "summary": call.summary,
+        "intent": call.intent,
+        "outcome": call.outcome,
+        "outcome_label": outcome_label(call.outcome),
+        "routing_rule": call.routing_rule,  # the rule that fired last (None: no rule fired)
+        "routing_events": call.routing_events or [],
+        "tags": call.tags or [],
     }
 
 
@@ -53,11 +64,19 @@ async def live_calls(session: AsyncSession) -> list[dict[str, Any]]:
 async def call_log(
     session: AsyncSession, *, phone: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Ended calls and chat conversations, newest first; optionally only numbers containing ``phone``."""
+    """Ended calls and chat conversations, newest first; optionally only those whose number, summary,
+    intent or outcome contains ``phone`` (any words the owner searches for)."""
     stmt = select(Call).where(or_(Call.ended_at.is_not(None), Call.direction == "chat"))
     if phone:
-        pattern = f"%{phone.strip()}%"
-        stmt = stmt.where(Call.from_number.like(pattern) | Call.to_number.like(pattern))
+        pattern = f"%{phone.strip().lower()}%"
+        outcomes = [key for key in OUTCOMES if phone.strip().lower() in outcome_label(key).lower()]
+        stmt = stmt.where(
+            Call.from_number.like(pattern)
+            | Call.to_number.like(pattern)
+            | func.lower(Call.summary).like(pattern)
+            | func.lower(Call.intent).like(pattern)
+            | Call.outcome.in_(outcomes)
+        )
     rows = await session.execute(stmt.order_by(Call.started_at.desc()).limit(limit))
     return [call_row(c) for c in rows.scalars()]
 
@@ -127,15 +146,6 @@ def waterfall(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0-100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
 async def latency_summary(session: AsyncSession, *, recent: int = 200) -> dict[str, Any]:
     """Voice-to-voice (caller stopped → first audio sent) p50/p95 over the most recent timed turns."""
     rows = await session.execute(
@@ -143,12 +153,8 @@ async def latency_summary(session: AsyncSession, *, recent: int = 200) -> dict[s
     )
     totals: list[float] = []
     for (marks,) in rows:
-        stopped, sent = (
-            _number((marks or {}).get("caller_stopped")),
-            _number((marks or {}).get("first_audio_sent")),
-        )
-        if stopped is not None and sent is not None and sent >= stopped:
-            totals.append(sent - stopped)
+        if (total := answer_latency_ms(marks)) is not None:
+            totals.append(total)
         if len(totals) >= recent:
             break
     return {

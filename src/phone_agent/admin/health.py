@@ -1,7 +1,8 @@
 """Component health for the admin page and /admin-status: database, memory service, Redis, providers.
 
 Providers are not probed (that would spend the owner's quota on every page view); code that talks
-to one calls ``runtime.providers.record`` and the page shows when each was last seen OK or failing.
+to one calls ``runtime.providers.record`` and the page shows when each was last seen OK or failing,
+by any worker (the outcomes are stored: ``ops.provider_log``), with the failures of the last hour.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from phone_agent.config import Settings
+from phone_agent.config import Settings, redact
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
@@ -32,10 +33,16 @@ def providers_configured(settings: Settings) -> dict[str, bool]:
     }
 
 
-def provider_health(providers: ProviderHealth, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per provider: configured, last OK / last error (unix times), and whether the latest was OK."""
+async def provider_health(providers: ProviderHealth, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per provider, as every worker saw it: configured, last OK / last error (unix times), whether
+    the latest was OK, the last error and its kind, and the failures of the last hour by kind."""
     configured = {k: v for k, v in providers_configured(settings).items() if k != "llm_secondary"}
-    return providers.report(configured)
+    report = await providers.report_shared(configured)
+    secrets = settings.secret_values()
+    for entry in report.values():
+        if entry["last_error"]:
+            entry["last_error"] = redact(entry["last_error"], secrets)
+    return report
 
 
 async def _database(runtime: Runtime) -> dict[str, Any]:
@@ -82,5 +89,5 @@ async def component_health(runtime: Runtime, services: Services) -> dict[str, An
     components: dict[str, Any] = {"database": database, "memory": memory}
     if redis is not None:
         components["redis"] = redis
-    components["providers"] = provider_health(runtime.providers, settings)
+    components["providers"] = await provider_health(runtime.providers, settings)
     return components

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from phone_agent.admin import auth
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import caller_view, search_callers
+from phone_agent.admin.owner import header_counts
 from phone_agent.admin.pages import admin_context
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
@@ -27,6 +28,7 @@ from phone_agent.memory.documents import content_type_for
 from phone_agent.memory.jobs import start_reindex, start_upload
 from phone_agent.services import Services
 from phone_agent.storage.db import transaction
+from phone_agent.storage.outbound import on_do_not_call
 from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import AuditEntry, Caller, Memory
 
@@ -168,6 +170,8 @@ async def caller_page(phone: str, request: Request, services: ServicesDep, admin
         "caller": view,
         "editable": memories_editable(services),
         "saved": request.query_params.get("saved"),
+        **await header_counts(services),
+        "do_not_call": await on_do_not_call(services.sessions, view["phone"]),
     }
     return render(request, "caller.html", context)
 

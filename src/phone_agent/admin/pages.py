@@ -21,7 +21,11 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
 from phone_agent.admin.health import component_health
+from phone_agent.admin.owner import header_counts
+from phone_agent.admin.recordings import call_recordings
+from phone_agent.admin.routing_view import routing_context
 from phone_agent.admin.settings_form import SECTIONS, field_views
+from phone_agent.admin.setup_checklist import missing_items
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import RuntimeDep, ServicesDep
 from phone_agent.errors import NotFoundError, StoreError
@@ -172,6 +176,9 @@ async def admin_context(
     errors: dict[str, dict[str, str]] | None = None,
     entered: dict[str, dict[str, Any]] | None = None,
     upload_error: str | None = None,
+    routing_error: str | None = None,
+    routing_entered: dict[str, Any] | None = None,
+    editing: int | None = None,
 ) -> dict[str, Any]:
     """Everything the /admin page shows."""
     settings = services.settings
@@ -203,7 +210,13 @@ async def admin_context(
         "caller_query": caller_query,
         "callers": await search_callers(services, caller_query),
         "max_upload_mb": settings.max_upload_mb,
+        "config_timezone": settings.timezone,
         "upload_error": upload_error,
+        "setup_missing": missing_items(settings),
+        **await header_counts(services),
+        **await routing_context(
+            services, request, error=routing_error, entered=routing_entered, editing=editing
+        ),
     }
 
 
@@ -233,9 +246,13 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep, admi
         call = await call_detail(session, call_sid)
     if call is None:
         raise NotFoundError(f"No call with sid {call_sid!r}.")
-    return render(
-        request, "call.html", {"csrf_token": admin.csrf_token, "call": call, "chart": waterfall_chart(call)}
-    )
+    context = {
+        "csrf_token": admin.csrf_token,
+        "call": call,
+        "chart": waterfall_chart(call),
+        "recordings": await call_recordings(services, call_sid),
+    }
+    return render(request, "call.html", {**context, **await header_counts(services)})
 
 
 def waterfall_chart(call: dict[str, Any], *, width: int = 640, row_height: int = 26) -> dict[str, Any]:

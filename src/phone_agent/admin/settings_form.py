@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from phone_agent.config import Settings, shown_value
+from phone_agent.config import Settings, is_secret, shown_value
 from phone_agent.errors import ConfigError
 from phone_agent.ops.control import broadcast_config_change
 from phone_agent.runtime import Runtime
@@ -41,6 +41,31 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "fallback_action",
     ),
     "llm": ("llm_provider", "llm_model", "llm_base_url"),
+    # provider credentials (System → Providers, and the setup checklist); each form has "Test connection"
+    "openai": ("openai_api_key", "openai_base_url"),
+    "elevenlabs": ("elevenlabs_api_key", "elevenlabs_base_url"),
+    "deepgram": ("deepgram_api_key", "deepgram_base_url"),
+    "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_api_base_url"),
+    "routing": (
+        "transfer_destinations",
+        "closed_days",
+        "max_call_seconds",
+        "max_call_wrap_up",
+        "max_call_action",
+    ),
+    "notifications": (
+        "owner_sms_number",
+        "owner_email",
+        "notify_channels",
+        "notify_events",
+        "notify_max_per_hour",
+        "smtp_host",
+        "smtp_port",
+        "smtp_username",
+        "smtp_password",
+        "smtp_from",
+        "smtp_starttls",
+    ),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
 LABELS = {
@@ -60,8 +85,33 @@ LABELS = {
     "llm_provider": "Provider",
     "llm_model": "Model",
     "llm_base_url": "Base URL",
+    "openai_api_key": "OpenAI API key",
+    "openai_base_url": "OpenAI base URL",
+    "elevenlabs_api_key": "ElevenLabs API key",
+    "elevenlabs_base_url": "ElevenLabs base URL",
+    "deepgram_api_key": "Deepgram API key",
+    "deepgram_base_url": "Deepgram base URL",
+    "twilio_account_sid": "Twilio Account SID",
+    "twilio_auth_token": "Twilio auth token",
+    "twilio_api_base_url": "Twilio REST API base URL",
+    "transfer_destinations": "Transfer destinations",
+    "closed_days": "Closed days (holidays)",
+    "max_call_seconds": "Max call length (seconds)",
+    "max_call_wrap_up": "Wrap-up sentence",
+    "max_call_action": "At max call length",
+    "owner_sms_number": "Owner's mobile (SMS)",
+    "owner_email": "Owner's e-mail",
+    "notify_channels": "Channels",
+    "notify_events": "Events",
+    "notify_max_per_hour": "Most per hour (each kind)",
+    "smtp_host": "SMTP server",
+    "smtp_port": "SMTP port",
+    "smtp_username": "SMTP user",
+    "smtp_password": "SMTP password",
+    "smtp_from": "Sender address",
+    "smtp_starttls": "STARTTLS",
 }
-TEXTAREAS = {"instructions", "greeting"}
+TEXTAREAS = {"instructions", "greeting", "transfer_destinations", "max_call_wrap_up"}
 
 
 @dataclass(frozen=True)
@@ -73,8 +123,9 @@ class FieldView:
     value: Any
     source: str
     description: str
-    kind: Literal["text", "textarea", "range", "select"]
+    kind: Literal["text", "textarea", "range", "select", "password"]
     choices: tuple[str, ...] = ()
+    placeholder: str = ""  # a secret's masked value: the field itself stays empty
     minimum: float | None = None
     maximum: float | None = None
 
@@ -101,10 +152,16 @@ def field_views(
         info = Settings.model_fields[name]
         annotation = info.annotation
         value = (entered or {}).get(name, settings.shown(name))
-        kind: Literal["text", "textarea", "range", "select"] = "text"
+        kind: Literal["text", "textarea", "range", "select", "password"] = "text"
         choices: tuple[str, ...] = ()
         low, high = None, None
-        if get_origin(annotation) is Literal:
+        placeholder = ""
+        if is_secret(name):  # never sent to the browser, not even masked, as a value
+            kind, placeholder = "password", f"set ({value})" if value else "not set"
+            value = ""
+        elif annotation is bool:
+            kind, choices, value = "select", ("true", "false"), str(value).lower()
+        elif get_origin(annotation) is Literal:
             kind, choices = "select", tuple(str(c) for c in get_args(annotation))
         elif annotation is float:
             kind = "range"
@@ -122,6 +179,7 @@ def field_views(
                 choices=choices,
                 minimum=low,
                 maximum=high,
+                placeholder=placeholder,
             )
         )
     return views
@@ -143,9 +201,13 @@ def _changes(settings: Settings, section: str, form: Mapping[str, Any]) -> dict[
             continue
         raw = form[name]
         value: Any = raw.strip() if isinstance(raw, str) and name not in TEXTAREAS else raw
+        if value == "" and is_secret(name):
+            continue  # an empty password field keeps the secret (reset forgets it)
         if value == "" and _is_optional(name):
             value = None
         current = getattr(settings, name)
+        if isinstance(current, bool) and str(value).lower() == str(current).lower():
+            continue
         if value is None and current is None:
             continue
         if value is not None and str(value) in (str(current), str(shown_value(name, current))):
@@ -170,6 +232,16 @@ def _field_errors(settings: Settings, changes: dict[str, Any]) -> dict[str, str]
     return errors
 
 
+def _stored(settings: Settings, name: str) -> Any:
+    """A validated value as the override row stores it (a secret's plain text: JSON has no SecretStr)."""
+    return settings.secret(name) if is_secret(name) else getattr(settings, name)
+
+
+def json_value(settings: Settings, name: str) -> Any:
+    """A setting as a JSON answer shows it: secrets masked, everything else as it is."""
+    return settings.shown(name) if is_secret(name) else getattr(settings, name)
+
+
 async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], *, actor: str) -> list[str]:
     """Validate and store a section's changes; returns the names that changed.
 
@@ -185,7 +257,7 @@ async def save_section(runtime: Runtime, section: str, form: Mapping[str, Any], 
     if errors:
         raise FormErrors(errors)
     validated = settings.with_overrides(changes)
-    typed = {name: getattr(validated, name) for name in changes}  # store 0.8, not "0.8"
+    typed = {name: _stored(validated, name) for name in changes}  # store 0.8, not "0.8"
     async with transaction(runtime.sessions) as session:
         await save_overrides(session, settings, typed, actor=actor)
     await runtime.apply_overrides()

@@ -3,6 +3,7 @@ is sent: never cached, never framed, scripts and media only from this origin (CS
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,14 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def utc_time(timestamp: float) -> str:
+    """A unix time as ``HH:MM:SS`` in UTC (the provider health rows)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S")
+
+
+templates.env.filters["utc_time"] = utc_time
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",

@@ -26,6 +26,7 @@ from phone_agent.services import Services
 from phone_agent.storage.calls import finish_call, set_end_reason
 from phone_agent.storage.streams import claim_stream
 from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
+from phone_agent.telephony.recordings import start_call_recording
 from phone_agent.telephony.stream_token import InvalidStreamToken, verify_stream_token
 from phone_agent.voice.pipeline import run_call
 from phone_agent.voice.realtime import run_realtime_call
@@ -75,9 +76,18 @@ async def media_stream(websocket: WebSocket) -> None:
                 await websocket.close()
                 return
             logger.info("media stream started: stream {}", start.stream_sid)
+            if services.settings.recording_enabled:  # in the background: the greeting does not wait
+                runtime.spawn_with(
+                    services,
+                    start_call_recording(
+                        services.control, services.sessions, services.settings, start.call_sid
+                    ),
+                    name=f"record-{start.call_sid}",
+                )
             with runtime.load.call():
                 try:
-                    realtime = services.settings.voice_mode == "realtime"
+                    # an outbound call waits for the answering-machine verdict: pipeline mode does that
+                    realtime = services.settings.voice_mode == "realtime" and start.direction != "outbound"
                     await (run_realtime_call if realtime else run_call)(websocket, runtime, services, start)
                 except Exception:  # the socket ends either way; the process must not
                     logger.exception("call failed")
@@ -98,6 +108,7 @@ async def hand_over_busy_call(services: Services, call_sid: str, reason: str) ->
     metrics.call_refused("overflow")
     await set_end_reason(services.sessions, call_sid=call_sid, end_reason=f"overflow → {action}")
     return True
+
 
 async def close_failed_call(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> None:
     """Close (and release) a call whose pipeline failed; a no-op when it got to close its records."""

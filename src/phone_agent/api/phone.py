@@ -1,5 +1,9 @@
 """Twilio voice webhooks: ``POST /phone/incoming`` answers with a Media Stream, ``POST /phone/status``
-records how the call ended. Both refuse unsigned or forged requests with 403.
+records how the call ended, ``POST /phone/recording-status`` what became of its recording. All refuse
+unsigned or forged requests with 403.
+
+Routing rules on time and caller run first (``brain.routing.incoming``): one that rejects,
+transfers, takes a voicemail or hangs up answers with its TwiML and no stream is opened.
 
 One CallSid gets one stream token: a retried ``/phone/incoming`` (Twilio retries a webhook that
 timed out or failed) is answered with the same TwiML and the same token; once the call streams or
@@ -13,14 +17,19 @@ from fastapi import APIRouter, Request, Response
 from loguru import logger
 
 from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.brain.routing.incoming import route_incoming
 from phone_agent.ops import metrics
 from phone_agent.ops.logging import bind_call
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.storage.calls import FINAL_STATUSES, finish_call, set_end_reason
 from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.recordings import apply_status
+from phone_agent.storage.reviews import awaits_review
 from phone_agent.storage.streams import register_incoming
+from phone_agent.storage.tables import utcnow
 from phone_agent.telephony.fallback import fallback_twiml, resolved_fallback_action
+from phone_agent.telephony.recordings import delete_orphaned_recordings, recording_update
 from phone_agent.telephony.signature import request_base_url, verified_twilio_form
 from phone_agent.telephony.stream_token import issue_stream_token
 from phone_agent.telephony.twiml import connect_stream, hang_up
@@ -70,6 +79,17 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         if registered.token_expires is None:
             logger.warning("repeated /phone/incoming for a call that streams already or has ended: no token")
             return Response(hang_up(), media_type=TWIML)
+        routed = await route_incoming(
+            settings,
+            services.sessions,
+            services.control,
+            call_sid=call_sid,
+            caller=registered.caller,
+            now=utcnow(),
+            repeated=registered.repeated,
+        )
+        if routed is not None:  # a rule answered the call: no stream, no provider
+            return Response(routed, media_type=TWIML)
         problems = voice_path_problems(settings)
         if problems:  # the stream could only end in silence: apologise and hand the caller on now
             return await not_configured_answer(runtime, services, call_sid, problems)
@@ -121,8 +141,9 @@ async def overflow_answer(services: Services, call_sid: str, reason: str) -> Res
 
 
 @router.post("/status")
-async def call_status(request: Request, services: ServicesDep) -> Response:
-    """Twilio's status callback: a final status closes the call's record."""
+async def call_status(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
+    """Twilio's status callback: a final status closes the call's record (and reviews a call that
+    never reached the agent: missed, busy, hung up while ringing)."""
     form = await verified_twilio_form(request, services.settings)
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")
@@ -136,5 +157,31 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
                 end_reason=status,
                 from_number=form.get("From") or None,
                 to_number=form.get("To") or None,
+            )
+            if await awaits_review(services.sessions, call_sid):
+                runtime.spawn_with(services, services.learn_after_call(call_sid), name=f"review-{call_sid}")
+    return Response(status_code=204)
+
+
+@router.post("/recording-status")
+async def recording_status(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
+    """Twilio's recording status callback: the recording's status, media URL and duration are stored.
+
+    A recording of a call that was deleted meanwhile (the caller's data was forgotten) is deleted at
+    Twilio at once instead.
+    """
+    form = await verified_twilio_form(request, services.settings)
+    update = recording_update(form)
+    with bind_call(form.get("CallSid") or "-"):
+        if update is None:
+            logger.warning("recording status callback without RecordingSid/CallSid: ignored")
+            return Response(status_code=204)
+        logger.info("recording {} {}", update.recording_sid, update.status)
+        if not await apply_status(services.sessions, update):
+            logger.info("recording of a deleted call: deleting it at Twilio")
+            runtime.spawn_with(
+                services,
+                delete_orphaned_recordings(services.control, services.sessions),
+                name=f"delete-recording-{update.recording_sid}",
             )
     return Response(status_code=204)

@@ -1,9 +1,10 @@
 """Webhooks of a transfer to a human (see ``control.transfer_twiml``); all Twilio-signed.
 
 ``POST /phone/transfer/whisper?reason=…`` - played to the human before connecting: who and why.
-``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail.
-``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, text the
-owner (``owner_sms_number``) and hang up.
+``POST /phone/transfer/done`` - the dial ended: hang up if they talked, else record a voicemail
+(and tell the owner: ``transfer_failed``).
+``POST /phone/transfer/voicemail`` - the voicemail was recorded: store it as a message, notify the
+owner (``notify_owner``: SMS and/or e-mail) and hang up.
 ``POST /phone/voicemail/transcript`` - Twilio's transcription of it: added to that message.
 Voicemails come from a transfer nobody answered and from the fallback action
 (``telephony/fallback.py``).
@@ -16,13 +17,14 @@ from loguru import logger
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from phone_agent.api.deps import ServicesDep
-from phone_agent.errors import PhoneAgentError
+from phone_agent.api.deps import RuntimeDep, ServicesDep
+from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.ops.logging import bind_call
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
-from phone_agent.storage.tables import Call, Message
+from phone_agent.storage.reviews import set_outcome
+from phone_agent.storage.tables import Call, Message, utcnow
 from phone_agent.telephony.control import (
     TRANSFER_DONE_PATH,
     VOICEMAIL_PATH,
@@ -34,6 +36,7 @@ from phone_agent.telephony.control import (
 from phone_agent.telephony.signature import verified_twilio_form
 
 router = APIRouter(tags=["telephony"])
+TRANSFER_ANSWERED = ("completed", "answered")
 TWIML = "application/xml"
 
 
@@ -45,36 +48,50 @@ async def transfer_whisper(request: Request, services: ServicesDep, reason: str 
 
 
 @router.post(TRANSFER_DONE_PATH)
-async def transfer_done(request: Request, services: ServicesDep) -> Response:
+async def transfer_done(request: Request, runtime: RuntimeDep, services: ServicesDep) -> Response:
     """After the dial: hang up when the human answered, otherwise take a voicemail."""
     form = await verified_twilio_form(request, services.settings)
     status = form.get("DialCallStatus", "")
     with bind_call(form.get("CallSid") or "-"):
         logger.info("transfer ended: {}", status or "unknown")
+        if status not in TRANSFER_ANSWERED:  # the caller is offered the voicemail; the owner hears of it
+            caller = normalise_optional(form.get("From"))
+            settings = services.settings
+            event = OwnerEvent(
+                kind="transfer_failed",
+                subject=f"{settings.business_name}: missed transfer from {caller or 'an unknown caller'}",
+                text=f"A call was transferred to {settings.handoff_number or 'you'} and nobody answered "
+                f"({status or 'no status'}). The caller was offered the voicemail.",
+                call_sid=form.get("CallSid") or None,
+                caller=caller,
+            )
+            # in the background: Twilio waits for this answer, the caller must not wait for SMTP
+            runtime.spawn_with(services, notify_owner(services, event), name="notify-transfer-failed")
     return Response(transfer_done_twiml(services.settings, status), media_type=TWIML)
 
 
 @router.post(VOICEMAIL_PATH)
 async def transfer_voicemail(request: Request, services: ServicesDep) -> Response:
-    """Keep the voicemail as a message for the business and tell the owner by SMS."""
+    """Keep the voicemail as a message for the business and notify the owner."""
     settings = services.settings
     form = await verified_twilio_form(request, settings)
     call_sid, phone = form.get("CallSid", ""), normalise_optional(form.get("From"))
     recording = form.get("RecordingUrl", "")
     with bind_call(call_sid or "-"):
         if recording:
-            body = f"Voicemail ({form.get('RecordingDuration', '?')} s): {recording}"
-            sms_sid = None
-            if settings.owner_sms_number:
-                try:
-                    sms_sid = await services.control.send_sms(
-                        settings.owner_sms_number,
-                        f"{settings.business_name}: {body} from {phone or 'unknown'}",
-                    )
-                except PhoneAgentError as exc:
-                    logger.warning("voicemail SMS to the owner failed: {}", exc)
+            duration = form.get("RecordingDuration", "?")
+            body = f"Voicemail ({duration} s): {recording}"
+            subject = (
+                f"{settings.business_name}: voicemail from {phone or 'an unknown caller'} ({duration} s)"
+            )
+            event = OwnerEvent(
+                kind="voicemail", subject=subject, text=recording, call_sid=call_sid, caller=phone
+            )
+            notified = await notify_owner(services, event)
+            sms_sid = notified.sms_sid
             async with transaction(services.sessions) as session:
                 call = await session.scalar(select(Call).where(Call.call_sid == call_sid))
+                call_id = call.id if call is not None else None
                 session.add(
                     Message(
                         caller_id=await caller_id(session, phone),
@@ -83,9 +100,12 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
                         phone=phone,
                         body=body,
                         sms_sid=sms_sid,
-                        status="sent" if sms_sid else "new",
+                        status="sent" if notified.delivered else "new",
+                        notified_at=utcnow() if notified.delivered else None,
                     )
                 )
+            if call_id is not None:  # a call reviewed before the recording ended is a voicemail now
+                await set_outcome(services.sessions, call_id=call_id, outcome="voicemail")
             logger.info("voicemail stored")
     response = VoiceResponse()
     response.say("Thank you, your message has been passed on. Goodbye.")

@@ -63,6 +63,7 @@ async def open_conversation(
             caller_id=await caller_id(session, caller),
             from_number=caller,
             direction="chat",
+            channel="chat",
             status="in-progress",
         )
         session.add(call)

@@ -203,6 +203,8 @@ class LLMChain:
         if won is not None:
             index, winner = won
             winner.failures = failures
+            if self.health is not None:
+                self.health.record(_provider_name(self.endpoints[index]), ok=True)
             if index:
                 metrics.fallback_used("llm", self.endpoints[index].name)
             return winner

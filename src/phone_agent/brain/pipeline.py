@@ -85,6 +85,7 @@ class ChainedLLMService(OpenAILLMService):
         self.caller = caller
         self.memory = memory
         self.last_stream: ChainStream | None = None
+        self.call_instructions = ""  # this call's own brief (e.g. an outbound call's purpose)
 
     def create_client(self, *_args: Any, **_kwargs: Any) -> AsyncOpenAI:
         """One-shot inferences (``run_inference``) use the chain's primary client: no client per call."""
@@ -122,7 +123,9 @@ class ChainedLLMService(OpenAILLMService):
             caller=self.caller,
             knowledge=knowledge,
             now=utcnow(),
-            extra_instructions="\n".join(str(m.get("content") or "") for m in system),
+            extra_instructions="\n".join(
+                [self.call_instructions, *(str(m.get("content") or "") for m in system)]
+            ).strip(),
         )
         return packed.messages
 

@@ -31,6 +31,7 @@ from phone_agent.tasks import TaskOwner
 from phone_agent.telephony.control import CallControl
 
 Handler = Callable[["ToolContext", Any], Awaitable[dict[str, Any]]]
+Channel = Literal["phone", "chat", "web"]  # a Twilio call, an HTTP chat, the admin page's softphone
 AFTER_SPEECH_FALLBACK_SECONDS = 10.0  # run a pending hang-up/transfer even if no speech-end comes
 
 
@@ -103,13 +104,15 @@ class ToolContext:
     caller_name: str | None = None
     call_sid: str | None = None  # a live Twilio call; None for an HTTP chat
     call_id: int | None = None  # calls.id of this conversation, when stored
-    channel: Literal["phone", "chat"] = "chat"
+    channel: Channel = "chat"
     clock: Callable[[], datetime] = utcnow
     on_hang_up: Callable[[], Awaitable[None]] | None = None  # the voice pipeline's own hang-up, if any
     # Called just before a transfer redirects the call: the pipeline must then end without hanging
     # up (Pipecat's Twilio serializer would otherwise end the call being transferred).
     before_transfer: Callable[[], Awaitable[None]] | None = None
     tasks: TaskOwner | None = None  # owns the after-speech fallback timer (the process's, in the app)
+    # The call's routing rules (voice/routing.py): an intent the LLM recognised → the tool's result.
+    on_intent: Callable[[str], Awaitable[dict[str, Any]]] | None = None
     ended: bool = False
     end_reason: str | None = None
     records: list[dict[str, Any]] = field(default_factory=list)

@@ -3,7 +3,9 @@
 - ``fetch_caller_context(store, phone)``: profile + top memories, once, at stream start. Bounded
   by a timeout and never raises: a slow or broken store gives an empty context, not a silent call.
 - ``extract_and_store_after_call(settings=..., sessions=..., store=..., call_sid=...)``: read the
-  call's transcript (``call_turns``), ask the LLM for facts, merge them into the caller's memory.
+  call's transcript (``call_turns``), ask the LLM for facts and the call's review (summary, intent,
+  outcome: ``memory.summary``) in one request, store the review on the call and merge the facts
+  into the caller's memory.
   The app runs it as an owned background task (``Services.learn_after_call``) so hanging up never
   waits for the LLM. When the memory service cannot be read (or the LLM fails) the whole job is
   queued in the HTTP store's outbox and run again when the service is back
@@ -25,8 +27,10 @@ from phone_agent.errors import PhoneAgentError, ProviderError, StoreError
 from phone_agent.memory.base import CallerContext, MemoryItem, MemoryStore
 from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
+from phone_agent.memory.summary import CallEvidence, CallReview, review_by_rules, review_from_model
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_phone
+from phone_agent.storage.reviews import evidence_counts, store_review
 from phone_agent.storage.tables import Call, Caller, CallTurn
 
 
@@ -51,11 +55,14 @@ async def extract_and_store_after_call(
     call_sid: str,
     queue_on_failure: bool = True,
 ) -> ExtractedFacts | None:
-    """Learn from a finished call; None when it had no caller number or the caller said nothing.
+    """Review a finished call and learn from it; None when nothing was learned.
 
-    With the memory service over HTTP, a failed read of the caller's context or a failed extraction
-    queues the job in the outbox (``queue_on_failure``) instead of losing it; the outbox runs it
-    again (with ``queue_on_failure=False``, so its errors make it wait) when the service is back.
+    Every call gets a review (summary, intent, outcome) on its row: from the LLM's structured
+    output, or from the rules when the caller said nothing (no LLM request then) or the LLM failed.
+    Facts are learned when the call has a caller number. With the memory service over HTTP, a failed
+    read of the caller's context or a failed extraction queues the job in the outbox
+    (``queue_on_failure``) instead of losing it; the outbox runs it again (with
+    ``queue_on_failure=False``, so its errors make it wait) when the service is back.
     """
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar()
@@ -72,23 +79,66 @@ async def extract_and_store_after_call(
             )
         ).all()
         started_at = call.started_at
-    if not phone or not any(role == "caller" and text for role, text in turns):
-        return None  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
+        evidence = CallEvidence(**await evidence_counts(session, call))
+    first_words = next((text.strip() for role, text in turns if role == "caller" and text.strip()), "")
+    if not first_words:  # a greeting alone (caller hung up, silent line) teaches nothing: no LLM call
+        await _store_review(sessions, call_sid, review_by_rules(evidence, first_words))
+        await _keep_caller(sessions, store, call_sid, phone, started_at, chat=evidence.chat)
+        return None
     transcript = transcript_text([(role, text) for role, text in turns])
     try:
-        known = await store.caller_context(phone, limit=50)
-        facts = await extract_facts(transcript, known, settings)
+        known = await store.caller_context(phone, limit=50) if phone else CallerContext(phone="")
+        facts = await extract_facts(transcript, known, settings, actions=evidence.described())
     except (StoreError, ProviderError) as exc:
-        if not (queue_on_failure and isinstance(store, HTTPMemoryStore)):
+        await _store_review(sessions, call_sid, review_by_rules(evidence, first_words))
+        if not (queue_on_failure and isinstance(store, HTTPMemoryStore) and phone):
+            await _keep_caller(sessions, store, call_sid, phone, started_at, chat=evidence.chat)
             raise
         await store.queue_learning(call_sid, phone)
         logger.warning("memory: learning from call {} queued until it can run ({})", call_sid, exc)
         return None
+    await _store_review(sessions, call_sid, review_from_model(facts.review, evidence, first_words))
+    if not phone:
+        return facts
     items = [MemoryItem(content=f.content, key=f.key, call_sid=call_sid) for f in facts.facts]
     await store.store_memories(phone, items, name=facts.name, profile=facts.profile)
     await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
     logger.info("memory: learned {} facts from call {}", len(items), call_sid)
     return facts
+
+
+async def _keep_caller(
+    sessions: async_sessionmaker[AsyncSession],
+    store: MemoryStore,
+    call_sid: str,
+    phone: str | None,
+    started_at: object,
+    *,
+    chat: bool,
+) -> None:
+    """A phone caller is listed in Callers after the first call, even when nothing was learned."""
+    if not phone or chat:
+        return
+    try:
+        await store.store_memories(phone, [])
+    except (StoreError, OSError) as exc:
+        logger.warning("memory: caller of call {} not kept ({})", call_sid, type(exc).__name__)
+        return
+    await _link_call(sessions, call_sid, normalise_phone(phone), started_at)
+
+
+async def _store_review(
+    sessions: async_sessionmaker[AsyncSession], call_sid: str, review: CallReview
+) -> None:
+    await store_review(
+        sessions,
+        call_sid=call_sid,
+        summary=review.summary,
+        intent=review.intent,
+        outcome=review.outcome,
+        source=review.source,
+    )
+    logger.info("call {} reviewed ({}, by {})", call_sid, review.outcome, review.source)
 
 
 async def _link_call(

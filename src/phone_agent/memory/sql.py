@@ -30,6 +30,7 @@ from phone_agent.memory.embeddings import OpenAIEmbedder, embed_or_none
 from phone_agent.memory.knowledge import KnowledgeBaseMixin
 from phone_agent.memory.search import fuse_rankings, normalise_fact, query_terms
 from phone_agent.storage.db import session_factory, transaction
+from phone_agent.storage.outbound import delete_outbound_of
 from phone_agent.storage.phones import normalise_phone
 from phone_agent.storage.tables import (
     Appointment,
@@ -323,6 +324,7 @@ class SQLMemoryStore(KnowledgeBaseMixin):
                 delete(Call).where(Call.id.in_(call_ids)),
                 delete(Caller).where(Caller.id == caller_id),
             ]
+            deleted += await delete_outbound_of(session, phone)  # before its calls (foreign key)
             for statement in statements:
                 result = await session.execute(statement.execution_options(synchronize_session=False))
                 deleted += int(getattr(result, "rowcount", 0) or 0)

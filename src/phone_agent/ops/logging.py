@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,20 @@ def setup_logging(settings: Settings, *, sink: Any = None) -> None:
         logging.getLogger(name).propagate = False
 
 
+_CALL_SID: ContextVar[str | None] = ContextVar("call_sid", default=None)
+
+
 @contextmanager
 def bind_call(call_sid: str) -> Iterator[None]:
     """Tag every log line written inside this block (and tasks it starts) with the call SID."""
-    with logger.contextualize(call_sid=call_sid):
-        yield
+    token = _CALL_SID.set(call_sid)
+    try:
+        with logger.contextualize(call_sid=call_sid):
+            yield
+    finally:
+        _CALL_SID.reset(token)
+
+
+def current_call_sid() -> str | None:
+    """The call SID bound by ``bind_call`` around the running code, if any."""
+    return _CALL_SID.get()

@@ -52,6 +52,29 @@ async def open_call(
         return call.id
 
 
+async def open_web_call(
+    sessions: async_sessionmaker[AsyncSession], *, call_sid: str, caller: str, instance_id: str
+) -> int:
+    """The row of a softphone call from the admin page (``channel="web"``), live and held by this
+    process (so a crash of it closes the call like a phone call's); returns the call id."""
+    async with transaction(sessions) as session:
+        known = await caller_by_phone(session, caller)
+        call = Call(
+            call_sid=call_sid,
+            channel="web",
+            direction="inbound",
+            from_number=caller,
+            status="in-progress",
+            started_at=utcnow(),
+            stream_started_at=utcnow(),
+            instance_id=instance_id,
+            caller_id=known.id if known else None,
+        )
+        session.add(call)
+        await session.flush()
+        return call.id
+
+
 async def finish_call(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -86,6 +109,12 @@ async def finish_call(
             call.instance_id = None
         await session.flush()
         return call.id
+
+
+async def call_row(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> Call | None:
+    """The call's row as it is now (detached: read its columns, change nothing)."""
+    async with sessions() as session:
+        return await session.scalar(select(Call).where(Call.call_sid == call_sid))
 
 
 async def set_end_reason(

@@ -76,17 +76,28 @@ class Call(Base):
     from_number: Mapped[str | None] = mapped_column(String(32))
     to_number: Mapped[str | None] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    # how the caller reached the agent: phone (Twilio), chat (/v1/chat), web (the admin softphone)
+    channel: Mapped[str] = mapped_column(String(16), default="phone", server_default="phone")
     status: Mapped[str] = mapped_column(String(32), default="ringing")
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(64))
     summary: Mapped[str | None] = mapped_column(Text)
+    # after the call (``memory.summary``): what the caller wanted and how the call ended
+    intent: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
+    summary_source: Mapped[str | None] = mapped_column(String(16))  # llm | rules
     # the media stream: the expiry of the one token /phone/incoming minted (epoch seconds; the same
     # token is re-minted from it for a retried webhook), when a stream claimed the call (a second
     # stream or a replay is refused), and the process (``instances.id``) holding the live call
     stream_token_expires: Mapped[int | None] = mapped_column(Integer)
     stream_started_at: Mapped[datetime | None]
     instance_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # call routing (``brain/routing``): the name of the last rule that fired (None: none did), every
+    # rule that fired as {rule_id, name, action, stage, detail}, and the tags rules gave the call
+    routing_rule: Mapped[str | None] = mapped_column(String(200))
+    routing_events: Mapped[list[Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
 
     caller: Mapped[Caller | None] = relationship(back_populates="calls")
     turns: Mapped[list[CallTurn]] = relationship(
@@ -178,6 +189,11 @@ class Appointment(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="booked")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the owner's inbox (``storage.inbox``): seen, handled, the owner's note, the owner told
+    seen_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -194,6 +210,11 @@ class Message(Base):
     sms_sid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the owner's inbox (``storage.inbox``): seen, handled, the owner's note, the owner told
+    seen_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None]
 
 
 class ConfigOverride(Base):
@@ -282,6 +303,117 @@ class LoginThrottle(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# -- owner notifications and provider errors (issue 12) --------------------------------------------
+class NotifyQuota(Base):
+    """How many owner notifications of one key (an event kind, or ``provider_failure:<provider>``)
+    were sent in the current window; claimed by compare-and-set so every worker shares the limit."""
+
+    __tablename__ = "notify_quota"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProviderErrorRow(Base):
+    """One provider failure (no secret, no caller data in ``detail``); counted per hour for the owner."""
+
+    __tablename__ = "provider_errors"
+    __table_args__ = (Index("ix_provider_errors_provider_at", "provider", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ProviderStatus(Base):
+    """The latest outcome of one provider as every worker last saw it (the admin page's health row)."""
+
+    __tablename__ = "provider_status"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_ok_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_kind: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- call recordings (issue 15) ------------------------------------------------------------------
+class CallRecording(Base):
+    """A Twilio recording of a call: its SID, where Twilio keeps the media and what its status
+    callback said. Personal data: deleted (here and at Twilio) with the caller's calls."""
+
+    __tablename__ = "call_recordings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)  # no FK: the row outlives a deleted
+    # call until Twilio confirmed the deletion of the media (``storage.recordings``)
+    status: Mapped[str] = mapped_column(String(32), default="in-progress")
+    media_url: Mapped[str | None] = mapped_column(String(500))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+
+# --- call routing (issue 16) ----------------------------------------------------------------------
+class RoutingRule(Base):
+    """A call routing rule: when its ``conditions`` hold, ``action`` runs (``brain/routing``).
+
+    Rules are tried in ``position`` order; the shapes of ``conditions`` and ``action`` are checked by
+    ``brain.routing.rules`` before they are stored.
+    """
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    action: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- outbound calls (issue 16) ----------------------------------------------------------------------
+class OutboundCall(Base):
+    """A call the agent placed (``POST /v1/calls``, ``phone-agent dial``, admin "Call back").
+
+    ``ref`` names it in the Twilio callbacks' URLs (callbacks may arrive before the create request
+    returned its CallSid). ``events`` lists every status callback ``{status, at, sequence}``;
+    ``answered_by`` is the answering-machine verdict. Personal data: deleted with the callee.
+    """
+
+    __tablename__ = "outbound_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    to_number: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(32), default="api")  # api | admin
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DoNotCall(Base):
+    """A number the agent must never dial (personal data: deletable in admin and with the caller)."""
+
+    __tablename__ = "do_not_call"
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    note: Mapped[str | None] = mapped_column(String(300))
+    added_by: Mapped[str] = mapped_column(String(100), default="admin")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "AdminAccount",
     "AdminSession",
@@ -289,9 +421,11 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Call",
+    "CallRecording",
     "CallTurn",
     "Caller",
     "ConfigOverride",
+    "DoNotCall",
     "Instance",
     "KnowledgeChunk",
     "KnowledgeDocument",
@@ -299,5 +433,10 @@ __all__ = [
     "Memory",
     "MemoryRequest",
     "Message",
+    "NotifyQuota",
+    "OutboundCall",
+    "ProviderErrorRow",
+    "ProviderStatus",
+    "RoutingRule",
     "utcnow",
 ]

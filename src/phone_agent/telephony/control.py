@@ -1,4 +1,5 @@
-"""Call control through Twilio's REST API: update a live call's TwiML, hang up, transfer, SMS, dial out.
+"""Call control through Twilio's REST API: update a live call's TwiML, hang up, transfer, SMS, dial out,
+record a call and delete a recording.
 
 Uses the official ``twilio`` SDK with its asynchronous HTTP client, pointed at
 ``twilio_api_base_url`` (tests point it at the local Twilio fake). Every Twilio failure becomes a
@@ -103,18 +104,61 @@ class CallControl:
         logger.info("sms {} queued", message.sid)
         return str(message.sid)
 
-    async def dial_out(self, to: str, *, twiml: str | None = None, url: str | None = None) -> str:
-        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID."""
+    async def dial_out(
+        self, to: str, *, twiml: str | None = None, url: str | None = None, **options: Any
+    ) -> str:
+        """Place an outbound call that runs ``twiml`` (or fetches ``url``); returns the call SID.
+
+        ``options``: more parameters of Twilio's calls.create as the SDK names them (status_callback,
+        machine_detection, async_amd, ...).
+        """
         if not (twiml or url):
             raise ValueError("dial_out needs twiml or url")
         client = self._twilio()
-        kwargs: dict[str, Any] = {"twiml": twiml} if twiml else {"url": url}
+        kwargs: dict[str, Any] = ({"twiml": twiml} if twiml else {"url": url}) | options
         async with _twilio_errors("dial out"):
             call = await client.api.v2010.accounts(self._settings.twilio_account_sid).calls.create_async(
                 to=to, from_=self._from_number(), **kwargs
             )
         logger.info("outbound call {} queued", call.sid)
         return str(call.sid)
+
+    async def start_recording(self, call_sid: str, *, status_callback: str) -> dict[str, Any]:
+        """Record a live call (both parties, two channels); Twilio reports to ``status_callback``.
+
+        Returns the recording's ``sid``, ``status`` and ``start_time`` as Twilio answered them.
+        """
+        client = self._twilio()
+        async with _twilio_errors("start recording"):
+            recording = await (
+                client.api.v2010.accounts(self._settings.twilio_account_sid)
+                .calls(call_sid)
+                .recordings.create_async(
+                    recording_status_callback=status_callback,
+                    recording_status_callback_method="POST",
+                    recording_status_callback_event=["in-progress", "completed", "absent"],
+                    recording_channels="dual",
+                )
+            )
+        logger.info("call {} recording {} started", call_sid, recording.sid)
+        return {"sid": str(recording.sid), "status": recording.status, "start_time": recording.start_time}
+
+    async def delete_recording(self, recording_sid: str) -> bool:
+        """Delete a recording's media at Twilio; False when Twilio has no such recording (gone already)."""
+        client = self._twilio()
+        try:
+            async with _twilio_errors("delete recording"):
+                await (
+                    client.api.v2010.accounts(self._settings.twilio_account_sid)
+                    .recordings(recording_sid)
+                    .delete_async()
+                )
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, TwilioRestException) and exc.__cause__.status == 404:
+                return False
+            raise
+        logger.info("recording {} deleted at Twilio", recording_sid)
+        return True
 
     async def transfer(self, call_sid: str, reason: str) -> str:
         """Hand a live call to ``handoff_number``; returns the TwiML sent (see ``transfer_twiml``)."""
@@ -151,8 +195,9 @@ def public_url_for(settings: Settings, path: str, **query: str) -> str:
     return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
-def transfer_twiml(settings: Settings, reason: str) -> str:
-    """``<Dial>`` the human, who first hears a whisper of the reason; no answer goes to voicemail.
+def transfer_twiml(settings: Settings, reason: str, *, to: str | None = None) -> str:
+    """``<Dial>`` the human (``to``, default ``handoff_number``), who first hears a whisper of the
+    reason; no answer goes to voicemail.
 
     The caller hears a short hold line. When the human picks up, ``WHISPER_PATH`` is played to them
     alone before the two are connected. When the dial ends, Twilio asks ``TRANSFER_DONE_PATH`` what
@@ -165,7 +210,8 @@ def transfer_twiml(settings: Settings, reason: str) -> str:
         timeout=TRANSFER_RING_SECONDS,
         caller_id=settings.twilio_phone_number,
     )
-    dial.number(settings.handoff_number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
+    number = to or settings.handoff_number
+    dial.number(number, url=public_url_for(settings, WHISPER_PATH, reason=reason[:300]))
     response.append(dial)
     return str(response)
 

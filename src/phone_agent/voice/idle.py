@@ -29,7 +29,9 @@ class IdleCaller:
         tracker: PlayoutTracker,
         speak: Callable[[str], Awaitable[None]],
         hang_up: Callable[[str], Awaitable[None]],
+        on_unheard: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        self._on_unheard = on_unheard  # a turn the agent did not understand (routing rules count them)
         self._prompt, self._goodbye = prompt, goodbye
         self._tracker, self._speak, self._hang_up = tracker, speak, hang_up
         self.silences = 0
@@ -49,6 +51,8 @@ class IdleCaller:
         if self.unheard:  # they spoke, but nothing was transcribed: ask again, it was no silence
             self.unheard = False
             logger.info("caller spoke but was not transcribed: asking them to repeat")
+            if self._on_unheard is not None and await self._on_unheard():
+                return  # a routing rule took the call on: it says what happens now
             await self._speak(REPEAT_PROMPT)
             return
         self.silences += 1

@@ -32,6 +32,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     UserTurnStoppedMessage,
 )
 from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
@@ -39,7 +40,10 @@ from pipecat.workers.runner import WorkerRunner
 
 from phone_agent.brain.persona import greeting_for
 from phone_agent.brain.pipeline import ChainedLLMService, build_call_brain
-from phone_agent.brain.tools import ToolContext
+from phone_agent.brain.routing.incoming import call_routing, persona_of
+from phone_agent.brain.routing.match import intents_of, listens_for_misunderstanding
+from phone_agent.brain.routing.tool import with_route_call
+from phone_agent.brain.tools import Channel, ToolContext
 from phone_agent.config import Settings
 from phone_agent.memory.base import CallerContext
 from phone_agent.ops import metrics
@@ -48,9 +52,12 @@ from phone_agent.services import Services
 from phone_agent.storage.calls import finish_call, open_call
 from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
+from phone_agent.voice.max_length import CallTimer
+from phone_agent.voice.outbound import AnswerGate, OutboundAnswer, outbound_plan
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.rescue import APOLOGY, CallRescue
+from phone_agent.voice.routing import CallRouter, DigitGate, SentenceGate
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
@@ -58,6 +65,7 @@ from phone_agent.voice.stream import StreamStart
 from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import TTSFailover
+from phone_agent.voice.web_leg import WEB_SAMPLE_RATE, BrowserAudioSerializer
 
 TWILIO_SAMPLE_RATE = 8000
 VAD_STOP_SECS = 0.2
@@ -83,6 +91,9 @@ class CallSession:
     greeting: str = ""
     end_reason: str = "hangup"
     handed_over: bool = False
+    outbound: OutboundAnswer | None = None  # a call the agent placed: greets once a person answered
+    router: CallRouter | None = None
+    timer: CallTimer | None = None
 
 
 @dataclass
@@ -111,18 +122,21 @@ async def open_call_with_caller(
     runtime: Runtime, services: Services, start: StreamStart
 ) -> tuple[int, CallerContext | None]:
     """Open the call's row and take the caller's memory (prefetched at /phone/incoming), concurrently."""
+    outbound = start.direction == "outbound"  # then start.caller is the callee (the row has both numbers)
     return await asyncio.gather(
         open_call(
-            services.sessions, call_sid=start.call_sid, from_number=start.caller, stream_sid=start.stream_sid
+            services.sessions,
+            call_sid=start.call_sid,
+            from_number=None if outbound else start.caller,
+            stream_sid=start.stream_sid,
+            direction=start.direction,
         ),
         runtime.prefetch.take(services.memory, call_sid=start.call_sid, caller=start.caller),
     )
 
 
-def media_stream_transport(
-    websocket: WebSocket, serializer: TwilioMediaSerializer
-) -> FastAPIWebsocketTransport:
-    """Pipecat's websocket transport for a Twilio Media Stream (audio both ways, raw frames)."""
+def media_stream_transport(websocket: WebSocket, serializer: FrameSerializer) -> FastAPIWebsocketTransport:
+    """Pipecat's websocket transport for a Twilio Media Stream or the softphone (audio both ways)."""
     return FastAPIWebsocketTransport(
         websocket,
         FastAPIWebsocketParams(
@@ -142,19 +156,33 @@ async def build_call(
     start: StreamStart,
     *,
     resume: Resume | None = None,
+    channel: Channel = "phone",
 ) -> CallSession:
     """Build the pipeline of one call (nothing runs until ``run_call``).
 
     ``services`` are the call's for its whole life: every part below is built from them, never
     from ``runtime.current`` again (an admin save during the call applies to the next one).
     ``resume``: the call was begun by realtime mode; go on from what it said and heard.
+    ``channel``: ``phone`` (a Twilio Media Stream, 8 kHz) or ``web`` (the admin page's softphone:
+    16 kHz PCM, voice/web_leg.py; no telephone leg to redirect, so no transfer and no fallback
+    action beyond the apology and a hang-up).
     """
     settings = services.settings
-    call_id, caller_context = await open_call_with_caller(runtime, services, start)
+    (call_id, caller_context), routing = await asyncio.gather(
+        open_call_with_caller(runtime, services, start),
+        call_routing(services.sessions, call_sid=start.call_sid, caller=start.caller),
+    )
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
+    plan = None
+    if start.direction == "outbound":
+        name = caller_context.name if caller_context else None
+        plan = await outbound_plan(settings, services.sessions, start.call_sid, name)
+        greeting = plan.greeting
     if resume is not None and resume.history:
         greeting = RESUME_LINE  # the caller heard the greeting already
-    serializer = build_serializer(settings, start)
+    phone = channel == "phone"
+    serializer = build_serializer(settings, start) if phone else BrowserAudioSerializer()
+    sample_rate = TWILIO_SAMPLE_RATE if phone else WEB_SAMPLE_RATE
     session: CallSession | None = None
 
     async def end_call() -> None:  # the end_call tool: the goodbye has already played
@@ -180,7 +208,7 @@ async def build_call(
         caller_name=caller_context.name if caller_context else None,
         call_sid=start.call_sid,
         call_id=call_id,
-        channel="phone",
+        channel=channel,
         on_hang_up=end_call,
         before_transfer=before_transfer,
         tasks=runtime.tasks,
@@ -190,9 +218,54 @@ async def build_call(
         tool_ctx,
         chain=services.llm,
         caller=caller_context,
-        registry=services.tools,
+        registry=with_route_call(
+            services.tools, intents_of(routing.rules), unclear=listens_for_misunderstanding(routing.rules)
+        ),
         on_exhausted=llm_exhausted,
         exhausted_reply=APOLOGY,
+    )
+
+    def set_instructions(text: str) -> None:  # a persona rule fired: these instructions from now on
+        brain.llm.app_settings = brain.llm.app_settings.model_copy(update={"instructions": text})
+
+    if persona := persona_of(routing.events, routing.rules):  # fired at /phone/incoming
+        set_instructions(persona)
+
+    async def say(text: str) -> None:  # (``task`` is built below; rules and the timer act once it runs)
+        await task.queue_frames([TTSSpeakFrame(text)])
+
+    async def redirect(reason: str) -> None:  # Twilio takes the call on: end without hanging up
+        serializer.keep_call_up()
+        if session is not None:
+            session.end_reason = reason
+
+    async def end_here(reason: str) -> None:
+        if session is not None:
+            await hang_up(session, reason)
+
+    router = CallRouter(
+        settings=settings,
+        sessions=services.sessions,
+        control=services.control,
+        rules=routing.rules,
+        call_sid=start.call_sid,
+        caller=start.caller,
+        returning=routing.returning,
+        tools=tool_ctx,
+        speak=say,
+        before_redirect=redirect,
+        hang_up=end_here,
+        set_instructions=set_instructions,
+    )
+    tool_ctx.on_intent = router.on_intent
+    timer = CallTimer(
+        settings=settings,
+        control=services.control,
+        call_sid=start.call_sid,
+        tools=tool_ctx,
+        speak=say,
+        before_redirect=redirect,
+        hang_up=end_here,
     )
 
     transport = media_stream_transport(websocket, serializer)
@@ -228,6 +301,8 @@ async def build_call(
     )
     tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
 
+    if plan is not None:
+        brain.llm.call_instructions = plan.brief  # packed with the persona into every request
     context = LLMContext(messages=list(resume.history) if resume else [], tools=brain.tools)
     end_of_turn = TurnAnalyzerUserTurnStopStrategy(
         turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
@@ -240,12 +315,16 @@ async def build_call(
             user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
+    gate = AnswerGate()  # (outbound calls only: the callee is not heard before the machine verdict)
     pipeline = Pipeline(
         [
             transport.input(),
+            *([gate] if plan is not None and resume is None else []),
+            *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             *stt_stage,
             aggregators.user(),
             DropFrames(InputAudioRawFrame),  # caller audio: only STT, VAD and smart-turn read it
+            *([SentenceGate(router)] if router.rules else []),  # a sentence a rule acts on
             llm,
             *tts_stage,
             tracker,
@@ -267,9 +346,7 @@ async def build_call(
     )
     task = PipelineWorker(
         pipeline,
-        params=PipelineParams(
-            audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
-        ),
+        params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
         observers=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
         enable_rtvi=False,
         enable_turn_tracking=False,  # an observer of every frame that nothing here reads
@@ -286,7 +363,7 @@ async def build_call(
 
     rescue = CallRescue(
         settings=settings,
-        control=services.control,
+        control=services.control if phone else None,  # a web call has no Twilio leg to redirect
         call_sid=start.call_sid,
         tracker=tracker,
         speak=speak,
@@ -305,10 +382,27 @@ async def build_call(
         llm=brain.llm,
         rescue=rescue,
         greeting=greeting,
+        router=router,
+        timer=timer,
     )
+
+    if plan is not None and resume is None:
+        session.outbound = OutboundAnswer(
+            plan=plan,
+            sessions=services.sessions,
+            call_sid=start.call_sid,
+            gate=gate,
+            tracker=tracker,
+            speak=speak,
+            hang_up=lambda reason: hang_up(session, reason),
+        )
 
     @transport.event_handler("on_client_connected")
     async def on_connected(_transport: object, _ws: object) -> None:
+        timer.start(runtime.tasks)
+        if session.outbound is not None:  # greet once a person answered (or leave a voicemail)
+            runtime.tasks.spawn(session.outbound.run(), name=f"outbound-{start.call_sid}")
+            return
         await task.queue_frames([TTSSpeakFrame(greeting)])
 
     @transport.event_handler("on_client_disconnected")
@@ -322,6 +416,7 @@ async def build_call(
         tracker=tracker,
         speak=speak,
         hang_up=lambda reason: hang_up(session, reason),
+        on_unheard=router.on_misunderstood if router.rules else None,
     )
 
     @aggregators.user().event_handler("on_user_turn_started")
@@ -443,14 +538,20 @@ async def run_call(
     start: StreamStart,
     *,
     resume: Resume | None = None,
+    channel: Channel = "phone",
 ) -> CallSession:
-    """Run one call to its end and close its records (``resume``: taking over a started call)."""
-    session = await build_call(websocket, runtime, services, start, resume=resume)
+    """Run one call to its end and close its records (``resume``: taking over a started call;
+    ``channel``: phone or web, see ``build_call``)."""
+    session = await build_call(websocket, runtime, services, start, resume=resume, channel=channel)
 
     async def on_command(action: str, params: dict[str, Any]) -> None:
         await live_call_command(session, action, params)
 
-    await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
+    try:
+        await drive_call(runtime, services, start, session, on_command, resumed=resume is not None)
+    finally:
+        if session.timer is not None:
+            session.timer.cancel()
     return session
 
 
@@ -459,6 +560,8 @@ async def live_call_command(session: CallSession, action: str, params: dict[str,
     if action == "hangup":
         logger.info("hanging up on request ({})", params.get("reason") or "admin")
         await hang_up(session, str(params.get("reason") or "admin"))
+    elif action == "answered_by" and session.outbound is not None:
+        session.outbound.verdict_received(str(params.get("answered_by") or "unknown"))
     else:
         logger.warning("ignoring unknown live-call command {!r}", action)
 

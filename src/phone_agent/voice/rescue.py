@@ -14,7 +14,8 @@ again. ``CallRescue.give_up(stage, detail)`` runs at most once per call:
    (``end_reason_for``), queryable as ``calls.end_reason LIKE '%_failed → %'``.
 
 When Twilio cannot be reached (no credentials, REST failing) all that is left is the apology and a
-hang-up (``stt_failed → hang_up``).
+hang-up (``stt_failed → hang_up``); so it is for a web call (the admin softphone: ``control`` None),
+which has no telephone leg to redirect.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class CallRescue:
         self,
         *,
         settings: Settings,
-        control: CallControl,
+        control: CallControl | None,
         call_sid: str,
         tracker: PlayoutTracker,
         speak: Callable[[str], Awaitable[None]],
@@ -82,11 +83,15 @@ class CallRescue:
         """
         if self.started:
             return
-        action = resolved_fallback_action(self._settings)
+        action = resolved_fallback_action(self._settings) if self._control is not None else "hang_up"
         self.end_reason = end_reason_for(stage, action)
         logger.error("{} ladder exhausted ({}): apology, then {}", stage, detail, action)
         spoken = await self._apologise(voice_works, apology_since_ms)
         self.apology_spoken_by = "agent" if spoken else "twilio"
+        if self._control is None:  # no telephone leg (a web call): the apology, then the end
+            self.apology_spoken_by = "agent" if spoken else None
+            await self._end_pipeline(self.end_reason)
+            return
         twiml = fallback_twiml(self._settings, apology="" if spoken else APOLOGY, reason=f"{stage} failed")
         try:
             self._keep_call_up()

@@ -128,6 +128,8 @@ class LadderSTTService(OpenAISTTService):
         if won is None:
             raise STTExhausted("; ".join(failures) or "no transcription endpoint")
         index, transcript = won
+        if self.health is not None:
+            self.health.record(self.rungs[first + index].provider, ok=True)
         if first + index > 0:
             metrics.fallback_used("stt", self.rungs[first + index].name)
         return transcript

@@ -8,15 +8,17 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from phone_agent.brain.builtins._common import db
 from phone_agent.brain.hours import SEARCH_DAYS, nearest_free_slots, overlaps, spoken_time
 from phone_agent.brain.tools import Tool, ToolContext, ToolRefused
 from phone_agent.errors import ToolError
+from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.opening_hours import parse_hours
 from phone_agent.storage.callers import caller_id
-from phone_agent.storage.tables import Appointment
+from phone_agent.storage.inbox import is_callback
+from phone_agent.storage.tables import Appointment, utcnow
 
 BOOKING_LOCK = 4_242_001  # PostgreSQL advisory lock serialising check-then-insert of bookings
 _local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -92,11 +94,37 @@ async def book_appointment(ctx: ToolContext, args: BookAppointmentArgs) -> dict[
         session.add(appointment)
         await session.flush()
     when = spoken_time(start, tz)
+    await _tell_owner(ctx, appointment, when)
     return {
         "appointment_id": appointment.id,
         "starts_at": when,
         "confirmation": f"Booked{' ' + name if name else ''} for {when}.",
     }
+
+
+async def _tell_owner(ctx: ToolContext, appointment: Appointment, when: str) -> None:
+    """Notify the owner of the booking in the background (the caller hears the confirmation now)."""
+    what = "Callback request" if is_callback(appointment.reason) else "Booking"
+    who = appointment.name or "a caller"
+    phone = f" ({appointment.phone})" if appointment.phone else ""
+    event = OwnerEvent(
+        kind="booking",
+        subject=f"{ctx.settings.business_name}: {what.lower()} from {who} for {when}",
+        text=f"{what}: {who}{phone}, {when}, {appointment.duration_minutes} min."
+        + (f" Reason: {appointment.reason}" if appointment.reason else ""),
+        call_sid=ctx.call_sid,
+        caller=appointment.phone,
+    )
+
+    async def send() -> None:
+        if (await notify_owner(ctx, event)).delivered:
+            async with db(ctx) as session:
+                await session.execute(
+                    update(Appointment).where(Appointment.id == appointment.id).values(notified_at=utcnow())
+                )
+
+    if ctx.tasks is None or ctx.tasks.spawn(send(), name=f"notify-booking-{appointment.id}") is None:
+        await send()
 
 
 BOOK_APPOINTMENT = Tool(

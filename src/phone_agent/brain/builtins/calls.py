@@ -42,9 +42,9 @@ class EndCallArgs(BaseModel):
 
 
 async def end_call(ctx: ToolContext, args: EndCallArgs) -> dict[str, object]:
-    """End the conversation: on the phone, hang up once the goodbye has finished playing."""
+    """End the conversation: on a call (phone or web), hang up once the goodbye has finished playing."""
     reason = args.reason or "agent ended the call"
-    if ctx.channel == "phone" and ctx.on_hang_up is not None:
+    if ctx.channel in ("phone", "web") and ctx.on_hang_up is not None:
         ctx.after_speech(ctx.on_hang_up, "end_call")
     elif ctx.channel == "phone" and ctx.call_sid and ctx.control is not None:
         control, call_sid = ctx.control, ctx.call_sid

@@ -6,9 +6,10 @@ from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins._common import db
 from phone_agent.brain.tools import Tool, ToolContext
-from phone_agent.errors import PhoneAgentError, ToolError
+from phone_agent.errors import ToolError
+from phone_agent.notifications import OwnerEvent, notify_owner
 from phone_agent.storage.callers import caller_id
-from phone_agent.storage.tables import Message
+from phone_agent.storage.tables import Message, utcnow
 
 SMS_LIMIT = 1600  # Twilio's longest body
 
@@ -53,20 +54,15 @@ class TakeMessageArgs(BaseModel):
 
 
 async def take_message(ctx: ToolContext, args: TakeMessageArgs) -> dict[str, object]:
-    """Store the message and text it to the owner when ``owner_sms_number`` is set."""
+    """Store the message and send it to the owner (``notify_owner``: SMS and/or e-mail)."""
     phone = args.callback_number or ctx.caller_phone
     name = args.name or ctx.caller_name
-    sms_sid: str | None = None
-    sms_error: str | None = None
-    owner = ctx.settings.owner_sms_number
-    if owner and ctx.control is not None:
-        text = f"Message for {ctx.settings.business_name} from {name or 'a caller'}"
-        text += f" ({phone})" if phone else ""
-        text += f": {args.message}"
-        try:
-            sms_sid = await ctx.control.send_sms(owner, text[:SMS_LIMIT])
-        except PhoneAgentError as exc:  # the message is still kept; the owner sees it on the admin page
-            sms_error = str(exc)
+    subject = f"Message for {ctx.settings.business_name} from {name or 'a caller'}"
+    subject += f" ({phone})" if phone else ""
+    event = OwnerEvent(
+        kind="message", subject=subject, text=args.message, call_sid=ctx.call_sid, caller=phone
+    )
+    notified = await notify_owner(ctx, event)
     async with db(ctx) as session:
         row = Message(
             caller_id=await caller_id(session, ctx.caller_phone),
@@ -75,14 +71,21 @@ async def take_message(ctx: ToolContext, args: TakeMessageArgs) -> dict[str, obj
             phone=phone,
             name=name,
             body=args.message,
-            sms_sid=sms_sid,
-            status="sent" if sms_sid else "new",
+            sms_sid=notified.sms_sid,
+            status="sent" if notified.delivered else "new",
+            notified_at=utcnow() if notified.delivered else None,
         )
         session.add(row)
         await session.flush()
-    result: dict[str, object] = {"message_id": row.id, "forwarded_by_sms": sms_sid is not None}
-    if sms_error:
-        result["sms_error"] = sms_error
+    result: dict[str, object] = {
+        "message_id": row.id,
+        "forwarded_by_sms": notified.sms_sid is not None,
+        "forwarded_to_owner": notified.sent,
+    }
+    if "sms" in notified.failed:
+        result["sms_error"] = notified.failed["sms"]
+    if "email" in notified.failed:
+        result["email_error"] = notified.failed["email"]
     return result
 
 
@@ -95,7 +98,7 @@ SEND_SMS = Tool(
 
 TAKE_MESSAGE = Tool(
     name="take_message",
-    description="Take a message for the business owner; it is saved and forwarded to them by SMS.",
+    description="Take a message for the business owner; it is saved and forwarded to them (SMS or e-mail).",
     args_model=TakeMessageArgs,
     handler=take_message,
 )
