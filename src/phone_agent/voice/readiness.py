@@ -7,10 +7,12 @@ those are caught in the call by the fallback ladders, and by ``phone-agent docto
 
 from __future__ import annotations
 
-from phone_agent.brain.llm import missing_llm_key
+from phone_agent.brain.llm import OPENAI_HOST, missing_llm_key
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.local_models import require_local_stack
+
+__all__ = ["OPENAI_HOST", "voice_path_problems"]  # OPENAI_HOST: the host whose API needs a key
 
 
 def voice_path_problems(settings: Settings) -> list[str]:
