@@ -78,7 +78,11 @@ ROLES_SERVING_ADMIN = ("all", "orchestrator")
 
 async def announce_first_run(runtime: Runtime) -> None:
     """With no admin password yet, write the one-time setup code and say where it is."""
-    path = await admin_auth.prepare_first_run(runtime)
+    try:
+        path = await admin_auth.prepare_first_run(runtime)
+    except Exception as exc:  # the database is down: start anyway (/health says so), no code yet
+        logger.warning("first run check skipped: {}: {}", type(exc).__name__, exc)
+        return
     if path is not None:
         logger.warning(
             "first run: no admin password is set. Open the admin page's /admin/setup and enter the "
