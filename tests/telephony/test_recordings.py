@@ -191,10 +191,10 @@ async def sweep(settings: Any) -> int:
         await services.aclose()
 
 
-async def _recorded_call(runtime: Any, call_sid: str, recording_sid: str) -> None:
+async def _recorded_call(runtime: Any, call_sid: str, recording_sid: str, status: str = "completed") -> None:
     async with transaction(runtime.sessions) as session:
         session.add(Call(call_sid=call_sid, from_number=CALLER, status="completed"))
-        session.add(CallRecording(recording_sid=recording_sid, call_sid=call_sid, status="completed"))
+        session.add(CallRecording(recording_sid=recording_sid, call_sid=call_sid, status=status))
 
 
 def test_admin_caller_delete_deletes_recordings_and_retries_what_twilio_refused(
@@ -211,11 +211,15 @@ def test_admin_caller_delete_deletes_recordings_and_retries_what_twilio_refused(
             fake_twilio.end_call(call_sid)
             asyncio.run(_recorded_call(runtime, call_sid, sids[-1]))
         assert f'src="/admin/recordings/{sids[0]}"' in client.get(f"/admin/calls/{'CA' + '1' * 32}").text
+        asyncio.run(_recorded_call(runtime, "CA" + "3" * 32, "RE" + "3" * 32, status="absent"))
+        short = client.get(f"/admin/calls/{'CA' + '3' * 32}").text
+        assert "No recording: the call was too short or silent." in short and "<audio" not in short
         fake_twilio.fail_next(1, 500, path=f"/Recordings/{sids[0]}.json")  # Twilio has a bad moment
         deleted = client.post(
             f"/admin/callers/{CALLER}/delete", data={"csrf_token": csrf}, follow_redirects=False
         )
         assert deleted.status_code == 303
+        # (Twilio has no file for the absent one: its 404 counts as deleted)
         assert fake_twilio.deleted_recordings == [sids[1]]
         # the refused one waits (its call is gone, so it is never played) and goes on the next sweep
         assert rows(settings.database_url, select(CallRecording.recording_sid)) == [sids[0]]

@@ -64,7 +64,7 @@ from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmart
 from phone_agent.voice.stream import StreamStart
 from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
-from phone_agent.voice.tts_fallback import TTSFailover
+from phone_agent.voice.tts_fallback import FIRST_AUDIO_SECS, LOCAL_FIRST_AUDIO_SECS, TTSFailover
 from phone_agent.voice.web_leg import WEB_SAMPLE_RATE, BrowserAudioSerializer
 
 TWILIO_SAMPLE_RATE = 8000
@@ -298,6 +298,7 @@ async def build_call(
         tracker=tracker,
         on_exhausted=voice_exhausted,
         health=runtime.providers,
+        first_audio_secs=LOCAL_FIRST_AUDIO_SECS if settings.voice_stack == "local" else FIRST_AUDIO_SECS,
     )
     tts_stage = [failover, ServiceSwitcher(services=tts_services) if fallback is not None else primary_tts]
 
