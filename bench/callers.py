@@ -121,7 +121,7 @@ async def run_call(
     finally:
         result.ended_at = time.monotonic()
         audible = [a.at for a in caller.agent_audio if not is_silent(a.audio)]
-        starts = [t.speech_started for t in caller.turns[1:]] + [None]
+        starts = [t.speech_started for t in caller.turns[1:]] + ([None] if caller.turns else [])
         result.turns = [
             TurnResult(
                 t.label, t.speech_ended, reply_onset(audible, t.speech_ended, until), t.agent_talked_over

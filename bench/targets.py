@@ -68,8 +68,8 @@ class OurTarget(Target):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def plan_call(self, index: int) -> CallPlan:
-        """POST /phone/incoming as Twilio would; the TwiML names the stream URL and its parameters."""
+    async def incoming(self, index: int) -> tuple[str, dict[str, str]]:
+        """POST /phone/incoming as Twilio would, for a new CallSid; the TwiML answer and the form."""
         self.placed += 1  # a CallSid is never reused: a repeated one is refused (a replayed webhook)
         call_sid = f"CA{self.placed:016x}{index:016x}"
         form = {
@@ -85,14 +85,19 @@ class OurTarget(Target):
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(url, data=form, headers={"X-Twilio-Signature": signature})
         response.raise_for_status()
-        stream = ET.fromstring(response.text).find("./Connect/Stream")
+        return response.text, form
+
+    async def plan_call(self, index: int) -> CallPlan:
+        """The call's webhook (``incoming``); the TwiML names the stream URL and its parameters."""
+        twiml, form = await self.incoming(index)
+        stream = ET.fromstring(twiml).find("./Connect/Stream")
         if stream is None:
-            raise RuntimeError(f"/phone/incoming did not connect a stream: {response.text[:200]}")
+            raise RuntimeError(f"/phone/incoming did not connect a stream: {twiml[:200]}")
         parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
         return CallPlan(
             ws_url=stream.get("url", ""),
             custom_parameters=parameters,
-            call_sid=call_sid,
+            call_sid=form["CallSid"],
             from_number=form["From"],
         )
 

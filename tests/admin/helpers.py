@@ -25,6 +25,17 @@ TURN_MARKS = [
     },
 ]
 
+# as ``ToolResult.record()`` stores it: Tuesday 8 December 2026, 10:00 in the business's time zone
+BOOKING = {
+    "id": "call_booking",
+    "name": "book_appointment",
+    "arguments": {"start": "2026-12-08T10:00", "name": "Maria Lopez", "reason": "call-back"},
+    "ok": True,
+    "result": {"appointment_id": 1, "starts_at": "Tuesday 8 December at 10:00"},
+    "error": None,
+}
+BOOKING_SENTENCE = "Booked Tue 10:00 for Maria Lopez"
+
 
 async def insert_calls(runtime: Runtime) -> None:
     """CA-done (ended, 4 turns, 2 timed, a tool call) from +15551230001 and CA-live (in progress)."""
@@ -53,7 +64,7 @@ async def insert_calls(runtime: Runtime) -> None:
                 planned_text="Done, we will call you at ten.",
                 interrupted=True,
                 marks=TURN_MARKS[1],
-                tool_calls=[{"name": "book_callback", "arguments": {"when": "tomorrow 10:00"}}],
+                tool_calls=[BOOKING],
             ),
         ]
         s.add(done)

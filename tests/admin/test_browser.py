@@ -19,7 +19,7 @@ from phone_agent.storage.migrate import upgrade
 from phone_agent.storage.tables import Call
 from tests.admin.browser import chromium_page, screenshot
 from tests.admin.conftest import PASSWORD
-from tests.admin.helpers import insert_calls
+from tests.admin.helpers import BOOKING_SENTENCE, insert_calls
 from tests.admin.live_server import LiveServer
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
@@ -144,7 +144,7 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             box = page.locator("svg.waterfall rect.bar.llm").first.bounding_box()
             assert box is not None and box["width"] > 20  # drawn, visible
             assert "Book me a call-back please." in page.locator("#transcript").inner_text()
-            assert "book_callback" in page.locator("#transcript").inner_text()
+            assert BOOKING_SENTENCE in page.locator("#transcript").inner_text()
             screenshot(page.locator("#waterfall"), "5-call-waterfall")
             screenshot(page, "5-call-page")
 

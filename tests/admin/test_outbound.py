@@ -64,6 +64,10 @@ def test_call_back_and_do_not_call_from_the_caller_page(
     )
     listing = client.get("/admin/outbound").text
     assert "your Saturday booking" in listing and MARIA in listing
+    [call_sid] = list(fake_twilio.calls)
+    detail = client.get(f"/admin/api/calls/{call_sid}").json()
+    assert detail["direction"] == "outbound" and detail["outbound"]["purpose"] == "your Saturday booking"
+    assert "The agent called about:" in client.get(f"/admin/calls/{call_sid}").text
 
     never = client.post("/admin/outbound/do-not-call", data=back | {"phone": MARIA}, follow_redirects=False)
     assert never.status_code == 303 and never.headers["location"] == f"{CALLER_PAGE}?saved=do-not-call"

@@ -7,15 +7,21 @@ import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 
+from phone_agent.app import create_app
 from phone_agent.runtime import Runtime
 from phone_agent.storage.db import transaction
 from phone_agent.storage.tables import Appointment, Call, Caller, CallTurn, Message
+from tests.admin.conftest import PASSWORD, log_in
+from tests.fakes.twilio_rest import FakeTwilioREST
+from tests.telephony.test_control import twilio_settings
 
 NOW = datetime.now(UTC)
 
@@ -173,6 +179,12 @@ def test_analytics_match_the_database(admin: tuple[TestClient, str]) -> None:
     assert 'data-figure="calls">3<' in page and 'data-figure="latency_p95">900 ms<' in page
     assert page.count("<svg") == 3 and "<script" not in page.split("</header>")[1]
     assert client.get("/admin/analytics?days=5").status_code == 422
+    log = client.get("/admin").text.split('id="call-log"')[1]
+    assert '<span class="channel-chat">Chat</span>' in log and "Message taken" in log  # chats are labelled
+    found = client.get("/admin", params={"phone": "renewal"}).text.split('id="call-log"')[1]
+    assert "CA-msg" in found and "CA-book" not in found  # the log is searchable by the summary's words
+    by_outcome = client.get("/admin", params={"phone": "abandoned"}).text.split('id="call-log"')[1]
+    assert "CA-gone" in by_outcome and "CA-msg" not in by_outcome
 
 
 def test_csv_exports_open_in_python_csv(admin: tuple[TestClient, str]) -> None:
@@ -211,3 +223,34 @@ def test_owner_sections_need_a_login(client: TestClient) -> None:
         assert client.get(path).status_code == 401
     page = client.get("/admin/inbox", headers={"Accept": "text/html"}, follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/admin/login")
+
+
+def test_a_voicemail_in_the_inbox_plays_its_recording_and_shows_its_transcript(
+    tmp_path: Path, fake_twilio: FakeTwilioREST
+) -> None:
+    settings = twilio_settings(tmp_path, fake_twilio, ADMIN_PASSWORD=PASSWORD)
+    with TestClient(create_app(settings), client=("192.0.2.10", 5000)) as client:
+        asyncio.run(seed(client.app.state.runtime))
+        log_in(client)
+
+        def twilio_post(path: str, form: dict[str, str]) -> int:
+            signature = RequestValidator(fake_twilio.auth_token).compute_signature(
+                "https://agent.example.com" + path, form
+            )
+            return client.post(path, data=form, headers={"X-Twilio-Signature": signature}).status_code
+
+        recording = {"CallSid": "CA-gone", "From": "+15551230003", "RecordingSid": "RE" + "a" * 32,
+                     "RecordingUrl": "https://api.twilio.com/rec/REa", "RecordingDuration": "9"}  # fmt: skip
+        assert twilio_post("/phone/transfer/voicemail", recording) == 200
+        transcript = {
+            **recording,
+            "TranscriptionStatus": "completed",
+            "TranscriptionText": "It's Sam, call me.",
+        }
+        assert twilio_post("/phone/voicemail/transcript", transcript) == 204
+        [item] = [i for i in client.get("/admin/api/inbox").json()["items"] if i["call_sid"] == "CA-gone"]
+        assert (item["kind"], item["transcript"], item["seconds"]) == ("voicemail", "It's Sam, call me.", "9")
+        assert item["recording_url"] == "/admin/recordings/RE" + "a" * 32 and item["outcome"] == "voicemail"
+        page = client.get("/admin/inbox").text
+        assert f'<audio class="voicemail" controls preload="none" src="{item["recording_url"]}">' in page
+        assert "It&#39;s Sam, call me." in page and "https://api.twilio.com/rec/REa" not in page

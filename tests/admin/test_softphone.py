@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 
+from phone_agent.memory.base import MemoryItem
+from phone_agent.memory.factory import local_store
 from phone_agent.storage.tables import AuditEntry, Call, CallTurn
 from tests.admin.conftest import PASSWORD
 from tests.admin.web_caller import WebCaller, admin_session, audible
 from tests.fakes.audio import speech_pcm16
+from tests.fakes.openai import Reply, ToolCall
 from tests.running_agent import SHORT_GREETINGS
 
 MARKS = ("caller_stopped", "stt_final", "llm_first_token", "tts_first_audio", "first_audio_sent")
@@ -92,6 +95,36 @@ async def test_owner_talks_over_the_agent(agent_factory: Any, db_rows: Any) -> N
     [cut] = [t for t in turns if t.interrupted]
     assert (cut.role, cut.text, cut.planned_text) == ("agent", heard, REPLY)
     assert [t.text for t in turns[-2:]] == ["How much does it cost?", "It is ninety dollars."]
+
+
+async def test_memory_of_the_test_number_and_the_end_call_tool(agent_factory: Any, db_rows: Any) -> None:
+    goodbye = "Goodbye Maria, enjoy your evening."
+    with agent_factory(ADMIN_PASSWORD=PASSWORD, **SHORT_GREETINGS) as agent:
+        store = local_store(agent.settings)
+        await store.store_memories(
+            "+15550100200", [MemoryItem(content="Prefers the window table.")], name="Maria"
+        )
+        await store.aclose()
+        end_call = Reply(tool_calls=[ToolCall("end_call", {"reason": "caller is done"})])
+        agent.script_speech(["That's all, thank you."], [end_call, goodbye])
+        base = agent.ws_url.replace("ws://", "http://")
+        async with WebCaller(base, admin_session(base), caller="+1 (555) 010-0200") as call:
+            await call.wait_for_agent_audio(timeout=20)
+            await call.wait_for_quiet(0.6)
+            turn = await call.say(speech_pcm16("That is all thank you", 16000))
+            await call.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await call.wait_for_close(timeout=30)  # the agent hangs up after its goodbye
+        call_sid = call.started["call_sid"] if call.started else ""
+
+    assert {"event": "ended"} in call.events
+    first = agent.openai.chat_requests[0]
+    prompt = "\n".join(str(m.get("content")) for m in first["messages"] if m["role"] == "system")
+    assert "Maria" in prompt and "window table" in prompt  # the test number's memory reached the LLM
+    [row] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    assert (row.channel, row.end_reason) == ("web", "agent_hangup")
+    turns = await db_rows(select(CallTurn).where(CallTurn.call_id == row.id).order_by(CallTurn.seq))
+    assert turns[0].text == "Hi Maria, welcome back." and turns[-1].text == goodbye
+    assert [c["name"] for c in turns[-1].tool_calls] == ["end_call"] and turns[-1].tool_calls[0]["ok"]
 
 
 async def test_who_may_not_call(agent_factory: Any, db_rows: Any) -> None:

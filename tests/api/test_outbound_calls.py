@@ -156,3 +156,26 @@ async def test_a_machine_on_a_call_no_stream_holds_gets_the_voicemail_in_twilios
     assert [(t.role, t.text) for t in turns] == [("agent", VOICEMAIL)]
     [outbound] = await db_rows(select(OutboundCall).where(OutboundCall.call_sid == call_sid))
     assert outbound.answered_by == "machine_end_beep" and outbound.status == "completed"
+
+
+async def test_do_not_call_list_over_the_api(agent_factory: Any, fake_twilio: FakeTwilioREST) -> None:
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    with agent_factory(public_url=True, **outbound_env(fake_twilio)) as agent:
+        http = agent.ws_url.replace("ws://", "http://") + "/v1/do-not-call"
+        async with httpx.AsyncClient(headers=auth) as client:
+            added = await client.post(http, json={"phone": "(555) 123-0077", "note": "asked on the phone"})
+            again = await client.post(http, json={"phone": CALLEE})
+            bad = await client.post(http, json={"phone": "12"})
+            listed = await client.get(http)
+            refused = await place_call(agent)
+            removed = await client.delete(f"{http}/{CALLEE}")
+            gone = await client.delete(f"{http}/{CALLEE}")
+            no_key = await client.get(http, headers={"Authorization": "Bearer nope"})
+    assert added.status_code == 201 and added.json() == {"phone": CALLEE, "added": True}
+    assert again.json()["added"] is False and bad.status_code == 422
+    assert [(n["phone"], n["note"], n["added_by"]) for n in listed.json()["numbers"]] == [
+        (CALLEE, "asked on the phone", "api")
+    ]
+    assert refused.status_code == 403 and calls_created(fake_twilio) == []
+    assert removed.json() == {"phone": CALLEE, "removed": True} and gone.status_code == 404
+    assert no_key.status_code == 401

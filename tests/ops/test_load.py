@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from phone_agent.app import create_app
-from phone_agent.ops.load import LoadMonitor
+from phone_agent.ops.load import RESERVATION_SECONDS, LoadMonitor
 from phone_agent.ops.metrics import exposition
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import Call
@@ -39,6 +39,22 @@ def test_capacity_counts_calls_in_progress() -> None:
             assert load.full_reason() == "at capacity (2 of 2 calls)"
         assert load.full_reason() is None
     assert load.calls == 0 and LoadMonitor(max_calls=0, max_lag_ms=0).full_reason() is None
+
+
+def test_a_call_counts_from_its_webhook_until_its_stream_takes_over(monkeypatch: Any) -> None:
+    load = LoadMonitor(max_calls=2, max_lag_ms=0)
+    load.reserve("CA1")
+    load.reserve("CA2")  # two answered with a stream, neither stream open yet: full already
+    assert load.full_reason() == "at capacity (2 of 2 calls)"
+    assert load.full_reason(exclude="CA2") is None  # a retried webhook of CA2 is not its own rival
+    with load.call("CA1"):  # CA1's stream starts: its reservation becomes the call, counted once
+        assert (load.calls, load.reserved()) == (1, 1) and load.full_reason() is not None
+    load.release("CA2")  # handed over at its stream's start
+    assert load.full_reason() is None
+    load.reserve("CA3")  # a stream that never comes stops counting after RESERVATION_SECONDS
+    later = time.monotonic() + RESERVATION_SECONDS + 1
+    monkeypatch.setattr("phone_agent.ops.load.time.monotonic", lambda: later)
+    assert load.reserved() == 0
 
 
 async def test_a_blocked_event_loop_counts_as_full() -> None:

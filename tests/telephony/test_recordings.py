@@ -12,14 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from phone_agent.app import create_app
 from phone_agent.cli import app as cli
-from phone_agent.storage.db import create_engine, session_factory
+from phone_agent.services import Services
+from phone_agent.storage.db import create_engine, session_factory, transaction
 from phone_agent.storage.tables import Call, CallRecording
 from tests.admin.conftest import CSRF_INPUT, PASSWORD
+from tests.admin.conftest import log_in as admin_log_in
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.openai import FakeOpenAI
@@ -170,7 +173,57 @@ def test_a_callback_for_a_forgotten_call_deletes_the_recording_at_twilio(
         fake_twilio.end_call("CA" + "0" * 32)  # the call was never stored here (or was deleted since)
         assert fake_twilio.wait_for_recording_callback("completed")["status"] == 204
         deadline = time.monotonic() + 10
-        while fake_twilio.deleted_recordings != [created.sid] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while time.monotonic() < deadline and (
+            fake_twilio.deleted_recordings != [created.sid]
+            or rows(settings.database_url, select(CallRecording))
+        ):
+            time.sleep(0.05)  # Twilio deletes the media first, then the row goes
         assert fake_twilio.deleted_recordings == [created.sid]
+        assert rows(settings.database_url, select(CallRecording)) == []
+
+
+async def sweep(settings: Any) -> int:
+    """Delete orphaned recordings with services of their own (as another process would)."""
+    services = Services.build(settings)
+    try:
+        return await services.delete_orphaned_recordings()
+    finally:
+        await services.aclose()
+
+
+async def _recorded_call(runtime: Any, call_sid: str, recording_sid: str, status: str = "completed") -> None:
+    async with transaction(runtime.sessions) as session:
+        session.add(Call(call_sid=call_sid, from_number=CALLER, status="completed"))
+        session.add(CallRecording(recording_sid=recording_sid, call_sid=call_sid, status=status))
+
+
+def test_admin_caller_delete_deletes_recordings_and_retries_what_twilio_refused(
+    tmp_path: Path, fake_twilio: FakeTwilioREST
+) -> None:
+    settings = make_settings(tmp_path, ADMIN_PASSWORD=PASSWORD, **twilio_env(fake_twilio))
+    with TestClient(create_app(settings), client=("192.0.2.10", 5000)) as client:
+        csrf = admin_log_in(client)
+        runtime = client.app.state.runtime
+        sids = []
+        for call_sid in ("CA" + "1" * 32, "CA" + "2" * 32):
+            fake_twilio.add_call(call_sid, from_=CALLER)
+            sids.append(fake_twilio.client().calls(call_sid).recordings.create().sid)
+            fake_twilio.end_call(call_sid)
+            asyncio.run(_recorded_call(runtime, call_sid, sids[-1]))
+        assert f'src="/admin/recordings/{sids[0]}"' in client.get(f"/admin/calls/{'CA' + '1' * 32}").text
+        asyncio.run(_recorded_call(runtime, "CA" + "3" * 32, "RE" + "3" * 32, status="absent"))
+        short = client.get(f"/admin/calls/{'CA' + '3' * 32}").text
+        assert "No recording: the call was too short or silent." in short and "<audio" not in short
+        fake_twilio.fail_next(1, 500, path=f"/Recordings/{sids[0]}.json")  # Twilio has a bad moment
+        deleted = client.post(
+            f"/admin/callers/{CALLER}/delete", data={"csrf_token": csrf}, follow_redirects=False
+        )
+        assert deleted.status_code == 303
+        # (Twilio has no file for the absent one: its 404 counts as deleted)
+        assert fake_twilio.deleted_recordings == [sids[1]]
+        # the refused one waits (its call is gone, so it is never played) and goes on the next sweep
+        assert rows(settings.database_url, select(CallRecording.recording_sid)) == [sids[0]]
+        assert client.get(f"/admin/recordings/{sids[0]}", headers={"Accept": "audio/*"}).status_code == 404
+        assert asyncio.run(sweep(settings)) == 1  # e.g. the next daily retention round
+        assert fake_twilio.deleted_recordings == [sids[1], sids[0]]
         assert rows(settings.database_url, select(CallRecording)) == []

@@ -50,3 +50,20 @@ async def test_wrap_up_then_hang_up(agent_factory: Any, db_rows: Any, fake_twili
     assert not [u for u in fake_twilio.call_updates if "Twiml" in u["params"]]
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.end_reason == "max_length"
+
+
+async def test_realtime_mode_wraps_up_too(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST, fake_openai_realtime: Any
+) -> None:
+    from tests.voice.test_realtime_call import GREETING, realtime_env
+
+    fake_openai_realtime.script(GREETING, WRAP_UP)
+    env = realtime_env(fake_openai_realtime) | twilio_env(fake_twilio) | LIMIT
+    with agent_factory(**env) as agent:
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await caller.wait_for_close(timeout=30)
+    assert caller.ended_by == "redirect"
+    items = fake_openai_realtime.sessions[0]["items"]
+    assert any(WRAP_UP in str(item["content"]) for item in items)  # the model was asked to say it
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.end_reason == "max_length → voicemail"

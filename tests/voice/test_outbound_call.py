@@ -98,7 +98,9 @@ async def test_a_person_hears_the_outbound_greeting_and_the_llm_knows_the_purpos
         fake_twilio.network.webhooks
     )
     # the callee heard the greeting (not before the verdict), then the LLM's reply
-    assert first_audible_at(callee) is not None and first_audible_at(callee) >= verdict_at
+    heard_at = first_audible_at(callee)
+    assert heard_at is not None and heard_at >= verdict_at
+    print(f"\nAMD verdict (human) → greeting audio at the callee: {1000 * (heard_at - verdict_at):.0f} ms")
     assert greeting_ms >= 0.8 * MS_PER_CHAR * len(GREETING)
     [request] = agent.openai.chat_requests[:1]
     system = "\n".join(str(m["content"]) for m in request["messages"] if m["role"] == "system")
@@ -150,3 +152,46 @@ async def test_a_machine_gets_the_voicemail_after_the_beep_then_the_call_ends(
     assert [(t.role, t.text) for t in turns] == [("agent", VOICEMAIL)]
     [outbound] = await db_rows(select(OutboundCall).where(OutboundCall.call_sid == call_sid))
     assert outbound.answered_by == "machine_end_beep" and outbound.status == "completed"
+
+
+async def test_a_verdict_before_the_stream_opens_is_still_the_pipelines(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    """Twilio's verdict can overtake the stream's opening: the pipeline still leaves the message."""
+    fake_twilio.network.callees[CALLEE] = Callee(answered_by="machine_end_beep", amd_delay=0.0)
+    with agent_factory(public_url=True, **outbound_env(fake_twilio)) as agent:
+        call_sid = (await place_call(agent)).json()["call_sid"]
+        await wait_for(lambda: fake_twilio.calls[call_sid].get("answered_by") is not None, 10, "the verdict")
+        await asyncio.sleep(0.5)  # the stream opens late
+        async with await MediaStreamCaller.answer_outbound(fake_twilio, call_sid) as machine:
+            await machine.wait_for_close(timeout=30)
+    assert machine.ended_by == "agent_hangup" and len(machine.played_audio) / 8 >= 0.8 * MS_PER_CHAR * len(
+        VOICEMAIL
+    )
+    assert not any("Twiml" in u["params"] for u in fake_twilio.call_updates)  # no <Say> from Twilio's voice
+    [call] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    assert call.end_reason == "voicemail_left"
+
+
+async def test_the_callee_hangs_up_before_the_verdict(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    fake_twilio.network.callees[CALLEE] = Callee(answered_by=None)
+    with agent_factory(public_url=True, **outbound_env(fake_twilio)) as agent:
+        call_sid = (await place_call(agent)).json()["call_sid"]
+        async with await MediaStreamCaller.answer_outbound(fake_twilio, call_sid) as callee:
+            await callee.send_silence(0.5)
+        await wait_for(
+            lambda: any(
+                w["params"].get("CallStatus") == "completed" and "status" in w
+                for w in fake_twilio.network.webhooks
+            ),
+            10,
+            "the completed callback",
+        )
+        assert await fake_twilio.network.send_amd(call_sid, "human") == 204  # too late: changes nothing
+        await asyncio.sleep(1.5)
+    assert first_audible_at(callee) is None and agent.openai.chat_requests == []
+    [call] = await db_rows(select(Call).where(Call.call_sid == call_sid))
+    assert call.status == "completed" and call.ended_at is not None
+    assert await db_rows(select(CallTurn).where(CallTurn.call_id == call.id)) == []

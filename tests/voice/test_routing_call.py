@@ -44,6 +44,11 @@ def redirect_twiml(fake: FakeTwilioREST, call_sid: str) -> ET.Element:
     return ET.fromstring(update["params"]["Twiml"])
 
 
+def agent_turns(agent: Any) -> list[dict[str, Any]]:
+    """The LLM requests of the conversation (not the memory learning after the call)."""
+    return [r for r in agent.openai.chat_requests if "tools" in r]
+
+
 async def greeted(caller: Any) -> None:
     await caller.wait_for_agent_audio(timeout=20)
     await caller.wait_for_quiet(0.6, timeout=30)
@@ -65,7 +70,7 @@ async def test_digit_zero_transfers_to_the_destination(
     number = twiml.find("./Dial/Number")
     assert number is not None and number.text == "+15550100002"
     assert "caller+pressed+0" in number.get("url", "")  # the whisper: why the call comes
-    assert agent.openai.chat_requests == []  # no LLM turn was needed
+    assert agent_turns(agent) == []  # no LLM turn was needed
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.routing_rule == "Press 0" and call.end_reason == "routed → transfer"
     assert (
@@ -99,7 +104,7 @@ async def test_talk_to_a_person_transfers_without_asking_the_llm(
     assert caller.ended_by == "redirect"
     number = redirect_twiml(fake_twilio, caller.call_sid).find("./Dial/Number")
     assert number is not None and number.text == "+15550100001"
-    assert agent.openai.chat_requests == []
+    assert agent_turns(agent) == []
     assert fake_twilio.messages == []  # the emergency rule did not fire
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.routing_rule == "Person" and call.end_reason == "routed → transfer"
@@ -134,7 +139,7 @@ async def test_intent_from_the_llm_transfers_and_other_rules_tag_and_text(
             turn = await caller.say_wav(speech_wav("My car was hit I need to make a claim"))
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
             await caller.wait_for_close(timeout=30)
-    first = agent.openai.chat_requests[0]
+    first = agent_turns(agent)[0]
     [tool] = [t for t in first["tools"] if t["function"]["name"] == "route_call"]
     assert tool["function"]["parameters"]["properties"]["intent"]["enum"] == ["file a claim", "emergency"]
     number = redirect_twiml(fake_twilio, caller.call_sid).find("./Dial/Number")
@@ -187,9 +192,7 @@ async def test_persona_rule_switches_the_instructions(
             await greeted(caller)
             turn = await caller.say_wav(speech_wav("I want to leave a message"))
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
-    system = "\n".join(
-        str(m["content"]) for m in agent.openai.chat_requests[0]["messages"] if m["role"] == "system"
-    )
+    system = "\n".join(str(m["content"]) for m in agent_turns(agent)[0]["messages"] if m["role"] == "system")
     assert brief in system and agent.settings.instructions not in system
 
 
@@ -223,9 +226,69 @@ async def test_after_hours_persona_from_incoming_reaches_the_call(
             await greeted(caller)
             turn = await caller.say_wav(speech_wav("Hello is anyone there"))
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
-    system = "\n".join(
-        str(m["content"]) for m in agent.openai.chat_requests[0]["messages"] if m["role"] == "system"
-    )
+    system = "\n".join(str(m["content"]) for m in agent_turns(agent)[0]["messages"] if m["role"] == "system")
     assert brief in system
     [call] = await db_rows(select(Call).where(Call.call_sid == form["CallSid"]))
     assert call.routing_rule == "Night" and call.routing_events[0]["stage"] == "incoming"
+
+
+async def test_realtime_mode_digit_transfers(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST, fake_openai_realtime: Any
+) -> None:
+    from tests.voice.test_realtime_call import GREETING, realtime_env
+
+    fake = fake_openai_realtime
+    fake.script(GREETING, "Let me connect you with Sales.")
+    hours = {"PHONE_AGENT_BUSINESS_HOURS": "Mon-Sun 00:00-24:00"}  # always open
+    with agent_factory(**realtime_env(fake) | twilio_env(fake_twilio) | DESTINATIONS | hours) as agent:
+        await add_rules(agent, ("Press 0", {"digit": "0"}, {"type": "transfer", "destination": "Sales"}))
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await greeted(caller)
+            await caller.send_dtmf("0")
+            await caller.wait_for_close(timeout=30)
+    assert caller.ended_by == "redirect"
+    number = redirect_twiml(fake_twilio, caller.call_sid).find("./Dial/Number")
+    assert number is not None and number.text == "+15550100002"
+    assert any("Let me connect you with Sales." in str(item["content"]) for item in fake.sessions[0]["items"])
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.routing_rule == "Press 0" and call.end_reason == "routed → transfer"
+
+
+async def test_speech_nobody_could_transcribe_counts_as_not_understood(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    env = (
+        SHORT_GREETINGS | twilio_env(fake_twilio) | DESTINATIONS | {"PHONE_AGENT_IDLE_TIMEOUT_SECONDS": "1.5"}
+    )
+    with agent_factory(**env) as agent:
+        await add_rules(agent, ("Mumble", {"misunderstood_turns": 1}, {"type": "voicemail"}))
+        agent.script_speech([""], [])  # STT hears nothing in the caller's speech
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await greeted(caller)
+            await caller.say_wav(speech_wav("Mmm hmm mmm"))
+            await caller.wait_for_close(timeout=30)
+    assert caller.ended_by == "redirect"
+    assert redirect_twiml(fake_twilio, caller.call_sid).find("./Record") is not None
+    spoken = [c.text.strip() for c in agent.elevenlabs.contexts.values()]
+    assert spoken[-1] == "I'll put you through to our voicemail."  # instead of "could you say it again?"
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.routing_rule == "Mumble" and call.routing_events[0]["detail"] == "not understood 1 times"
+
+
+async def test_message_and_hang_up_in_the_call(
+    agent_factory: Any, db_rows: Any, fake_twilio: FakeTwilioREST
+) -> None:
+    farewell = "We do not sell timeshares. Goodbye."
+    with agent_factory(**SHORT_GREETINGS | twilio_env(fake_twilio) | DESTINATIONS) as agent:
+        await add_rules(
+            agent, ("Sales pitch", {"keywords": ["timeshare"]}, {"type": "hang_up", "text": farewell})
+        )
+        agent.script_speech(["I have a great timeshare offer for you."], [])
+        async with agent.caller(twilio_rest=fake_twilio, account_sid=fake_twilio.account_sid) as caller:
+            await greeted(caller)
+            await caller.say_wav(speech_wav("I have a great timeshare offer for you"))
+            await caller.wait_for_close(timeout=30)
+    assert caller.ended_by == "agent_hangup" and agent_turns(agent) == []
+    assert [c.text.strip() for c in agent.elevenlabs.contexts.values()][-1] == farewell
+    [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
+    assert call.routing_rule == "Sales pitch" and call.end_reason == "routed → hang_up"

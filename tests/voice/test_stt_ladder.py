@@ -71,6 +71,7 @@ async def test_speech_that_transcribes_to_nothing_is_asked_again_not_idle(agent_
             await caller.wait_for_quiet(0.3, timeout=30)
     spoken = [c.text.strip() for c in agent.elevenlabs.contexts.values()]
     assert spoken[1] == REPEAT_PROMPT, spoken
+    assert "Still there?" not in spoken  # the caller spoke: that was no silence
 
 
 async def test_deepgram_is_the_fallback_stt_when_chosen(

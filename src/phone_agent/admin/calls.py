@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from phone_agent.memory.summary import OUTCOMES, outcome_label
 from phone_agent.storage.analytics import answer_latency_ms, percentile
-from phone_agent.storage.tables import Call, CallTurn
+from phone_agent.storage.tables import Call, Caller, CallTurn, OutboundCall
 
 __all__ = ["call_detail", "call_log", "call_row", "latency_summary", "live_calls", "percentile", "waterfall"]
 
@@ -29,11 +30,29 @@ STAGES = (
 )
 
 
-def call_row(call: Call) -> dict[str, Any]:
-    """A call as the page and the JSON API show it."""
+def caller_phone_of(call: Call) -> str | None:
+    """The number of the person on the other end (the caller, or whom an outbound call rang)."""
+    return call.to_number if call.direction.startswith("outbound") else call.from_number
+
+
+async def caller_names(session: AsyncSession, calls: list[Call]) -> dict[str, str]:
+    """Names of the callers of ``calls`` that memory knows, by phone number (one query)."""
+    phones = {p for p in map(caller_phone_of, calls) if p}
+    if not phones:
+        return {}
+    rows = await session.execute(select(Caller.phone, Caller.name).where(Caller.phone.in_(phones)))
+    return {phone: name for phone, name in rows.all() if name}
+
+
+def call_row(call: Call, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A call as the page and the JSON API show it (with the caller's name when ``names`` has it)."""
     duration = (call.ended_at - call.started_at).total_seconds() if call.ended_at else None
+    phone = caller_phone_of(call)
     return {
         "call_sid": call.call_sid,
+        "caller_phone": phone,
+        "caller_name": (names or {}).get(phone or ""),
+        "caller_link": f"/admin/callers/{quote(phone)}" if phone and phone.startswith("+") else None,
         "from_number": call.from_number,
         "to_number": call.to_number,
         "direction": call.direction,
@@ -58,7 +77,9 @@ async def live_calls(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(Call).where(Call.ended_at.is_(None), Call.direction != "chat").order_by(Call.started_at.desc())
     )
-    return [call_row(c) for c in rows.scalars()]
+    calls = list(rows.scalars())
+    names = await caller_names(session, calls)
+    return [call_row(c, names) for c in calls]
 
 
 async def call_log(
@@ -78,7 +99,9 @@ async def call_log(
             | Call.outcome.in_(outcomes)
         )
     rows = await session.execute(stmt.order_by(Call.started_at.desc()).limit(limit))
-    return [call_row(c) for c in rows.scalars()]
+    calls = list(rows.scalars())
+    names = await caller_names(session, calls)
+    return [call_row(c, names) for c in calls]
 
 
 def turn_row(turn: CallTurn) -> dict[str, Any]:
@@ -102,7 +125,17 @@ async def call_detail(session: AsyncSession, call_sid: str) -> dict[str, Any] | 
     if call is None:
         return None
     turns = [turn_row(t) for t in call.turns]
-    return {**call_row(call), "turns": turns, "waterfall": waterfall(turns)}
+    placed = await session.scalar(select(OutboundCall).where(OutboundCall.call_sid == call_sid))
+    return {
+        **call_row(call, await caller_names(session, [call])),
+        "turns": turns,
+        "waterfall": waterfall(turns),
+        "outbound": (  # a call the agent placed: why, what answered, Twilio's status callbacks
+            {"purpose": placed.purpose, "answered_by": placed.answered_by, "events": list(placed.events)}
+            if placed is not None
+            else None
+        ),
+    }
 
 
 @dataclass(frozen=True)

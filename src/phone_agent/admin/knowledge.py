@@ -167,6 +167,7 @@ async def caller_page(phone: str, request: Request, services: ServicesDep, admin
         raise NotFoundError(f"No caller {phone}.")
     context = {
         "csrf_token": admin.csrf_token,
+        "tz": services.settings.timezone,
         "caller": view,
         "editable": memories_editable(services),
         "saved": request.query_params.get("saved"),

@@ -49,6 +49,7 @@ async def _page(
 ) -> Response:
     context: dict[str, Any] = {
         "csrf_token": admin.csrf_token,
+        "tz": services.settings.timezone,
         "calls": [call.public() for call in await recent_outbound(services.sessions)],
         "do_not_call": await list_do_not_call(services.sessions),
         "calling_hours": calling_hours_text(services.settings),

@@ -11,6 +11,7 @@ import hmac
 import math
 import secrets
 from typing import Any
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,6 +36,7 @@ from phone_agent.services import Services
 from phone_agent.storage.tables import AuditEntry
 
 public = APIRouter(tags=["admin"])
+TIMEZONES = sorted(available_timezones())
 router = APIRouter(tags=["admin"], dependencies=[Depends(auth.require_admin)])
 
 
@@ -196,6 +198,8 @@ async def admin_context(
         )
     return {
         "csrf_token": admin.csrf_token,
+        "tz": settings.timezone,
+        "timezones": TIMEZONES,
         "sections": {name: field_views(settings, name, (entered or {}).get(name)) for name in SECTIONS},
         "errors": errors or {},
         "saved": request.query_params.get("saved"),
@@ -248,6 +252,7 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep, admi
         raise NotFoundError(f"No call with sid {call_sid!r}.")
     context = {
         "csrf_token": admin.csrf_token,
+        "tz": services.settings.timezone,
         "call": call,
         "chart": waterfall_chart(call),
         "recordings": await call_recordings(services, call_sid),

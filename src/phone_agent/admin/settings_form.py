@@ -34,12 +34,16 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "personality": (
         "agent_name",
         "business_name",
-        "instructions",
         "greeting",
+        "returning_greeting",
+        "instructions",
+        "business_facts",
         "business_hours",
+        "timezone",
         "handoff_number",
         "fallback_action",
     ),
+    "calls": ("recording_enabled", "recording_consent", "idle_prompt", "idle_goodbye"),
     "llm": ("llm_provider", "llm_model", "llm_base_url"),
     # provider credentials (System → Providers, and the setup checklist); each form has "Test connection"
     "openai": ("openai_api_key", "openai_base_url"),
@@ -65,23 +69,34 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_password",
         "smtp_from",
         "smtp_starttls",
+        "digest_hour",
+        "text_caller_after_missed_call",
+        "missed_call_text",
     ),
 }
 EDITABLE = {name for names in SECTIONS.values() for name in names}
+# What the owner reads: labels and help in their words, not the settings' names and descriptions.
 LABELS = {
-    "elevenlabs_voice_id": "Voice id",
-    "tts_model": "Model",
-    "tts_stability": "Stability",
-    "tts_similarity": "Similarity / clarity",
-    "tts_style": "Style",
-    "tts_speed": "Speed",
-    "agent_name": "Agent name",
+    "elevenlabs_voice_id": "Voice",
+    "tts_model": "Voice model",
+    "tts_stability": "Steadiness",
+    "tts_similarity": "Likeness to the voice",
+    "tts_style": "Expressiveness",
+    "tts_speed": "Speaking speed",
+    "agent_name": "Agent's name",
     "business_name": "Business name",
-    "instructions": "Instructions",
-    "greeting": "Greeting",
-    "business_hours": "Business hours",
-    "handoff_number": "Handoff number",
+    "greeting": "Greeting for new callers",
+    "returning_greeting": "Greeting for callers it knows",
+    "instructions": "How the agent should behave",
+    "business_facts": "Facts about your business",
+    "business_hours": "Opening hours",
+    "timezone": "Time zone",
+    "handoff_number": "Put callers through to",
     "fallback_action": "When the agent can't talk",
+    "recording_enabled": "Record calls",
+    "recording_consent": "Recording notice",
+    "idle_prompt": "When the caller goes quiet",
+    "idle_goodbye": "Goodbye after a long silence",
     "llm_provider": "Provider",
     "llm_model": "Model",
     "llm_base_url": "Base URL",
@@ -110,8 +125,75 @@ LABELS = {
     "smtp_password": "SMTP password",
     "smtp_from": "Sender address",
     "smtp_starttls": "STARTTLS",
+    "digest_hour": "Daily digest at (hour, 0-23)",
+    "text_caller_after_missed_call": "Text callers whose call was missed",
+    "missed_call_text": "Text to a missed caller",
 }
-TEXTAREAS = {"instructions", "greeting", "transfer_destinations", "max_call_wrap_up"}
+HELP = {
+    "elevenlabs_voice_id": "Pick a voice from the list (ElevenLabs voices), then press Play sample.",
+    "tts_model": "The ElevenLabs model that speaks; the flash models answer fastest.",
+    "tts_stability": "Higher is calmer and more even; lower is livelier.",
+    "tts_similarity": "How closely the agent sticks to the voice's original sound.",
+    "tts_style": "Adds emotion; 0 is plain and fastest.",
+    "tts_speed": "1.0 is normal; 0.9 a little slower, 1.1 a little faster.",
+    "greeting": "The first thing a caller hears. {business_name} and {agent_name} are filled in.",
+    "returning_greeting": "Said instead when the agent knows the caller's name ({caller_name}).",
+    "instructions": "In plain words: tone, what to ask, what never to promise.",
+    "business_facts": "Prices, address, parking, policies: anything the agent may always tell callers.",
+    "business_hours": "e.g. Mon-Fri 09:00-17:00; Sat 10:00-12:00. Bookings are taken inside these hours.",
+    "timezone": "Your local time zone: opening hours, bookings and every time on this page use it.",
+    "handoff_number": "The phone number of the person who takes calls the agent hands over (blank: nobody).",
+    "fallback_action": "If a service the agent needs is down: put the caller through, take a voicemail, "
+    "or apologise and hang up (auto: put through when a number is set above, else voicemail).",
+    "recording_enabled": "Twilio records every call; play them back on each call's page. "
+    "Recordings are deleted with the caller's data.",
+    "recording_consent": "Said before the greeting on every recorded call. Check what the law where "
+    "you and your callers are requires.",
+    "idle_prompt": "Said after a few seconds of silence.",
+    "idle_goodbye": "Said before hanging up when the silence goes on.",
+    "transfer_destinations": "Named numbers the routing rules can put callers through to, e.g. "
+    "Claims=+15550100001; Sales=+15550100002.",
+    "closed_days": "Days you are closed although the opening hours say open (holidays), e.g. "
+    "2026-12-25, 2027-01-01. Routing rules treat them as after hours.",
+    "max_call_seconds": "The longest a call with the agent may last, in seconds (0: no limit). Then the "
+    "agent says the wrap-up sentence and does what is chosen below.",
+    "max_call_wrap_up": "Said when a call reaches the longest length.",
+    "max_call_action": "After the wrap-up sentence: do what the agent does when it can't talk (put "
+    "through or voicemail), or end the call.",
+    "owner_sms_number": "Your mobile: messages, voicemails and problems are texted here.",
+    "owner_email": "Your e-mail address for the same (needs the SMTP server below).",
+    "notify_channels": "How you are told: sms, email, or both (sms, email).",
+    "notify_events": "What you are told about: message, voicemail, booking, transfer_failed, "
+    "provider_failure, digest (a daily summary).",
+    "smtp_port": "587 for STARTTLS (most providers), 465 for TLS.",
+    "smtp_from": "The address your notification e-mails come from (blank: the SMTP user).",
+}
+GROUPS = {  # a heading before the first field of each group
+    "agent_name": "Who answers",
+    "business_facts": "Your business",
+    "handoff_number": "Handing calls over",
+    "recording_enabled": "Recording",
+    "idle_prompt": "Silence on the line",
+}
+TEXTAREAS = {
+    "instructions",
+    "greeting",
+    "returning_greeting",
+    "business_facts",
+    "transfer_destinations",
+    "max_call_wrap_up",
+}
+CHOICE_LABELS = {
+    "fallback_action": {
+        "auto": "Automatic",
+        "transfer": "Put the caller through",
+        "voicemail": "Take a voicemail",
+        "hang_up": "Apologise and hang up",
+    },
+    "llm_provider": {"openai": "OpenAI", "openai-compatible": "Another OpenAI-compatible server"},
+    "bool": {"true": "On", "false": "Off"},
+}
+DATALISTS = {"elevenlabs_voice_id": "voice-list", "timezone": "tz-list"}
 
 
 @dataclass(frozen=True)
@@ -124,10 +206,12 @@ class FieldView:
     source: str
     description: str
     kind: Literal["text", "textarea", "range", "select", "password"]
-    choices: tuple[str, ...] = ()
+    choices: tuple[tuple[str, str], ...] = ()  # (value, what the owner reads)
     placeholder: str = ""  # a secret's masked value: the field itself stays empty
     minimum: float | None = None
     maximum: float | None = None
+    group: str | None = None
+    datalist: str | None = None
 
 
 def _bounds(name: str) -> tuple[float | None, float | None]:
@@ -153,16 +237,18 @@ def field_views(
         annotation = info.annotation
         value = (entered or {}).get(name, settings.shown(name))
         kind: Literal["text", "textarea", "range", "select", "password"] = "text"
-        choices: tuple[str, ...] = ()
+        choices: tuple[tuple[str, str], ...] = ()
         low, high = None, None
         placeholder = ""
         if is_secret(name):  # never sent to the browser, not even masked, as a value
             kind, placeholder = "password", f"set ({value})" if value else "not set"
             value = ""
         elif annotation is bool:
-            kind, choices, value = "select", ("true", "false"), str(value).lower()
+            kind, choices, value = "select", tuple(CHOICE_LABELS["bool"].items()), str(value).lower()
         elif get_origin(annotation) is Literal:
-            kind, choices = "select", tuple(str(c) for c in get_args(annotation))
+            words = CHOICE_LABELS.get(name, {})
+            kind = "select"
+            choices = tuple((str(c), words.get(str(c), str(c))) for c in get_args(annotation))
         elif annotation is float:
             kind = "range"
             low, high = _bounds(name)
@@ -174,11 +260,13 @@ def field_views(
                 label=LABELS[name],
                 value="" if value is None else value,
                 source=settings.source_of(name),
-                description=info.description or "",
+                description=HELP.get(name, info.description or ""),
                 kind=kind,
                 choices=choices,
                 minimum=low,
                 maximum=high,
+                group=GROUPS.get(name),
+                datalist=DATALISTS.get(name),
                 placeholder=placeholder,
             )
         )

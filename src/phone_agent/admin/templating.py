@@ -1,4 +1,5 @@
-"""The Jinja2 environment of the admin pages (templates/ beside this file, autoescaped) and how a page
+"""The Jinja2 environment of the admin pages (templates/ beside this file, autoescaped, with the
+``owner_words`` filters: ``localtime``, ``tool_sentence``, ``end_reason``, ``zone``) and how a page
 is sent: never cached, never framed, scripts and media only from this origin (CSP)."""
 
 from __future__ import annotations
@@ -10,8 +11,28 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from phone_agent.admin.owner_words import end_reason_words, local_time, tool_sentence, zone_label
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+DEFAULT_TZ = "UTC"  # a page that passes no ``tz`` (login, setup) shows no times anyway
+
+
+@pass_context
+def _local(context: Context, value: Any, fmt: str = "%a %-d %b %Y, %H:%M") -> str:
+    return local_time(value, context.get("tz") or DEFAULT_TZ, fmt)
+
+
+@pass_context
+def _tool(context: Context, record: dict[str, Any], caller_name: str | None = None) -> dict[str, str]:
+    return tool_sentence(record, context.get("tz") or DEFAULT_TZ, caller_name)
+
+
+templates.env.filters.update(
+    localtime=_local, tool_sentence=_tool, end_reason=end_reason_words, zone=zone_label
+)
 
 
 def utc_time(timestamp: float) -> str:

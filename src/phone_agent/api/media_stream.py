@@ -71,8 +71,9 @@ async def media_stream(websocket: WebSocket) -> None:
             return
         start.caller = grant.caller  # the signed number, normalised at /phone/incoming
         with bind_call(start.call_sid):
-            full = runtime.load.full_reason()
+            full = runtime.load.full_reason(exclude=start.call_sid)  # its own reservation is no rival
             if full and await hand_over_busy_call(services, start.call_sid, full):
+                runtime.load.release(start.call_sid)
                 await websocket.close()
                 return
             logger.info("media stream started: stream {}", start.stream_sid)
@@ -84,7 +85,7 @@ async def media_stream(websocket: WebSocket) -> None:
                     ),
                     name=f"record-{start.call_sid}",
                 )
-            with runtime.load.call():
+            with runtime.load.call(start.call_sid):
                 try:
                     # an outbound call waits for the answering-machine verdict: pipeline mode does that
                     realtime = services.settings.voice_mode == "realtime" and start.direction != "outbound"

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -41,6 +42,7 @@ from phone_agent.telephony.twiml import connect_stream, hang_up, say_and_hang_up
 from phone_agent.voice.readiness import voice_path_problems
 
 router = APIRouter(tags=["telephony"])
+STREAM_GRACE_SECS = 2.5  # a machine verdict may overtake the stream's opening (Twilio: ~1 s after answer)
 
 
 @router.post(ANSWER_PATH)
@@ -68,13 +70,15 @@ async def outbound_answered(request: Request, runtime: RuntimeDep, services: Ser
             logger.warning("repeated outbound answer for a call that streams already or has ended")
             return Response(hang_up(), media_type=TWIML)
         problems = voice_path_problems(settings)
-        full = runtime.load.full_reason() if runtime.takes_calls else None
+        full = runtime.load.full_reason(exclude=call_sid) if runtime.takes_calls else None
         if problems or full:  # nobody would talk: end the call rather than leave the callee in silence
             reason = "not_configured" if problems else "overflow"
             logger.error("outbound call not connected: {}", "; ".join(problems) or full)
             metrics.call_refused(reason)
             await set_end_reason(services.sessions, call_sid=call_sid, end_reason=reason)
             return Response(hang_up(), media_type=TWIML)
+        if runtime.takes_calls:
+            runtime.load.reserve(call_sid)  # counted from now, as an inbound call (ops/load.py)
         token = issue_stream_token(
             services.signing_key, call_sid=call_sid, caller=outbound.to, expires_at=registered.token_expires
         )
@@ -142,7 +146,13 @@ async def machine_without_stream(services: Services, call_sid: str, answered_by:
     """A machine answered a call no media stream holds (its stream failed to open, or never will):
     Twilio's own voice leaves the voicemail (a fax is hung up on). A call with a stream is left to
     its pipeline, which speaks the voicemail itself."""
-    call = await call_row(services.sessions, call_sid)
+    deadline = time.monotonic() + STREAM_GRACE_SECS  # a stream opening right now takes the call
+    while (
+        call := await call_row(services.sessions, call_sid)
+    ) is not None and call.stream_started_at is None:
+        if call.ended_at is not None or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.25)
     if call is None or call.stream_started_at is not None or call.ended_at is not None:
         return
     outbound = await outbound_by_sid(services.sessions, call_sid)

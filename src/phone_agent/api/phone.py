@@ -79,23 +79,27 @@ async def incoming_call(request: Request, runtime: RuntimeDep, services: Service
         if registered.token_expires is None:
             logger.warning("repeated /phone/incoming for a call that streams already or has ended: no token")
             return Response(hang_up(), media_type=TWIML)
-        routed = await route_incoming(
-            settings,
-            services.sessions,
-            services.control,
-            call_sid=call_sid,
-            caller=registered.caller,
-            now=utcnow(),
-            repeated=registered.repeated,
-        )
+        routed = None
+        if not form.get("Direction", "").startswith("outbound"):  # rules are for calls coming in
+            routed = await route_incoming(
+                settings,
+                services.sessions,
+                services.control,
+                call_sid=call_sid,
+                caller=registered.caller,
+                now=utcnow(),
+                repeated=registered.repeated,
+            )
         if routed is not None:  # a rule answered the call: no stream, no provider
             return Response(routed, media_type=TWIML)
         problems = voice_path_problems(settings)
         if problems:  # the stream could only end in silence: apologise and hand the caller on now
             return await not_configured_answer(runtime, services, call_sid, problems)
-        full = runtime.load.full_reason() if runtime.takes_calls else None
+        full = runtime.load.full_reason(exclude=call_sid) if runtime.takes_calls else None
         if full:  # this process would take the stream: running calls keep real time, this one is served
             return await overflow_answer(services, call_sid, full)
+        if runtime.takes_calls:
+            runtime.load.reserve(call_sid)  # counted from now, not from when its stream opens
         token = issue_stream_token(
             services.signing_key,
             call_sid=call_sid,

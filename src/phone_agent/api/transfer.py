@@ -23,6 +23,7 @@ from phone_agent.ops.logging import bind_call
 from phone_agent.storage.callers import caller_id
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
+from phone_agent.storage.recordings import VOICEMAIL_SOURCE, RecordingUpdate, apply_status
 from phone_agent.storage.reviews import set_outcome
 from phone_agent.storage.tables import Call, Message, utcnow
 from phone_agent.telephony.control import (
@@ -106,6 +107,18 @@ async def transfer_voicemail(request: Request, services: ServicesDep) -> Respons
                 )
             if call_id is not None:  # a call reviewed before the recording ended is a voicemail now
                 await set_outcome(services.sessions, call_id=call_id, outcome="voicemail")
+                if form.get("RecordingSid"):  # played in the inbox through the admin's proxy, deleted
+                    await apply_status(  # at Twilio with the caller's data like any recording
+                        services.sessions,
+                        RecordingUpdate(
+                            recording_sid=form["RecordingSid"],
+                            call_sid=call_sid,
+                            status="completed",
+                            media_url=recording,
+                            duration_seconds=int(duration) if duration.isdigit() else None,
+                            source=VOICEMAIL_SOURCE,
+                        ),
+                    )
             logger.info("voicemail stored")
     response = VoiceResponse()
     response.say("Thank you, your message has been passed on. Goodbye.")

@@ -22,9 +22,13 @@ def greeting_for(settings: Settings, caller_name: str | None = None) -> str:
     values = _Blank(
         business_name=settings.business_name, agent_name=settings.agent_name, caller_name=caller_name or ""
     )
-    greeting = template.format_map(values)
+    return with_consent(settings, template.format_map(values))
+
+
+def with_consent(settings: Settings, greeting: str) -> str:
+    """The greeting opened by ``recording_consent`` when calls are recorded (before anything else)."""
     if settings.recording_enabled and settings.recording_consent.strip():
-        greeting = f"{settings.recording_consent.strip()} {greeting}"  # consent before anything else
+        greeting = f"{settings.recording_consent.strip()} {greeting}"
     return " ".join(greeting.split())
 
 
@@ -35,6 +39,8 @@ def persona_prompt(settings: Settings) -> str:
         settings.instructions.strip(),
         f"Business hours: {settings.business_hours} ({settings.timezone}).",
     ]
+    if departments := ", ".join(settings.destinations()):
+        lines.append(f"Departments you can transfer callers to (transfer_call destination): {departments}.")
     if settings.business_facts.strip():
         lines.append("Business facts:\n" + settings.business_facts.strip())
     return "\n".join(line for line in lines if line)
@@ -47,8 +53,8 @@ def clock_line(settings: Settings, now: datetime) -> str:
 
 
 def outbound_greeting_for(settings: Settings, purpose: str, callee_name: str | None = None) -> str:
-    """The first sentence of an outbound call a person answered."""
-    return _outbound_text(settings.outbound_greeting, settings, purpose, callee_name)
+    """The first sentence of an outbound call a person answered (after the recording consent)."""
+    return with_consent(settings, _outbound_text(settings.outbound_greeting, settings, purpose, callee_name))
 
 
 def voicemail_for(settings: Settings, purpose: str, callee_name: str | None = None) -> str:

@@ -26,7 +26,10 @@ def dial(
     number: Annotated[str, typer.Argument(help="Number to call (E.164, or national with default_country).")],
     purpose: Annotated[str, typer.Option("--purpose", help="Why the agent calls (said and kept in mind).")],
     url: Annotated[
-        str | None, typer.Option(help="The running agent (default: http://127.0.0.1:<orchestrator_port>).")
+        str | None,
+        typer.Option(
+            help="The running agent (default: PUBLIC_URL, else http://127.0.0.1:<orchestrator_port>)."
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
@@ -38,7 +41,7 @@ def dial(
 ) -> None:
     """Place an outbound call through a running agent (answering-machine detection on)."""
     settings = settings_or_exit()
-    base = (url or f"http://127.0.0.1:{settings.orchestrator_port}").rstrip("/")
+    base = (url or settings.public_url or f"http://127.0.0.1:{settings.orchestrator_port}").rstrip("/")
     key = api_key or settings.secret("api_key")
     if not key:
         raise fail("dial needs the agent's API key: set PHONE_AGENT_API_KEY or pass --api-key.")

@@ -4,16 +4,23 @@ Every process that takes calls has a capacity (``max_calls_per_worker``). A call
 new call while the event loop lags (``max_event_loop_lag_ms``: the running calls' audio would
 stutter), is not taken: the caller gets the fallback action instead, and the running calls keep
 real time. ``LoadMonitor.full_reason()`` says why a process is full, or None.
+
+A call counts from the moment ``/phone/incoming`` answers it with a stream (``reserve``), not only
+once its stream has started a second or more later: a burst of calls cannot all slip in while the
+first streams are still opening. A reservation whose stream never comes lapses after
+``RESERVATION_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 LAG_PROBE_SECONDS = 0.1  # how often the loop's lateness is sampled
 LAG_SMOOTHING = 0.3  # weight of the newest sample in the moving average
+RESERVATION_SECONDS = 15.0  # Twilio opens the stream within a few seconds of the webhook's answer
 
 
 class LoadMonitor:
@@ -24,20 +31,39 @@ class LoadMonitor:
         self.max_lag_ms = max_lag_ms
         self.calls = 0
         self.lag_ms = 0.0
+        self._reserved: dict[str, float] = {}  # call SID → when its reservation lapses (monotonic)
+
+    def reserve(self, call_sid: str) -> None:
+        """``/phone/incoming`` took the call: it counts until its stream starts (or this lapses)."""
+        self._reserved[call_sid] = time.monotonic() + RESERVATION_SECONDS
+
+    def release(self, call_sid: str) -> None:
+        """The reserved call will not run here after all (handed over at its stream's start)."""
+        self._reserved.pop(call_sid, None)
+
+    def reserved(self, *, exclude: str | None = None) -> int:
+        """Calls answered with a stream whose stream has not started yet (``exclude``: not this one)."""
+        now = time.monotonic()
+        for sid in [sid for sid, until in self._reserved.items() if until <= now]:
+            del self._reserved[sid]
+        return sum(1 for sid in self._reserved if sid != exclude)
 
     @contextmanager
-    def call(self) -> Iterator[None]:
-        """Count a call for as long as the block runs."""
+    def call(self, call_sid: str | None = None) -> Iterator[None]:
+        """Count a call for as long as the block runs (its reservation, if any, becomes the call)."""
+        if call_sid is not None:
+            self.release(call_sid)
         self.calls += 1
         try:
             yield
         finally:
             self.calls -= 1
 
-    def full_reason(self) -> str | None:
-        """Why a new call must not be taken now, or None."""
-        if self.max_calls and self.calls >= self.max_calls:
-            return f"at capacity ({self.calls} of {self.max_calls} calls)"
+    def full_reason(self, *, exclude: str | None = None) -> str | None:
+        """Why a new call must not be taken now, or None (``exclude``: the call asking, if reserved)."""
+        taken = self.calls + self.reserved(exclude=exclude)
+        if self.max_calls and taken >= self.max_calls:
+            return f"at capacity ({taken} of {self.max_calls} calls)"
         if self.max_lag_ms and self.lag_ms > self.max_lag_ms:
             return f"event loop {self.lag_ms:.0f} ms late (limit {self.max_lag_ms:.0f} ms)"
         return None

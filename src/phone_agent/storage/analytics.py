@@ -83,11 +83,12 @@ async def call_stats(
     for c in calls:
         hours[c.started_at.astimezone(tz).hour] += 1
     durations = [(c.ended_at - c.started_at).total_seconds() for c in calls if c.ended_at]
-    ids = [c.id for c in calls]
-    latencies: list[float] = []
-    if ids:
-        marks = await session.execute(select(CallTurn.marks).where(CallTurn.call_id.in_(ids)))
-        latencies = [ms for (m,) in marks if (ms := answer_latency_ms(m)) is not None]
+    marks = await session.execute(
+        select(CallTurn.marks)
+        .join(Call, Call.id == CallTurn.call_id)
+        .where(Call.started_at >= since, Call.direction != "chat")
+    )
+    latencies = [ms for (m,) in marks if (ms := answer_latency_ms(m)) is not None]
     return CallStats(
         days=[(first + timedelta(days=i), per_day.get(first + timedelta(days=i), 0)) for i in range(days)],
         calls=len(calls),

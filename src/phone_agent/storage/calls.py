@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from phone_agent.storage.callers import caller_by_phone
+from phone_agent.storage.callers import caller_by_phone, ensure_caller
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_optional
 from phone_agent.storage.tables import Call, utcnow
@@ -32,11 +32,12 @@ async def open_call(
     status: str = "in-progress",
     direction: str = "inbound",
 ) -> int:
-    """Create (or update) the call's row, linked to its caller when known; returns the call id."""
+    """Create (or update) the call's row, linked to its caller (made at the first call from a number
+    that is not withheld); returns the call id."""
     from_number, to_number = normalise_optional(from_number), normalise_optional(to_number)
     async with transaction(sessions) as session:
         call = (await session.execute(select(Call).where(Call.call_sid == call_sid))).scalar_one_or_none()
-        caller = await caller_by_phone(session, from_number)
+        caller = await ensure_caller(session, from_number)  # the caller is kept from the first call
         if call is None:
             call = Call(call_sid=call_sid, direction=direction, started_at=utcnow())
             session.add(call)

@@ -8,6 +8,7 @@ opened it, marked it or written a note on it (``seen_at``).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.errors import NotFoundError
 from phone_agent.storage.db import transaction
-from phone_agent.storage.tables import Appointment, Call, Caller, Message, utcnow
+from phone_agent.storage.recordings import VOICEMAIL_SOURCE
+from phone_agent.storage.tables import Appointment, Call, Caller, CallRecording, Message, utcnow
 
 InboxTable = Literal["message", "appointment"]
 InboxState = Literal["open", "done", "all"]
 INBOX_MESSAGE_KINDS = ("message", "voicemail")
 CALLBACK_WORDS = ("call back", "callback", "call-back", "ring back", "return call")
 NOTE_MAX_CHARS = 2000
+VOICEMAIL_LENGTH = re.compile(r"\((\d+) s\)")
 
 
 def is_callback(reason: str | None) -> bool:
@@ -62,7 +65,26 @@ async def inbox_items(
     items = [_message_item(m, call, caller) for m, call, caller in messages]
     items += [_booking_item(a, call, caller) for a, call, caller in bookings]
     items.sort(key=lambda item: item["created_at"], reverse=True)
+    await _voicemail_recordings(session, items)
     return items[:limit]
+
+
+async def _voicemail_recordings(session: AsyncSession, items: list[dict[str, Any]]) -> None:
+    """Give each voicemail the recording its call left (played through ``/admin/recordings/{sid}``)."""
+    sids = {i["call_sid"] for i in items if i["kind"] == "voicemail" and i["call_sid"]}
+    if not sids:
+        return
+    rows = await session.execute(
+        select(CallRecording.call_sid, CallRecording.recording_sid).where(
+            CallRecording.call_sid.in_(sids),
+            CallRecording.source == VOICEMAIL_SOURCE,
+            CallRecording.status == "completed",
+        )
+    )
+    recordings = dict(rows.all())
+    for item in items:
+        if item["kind"] == "voicemail" and item["call_sid"] in recordings:
+            item["recording_url"] = f"/admin/recordings/{recordings[item['call_sid']]}"
 
 
 def _common(row: Message | Appointment, call: Call | None, caller: Caller | None) -> dict[str, Any]:
@@ -84,7 +106,14 @@ def _common(row: Message | Appointment, call: Call | None, caller: Caller | None
 
 
 def _message_item(row: Message, call: Call | None, caller: Caller | None) -> dict[str, Any]:
-    return {**_common(row, call, caller), "table": "message", "kind": row.kind, "text": row.body}
+    item = {**_common(row, call, caller), "table": "message", "kind": row.kind, "text": row.body}
+    if row.kind == "voicemail":  # "Voicemail (12 s): <recording URL>" + "\nTranscript: ..." when it came
+        head, _, transcript = row.body.partition("\nTranscript: ")
+        seconds = VOICEMAIL_LENGTH.search(head)
+        item.update(
+            text="", transcript=transcript.strip() or None, seconds=seconds.group(1) if seconds else None
+        )
+    return item
 
 
 def _booking_item(row: Appointment, call: Call | None, caller: Caller | None) -> dict[str, Any]:

@@ -54,6 +54,9 @@ async def add_recording(
             )
 
 
+VOICEMAIL_SOURCE = "voicemail"  # ``source`` of a voicemail's recording (the <Record> verb's)
+
+
 async def apply_status(sessions: async_sessionmaker[AsyncSession], update: RecordingUpdate) -> bool:
     """Store a status callback; False when the call is not in the database (deleted with its
     caller's data): the row is then an orphan whose media must be deleted at Twilio too."""

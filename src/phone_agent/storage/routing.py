@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.config import e164
 from phone_agent.errors import NotFoundError
-from phone_agent.storage.callers import caller_id
+from phone_agent.storage.callers import caller_by_phone
 from phone_agent.storage.db import transaction
 from phone_agent.storage.phones import normalise_phone
-from phone_agent.storage.tables import AuditEntry, Call, RoutingRule
+from phone_agent.storage.tables import AuditEntry, Call, Memory, RoutingRule
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -159,14 +159,21 @@ async def record_routing(
 
 
 async def is_returning(sessions: Sessions, phone: str | None, call_sid: str) -> bool:
-    """True when this number called before (an earlier call's row) or memory knows the caller."""
+    """True when this number called before (an earlier call's row) or memory knows the caller (a
+    name or memories: the caller's row itself is made at their first call, ``ensure_caller``)."""
     if not phone:
         return False
     async with sessions() as session:
         earlier = await session.scalar(
             select(Call.id).where(Call.from_number == phone, Call.call_sid != call_sid).limit(1)
         )
-        return earlier is not None or await caller_id(session, phone) is not None
+        if earlier is not None:
+            return True
+        caller = await caller_by_phone(session, phone)
+        if caller is None:
+            return False
+        remembered = await session.scalar(select(Memory.id).where(Memory.caller_id == caller.id).limit(1))
+        return bool(caller.name) or remembered is not None
 
 
 async def routing_events(sessions: Sessions, call_sid: str) -> list[dict[str, Any]]:

@@ -160,11 +160,12 @@ class CallControl:
         logger.info("recording {} deleted at Twilio", recording_sid)
         return True
 
-    async def transfer(self, call_sid: str, reason: str) -> str:
-        """Hand a live call to ``handoff_number``; returns the TwiML sent (see ``transfer_twiml``)."""
-        if not self._settings.handoff_number:
+    async def transfer(self, call_sid: str, reason: str, *, to: str | None = None) -> str:
+        """Hand a live call to ``to`` (default ``handoff_number``); returns the TwiML sent (see
+        ``transfer_twiml``)."""
+        if not (to or self._settings.handoff_number):
             raise ConfigError("No handoff_number is configured: set PHONE_AGENT_HANDOFF_NUMBER.")
-        twiml = transfer_twiml(self._settings, reason)
+        twiml = transfer_twiml(self._settings, reason, to=to)
         await self.update_twiml(call_sid, twiml)
         return twiml
 

@@ -99,14 +99,21 @@ class OutboundAnswer:
         self._verdict: str | None = None
         self._arrived = asyncio.Event()
         self.answered_by: str | None = None  # the verdict acted on
+        self._task: asyncio.Task[Any] | None = None
 
     def verdict_received(self, answered_by: str) -> None:
         """The verdict, from the control bus."""
         self._verdict = answered_by or "unknown"
         self._arrived.set()
 
+    def close(self) -> None:
+        """The call ended (the callee hung up while we waited): stop waiting."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
     async def run(self) -> None:
         """Wait for the verdict and act on it (run as the call's task once the stream is up)."""
+        self._task = asyncio.current_task()
         started = time.monotonic()
         self.answered_by = await self._wait_for_verdict()
         logger.info(

@@ -55,6 +55,9 @@ from pydantic import BaseModel, Field
 from phone_agent.brain.builtins import default_registry
 from phone_agent.brain.persona import clock_line, greeting_for, persona_prompt
 from phone_agent.brain.pipeline import register_tools
+from phone_agent.brain.routing.incoming import call_routing, persona_of
+from phone_agent.brain.routing.match import intents_of, listens_for_misunderstanding
+from phone_agent.brain.routing.tool import route_call_tool
 from phone_agent.brain.tools import Tool, ToolContext, read_memory
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError, ToolError
@@ -65,6 +68,7 @@ from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.voice.handover import HandoverWebSocket, pipeline_configured
 from phone_agent.voice.idle import IdleCaller
+from phone_agent.voice.max_length import CallTimer
 from phone_agent.voice.pipeline import (
     TWILIO_SAMPLE_RATE,
     Resume,
@@ -76,6 +80,7 @@ from phone_agent.voice.pipeline import (
 )
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
+from phone_agent.voice.routing import CallRouter, DigitGate
 from phone_agent.voice.services import build_fallback_tts
 from phone_agent.voice.stream import StreamStart
 
@@ -201,6 +206,7 @@ class RealtimeCall:
     tools: ToolContext
     end_reason: str = "hangup"
     handed_over: bool = False
+    timer: CallTimer | None = None
 
 
 def session_instructions(settings: Settings, caller: CallerContext | None) -> str:
@@ -247,8 +253,13 @@ async def build_realtime_call(
     websocket: HandoverWebSocket, runtime: Runtime, services: Services, start: StreamStart
 ) -> RealtimeCall:
     """Build the realtime pipeline of one call (nothing runs until ``run_realtime_call``)."""
+    (call_id, caller_context), routing = await asyncio.gather(
+        open_call_with_caller(runtime, services, start),
+        call_routing(services.sessions, call_sid=start.call_sid, caller=start.caller),
+    )
     settings = services.settings
-    call_id, caller_context = await open_call_with_caller(runtime, services, start)
+    if persona := persona_of(routing.events, routing.rules):  # a persona rule fired at /phone/incoming
+        settings = settings.model_copy(update={"instructions": persona})
     greeting = greeting_for(settings, caller_context.name if caller_context else None)
 
     serializer = build_serializer(settings, start)
@@ -275,6 +286,9 @@ async def build_realtime_call(
     )
     registry = default_registry()
     registry.add(SEARCH_KNOWLEDGE)  # one model answers at once: it looks knowledge up when it needs it
+    intents, unclear = intents_of(routing.rules), listens_for_misunderstanding(routing.rules)
+    if intents or unclear:
+        registry.add(route_call_tool(intents, unclear=unclear))
     tools = register_tools(llm, registry, tool_ctx)
     apology_voice = build_fallback_tts(settings, http=services.http)  # HTTP per utterance: free until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
@@ -305,9 +319,42 @@ async def build_realtime_call(
         await task.queue_frame(EndFrame())
 
     failover = RealtimeFailover(service=llm, on_failure=apologise_and_hang_up)
+
+    async def redirect(reason: str) -> None:  # a rule or the time limit hands the call to Twilio
+        serializer.keep_call_up()
+        call.end_reason = reason
+
+    def keep_instructions(_text: str) -> None:  # the session's instructions are set at its start
+        logger.warning("a persona rule fired mid-call: realtime mode keeps the session's instructions")
+
+    router = CallRouter(
+        settings=settings,
+        sessions=services.sessions,
+        control=services.control,
+        rules=routing.rules,
+        call_sid=start.call_sid,
+        caller=start.caller,
+        returning=routing.returning,
+        tools=tool_ctx,
+        speak=failover.ask_to_say,
+        before_redirect=redirect,
+        hang_up=lambda reason: hang_up(reason),
+        set_instructions=keep_instructions,
+    )
+    tool_ctx.on_intent = router.on_intent
+    timer = CallTimer(
+        settings=settings,
+        control=services.control,
+        call_sid=start.call_sid,
+        tools=tool_ctx,
+        speak=failover.ask_to_say,
+        before_redirect=redirect,
+        hang_up=lambda reason: hang_up(reason),
+    )
     pipeline = Pipeline(
         [
             transport.input(),
+            *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             aggregators.user(),
             failover,
             *([apology_voice] if apology_voice is not None else []),
@@ -336,7 +383,7 @@ async def build_realtime_call(
         enable_rtvi=False,
         idle_timeout_secs=None,
     )
-    call = RealtimeCall(start, call_id, task, llm, tracker, recorder, tool_ctx)
+    call = RealtimeCall(start, call_id, task, llm, tracker, recorder, tool_ctx, timer=timer)
 
     async def expect_greeting() -> None:  # a socket that accepted and says nothing has failed too
         await asyncio.sleep(FIRST_AUDIO_SECS)
@@ -348,6 +395,7 @@ async def build_realtime_call(
         if llm.failed:  # the connection was refused while the pipeline started
             failover.fail(llm.failed)
             return
+        timer.start(runtime.tasks)
         await task.queue_frames([LLMRunFrame()])  # the greeting
         runtime.tasks.spawn(expect_greeting(), name=f"realtime-greeting-{start.call_sid}")
 
@@ -374,7 +422,7 @@ async def build_realtime_call(
 
     @aggregators.user().event_handler("on_user_turn_idle")
     async def on_caller_silent(_aggregator: object) -> None:
-        if not failover.failed:
+        if not failover.failed and not tool_ctx.pending_action():  # (a transfer or goodbye is on its way)
             await idle.caller_silent()
 
     @aggregators.user().event_handler("on_user_turn_message_added")
@@ -382,6 +430,8 @@ async def build_realtime_call(
         if message.content:
             idle.caller_transcribed()
             recorder.caller_turn(message.content)
+            if router.rules:  # (the model answers too: a rule that takes the call speaks after it)
+                await router.on_sentence(message.content)
 
     @aggregators.assistant().event_handler("on_assistant_turn_stopped")
     async def on_agent_turn(_aggregator: object, message: AssistantTurnStoppedMessage) -> None:
@@ -410,7 +460,11 @@ async def run_realtime_call(
         call.end_reason = str(params.get("reason") or "admin")
         await call.task.queue_frame(EndFrame())
 
-    await drive_call(runtime, services, start, call, on_command)
+    try:
+        await drive_call(runtime, services, start, call, on_command)
+    finally:
+        if call.timer is not None:
+            call.timer.cancel()
     if call.handed_over:
         stream.keep_open = False
         history: list[LLMContextMessage] = []

@@ -37,6 +37,9 @@ from phone_agent.ops.provider_health import ProviderHealth, report_provider_erro
 from phone_agent.voice.playout import PlayoutTracker
 
 FIRST_AUDIO_SECS = 1.0  # a voice given text that sends no audio by then has failed
+# Piper synthesises a whole sentence on this machine's CPU before its first audio: a busy core can
+# take seconds, and that is slow, not failed.
+LOCAL_FIRST_AUDIO_SECS = 4.0
 
 
 def unspoken_rest(full: str, spoken: str) -> str:

@@ -1,7 +1,31 @@
-// Progressive enhancement of the admin page: in-place saving, voice list, "Play sample".
+// Progressive enhancement of the admin page: in-place saving, voice list, "Play sample", the phone
+// menu, upload progress, live calls.
 // Everything also works without this file (plain form posts).
 "use strict";
+document.documentElement.classList.add("js");  // without this file the menu stays open (CSS)
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const businessZone = document.body.dataset.tz || undefined;
+
+// Times are shown in the business's time zone (the server renders them so; live updates do too).
+const timeFormat = new Intl.DateTimeFormat("en-GB", {
+  timeZone: businessZone, weekday: "short", day: "numeric", month: "short", year: "numeric",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+});
+function localTime(iso) {
+  if (!iso) return "";
+  const when = new Date(/[zZ]|[+-]\d\d:\d\d$/.test(iso) ? iso : iso + "Z");
+  const parts = Object.fromEntries(timeFormat.formatToParts(when).map((p) => [p.type, p.value]));
+  return `${parts.weekday} ${parts.day} ${parts.month} ${parts.year}, ${parts.hour}:${parts.minute}`;
+}
+
+// Phones: the sections sit behind the menu button.
+const menuButton = document.querySelector(".menu-toggle");
+if (menuButton) {
+  const header = menuButton.closest(".top");
+  const setOpen = (open) => { header.classList.toggle("open", open); menuButton.setAttribute("aria-expanded", String(open)); };
+  menuButton.addEventListener("click", () => setOpen(!header.classList.contains("open")));
+  header.querySelectorAll("nav a").forEach((a) => a.addEventListener("click", () => setOpen(false)));
+}
 
 function mirrorRanges(root) {
   root.querySelectorAll("input[type=range][data-mirror]").forEach((slider) => {
@@ -129,13 +153,71 @@ const upload = document.getElementById("upload-form");
 if (upload) upload.addEventListener("submit", (event) => {
   const file = upload.querySelector("input[type=file]").files[0];
   const limit = Number(upload.dataset.maxMb) * 1024 * 1024;
-  if (file && file.size > limit) {
-    event.preventDefault();
-    const status = document.querySelector(".upload-status");
+  const status = document.querySelector(".upload-status");
+  event.preventDefault();
+  if (!file) return;
+  if (file.size > limit) {
     status.className = "upload-status error";
     status.textContent = `${file.name} is larger than the ${upload.dataset.maxMb} MB upload limit.`;
+    return;
   }
+  uploadWithProgress(upload, file, status);
 });
+
+// The file goes up with a progress bar (XHR reports upload progress), then the server reads it as a
+// job whose progress is polled; the page reloads with the document listed.
+function uploadWithProgress(form, file, status) {
+  const box = document.getElementById("upload-progress");
+  const bar = document.getElementById("upload-bar");
+  const percent = document.getElementById("upload-percent");
+  const button = form.querySelector("button[type=submit]");
+  const show = (value, text) => { bar.value = value; percent.textContent = text; };
+  const fail = (message) => {
+    status.className = "upload-status error";
+    status.textContent = message;
+    button.disabled = false;
+  };
+  box.hidden = false;
+  button.disabled = true;
+  status.className = "upload-status hint";
+  status.textContent = `Uploading ${file.name}…`;
+  show(0, "0 %");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", form.action + "?wait=false");
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.setRequestHeader("X-CSRF-Token", csrf);
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) { const p = Math.round((100 * e.loaded) / e.total); show(p, p + " %"); }
+  });
+  xhr.addEventListener("error", () => fail("The upload failed: the agent could not be reached."));
+  xhr.addEventListener("load", () => {
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON: an error page */ }
+    if (xhr.status !== 202 || !body.job) {
+      fail("Not added: " + ((body.error && body.error.message) || body.detail || ("error " + xhr.status)));
+      return;
+    }
+    show(100, "100 %");
+    status.textContent = `Uploaded. Reading ${file.name}…`;
+    followJob(body.job.id, status, show, fail);
+  });
+  const data = new FormData(form);
+  data.delete("csrf_token");
+  xhr.send(data);
+}
+
+async function followJob(id, status, show, fail) {
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const response = await fetch("/admin/api/knowledge/jobs/" + encodeURIComponent(id), { headers: { "Accept": "application/json" } }).catch(() => null);
+    if (!response || !response.ok) { fail("Lost track of the upload; reload the page to see if it was added."); return; }
+    const job = await response.json();
+    if (job.status === "done") { window.location.assign("/admin?saved=knowledge#knowledge"); return; }
+    if (job.status === "failed") { fail("Not added: " + (job.error || "the file could not be read")); return; }
+    if (job.total) { const p = Math.round((100 * job.done) / job.total); show(p, `${job.stage} ${job.done}/${job.total}`); }
+    else status.textContent = `Reading ${job.name}… (${job.stage})`;
+  }
+}
 
 // "Try it": the conversation is kept here and sent whole; the server stores nothing of it.
 const tryForm = document.getElementById("try-form");
@@ -225,7 +307,11 @@ if (liveTable) {
       form.append(token, button);
       confirmBeforeSubmit(form);
       open.append(link, form);
-      row.append(cell(c.started_at.slice(0, 19).replace("T", " ")), cell(c.from_number), cell(c.to_number), cell(c.status), open);
+      const who = cell(c.caller_name ? c.caller_name + " " + (c.caller_phone || "") : (c.caller_phone || c.from_number));
+      const labels = ["Started", "Caller", "To", "Status"];
+      const cells = [cell(localTime(c.started_at)), who, cell(c.to_number), cell(c.status)];
+      cells.forEach((td, i) => { td.dataset.label = labels[i]; });
+      row.append(...cells, open);
       return row;
     }));
     document.getElementById("live-count").textContent = String(live.length);

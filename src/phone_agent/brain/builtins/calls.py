@@ -12,13 +12,29 @@ class TransferCallArgs(BaseModel):
     """Arguments of transfer_call."""
 
     reason: str = Field(description="Why the caller wants a person, in a few words (told to the person).")
+    destination: str | None = Field(
+        None, description="The department to transfer to, when the instructions list departments."
+    )
+
+
+def destination_number(ctx: ToolContext, name: str | None) -> str | None:
+    """The number of a ``transfer_destinations`` department (None: ``handoff_number``)."""
+    if not name or not name.strip():
+        return None
+    known = ctx.settings.destinations()
+    number = next((n for d, n in known.items() if d.lower() == name.strip().lower()), None)
+    if number is None:
+        listed = ", ".join(known) or "none"
+        raise ToolError(f"There is no department {name!r}; the departments are: {listed}.")
+    return number
 
 
 async def transfer_call(ctx: ToolContext, args: TransferCallArgs) -> dict[str, object]:
-    """Hand the call to ``handoff_number`` after the agent's current sentence has played."""
+    """Hand the call to a department or ``handoff_number`` after the agent's sentence has played."""
     if ctx.call_sid is None or ctx.channel != "phone":
         raise ToolError("This is not a phone call, so it cannot be transferred; offer to take a message.")
-    if not ctx.settings.handoff_number:
+    number = destination_number(ctx, args.destination)
+    if number is None and not ctx.settings.handoff_number:
         raise ToolError("Nobody is available to take a transfer; offer to take a message instead.")
     if ctx.control is None:
         raise ToolError("Transfers are not set up here; offer to take a message instead.")
@@ -29,7 +45,7 @@ async def transfer_call(ctx: ToolContext, args: TransferCallArgs) -> dict[str, o
         ctx.ended, ctx.end_reason = True, "transferred"
         if ctx.before_transfer is not None:
             await ctx.before_transfer()
-        await control.transfer(call_sid, args.reason)
+        await control.transfer(call_sid, args.reason, to=number)
 
     ctx.after_speech(transfer_now, "transfer_call")
     return {"status": "transferring", "say": "Tell the caller you are connecting them now, in one sentence."}
