@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     )
     realtime_model: str = Field("gpt-realtime", description="Speech-to-speech model used in realtime mode.")
     realtime_base_url: str = Field(
-        "wss://api.openai.com/v1/realtime", description="WebSocket URL of the OpenAI Realtime API."
+        "wss://api.openai.com/v1/realtime",
+        description="WebSocket URL of the OpenAI Realtime API (realtime mode; streaming STT too when set, "
+        "else openai_base_url's host).",
     )
     realtime_voice: str = Field(
         "marin", description="Voice of the realtime model (e.g. marin, cedar, alloy)."
@@ -130,6 +132,13 @@ class Settings(BaseSettings):
     # --- STT -------------------------------------------------------------------------------
     stt_provider: Literal["openai", "deepgram"] = Field("openai", description="Speech-to-text provider.")
     stt_model: str = Field("gpt-4o-transcribe", description="Speech-to-text model.")
+    stt_mode: Literal["streaming", "segmented"] = Field(
+        "streaming",
+        description="OpenAI STT: streaming = caller audio sent over a realtime transcription session "
+        "(realtime_base_url) while the caller speaks, committed when they pause; segmented = one "
+        "transcription request per utterance after it ends. Streaming falls back to segmented (and "
+        "its STT ladder) for any utterance the stream cannot transcribe.",
+    )
     stt_fallback_provider: Literal["openai", "deepgram", "none"] = Field(
         "openai",
         description="Speech-to-text tried when stt_model fails or is slow (OpenAI STT): openai "

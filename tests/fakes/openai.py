@@ -105,6 +105,7 @@ class FakeOpenAI(FakeServer):
         self.structured_for: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
         self.models_without_schemas: set[str] = set()  # refuse json_schema, as OpenAI does for older models
         self.chat_requests: list[dict[str, Any]] = []
+        self.chat_streams_finished: list[int] = []  # indices in chat_requests streamed to [DONE]
         self.transcription_requests: list[dict[str, Any]] = []
         self.speech_requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
@@ -121,6 +122,7 @@ class FakeOpenAI(FakeServer):
         self.transcripts.clear()
         for records in (
             self.chat_requests,
+            self.chat_streams_finished,
             self.transcription_requests,
             self.speech_requests,
             self.embedding_requests,
@@ -219,8 +221,11 @@ class FakeOpenAI(FakeServer):
         if not body.get("stream"):
             await asyncio.sleep(self.first_token_latency + self._generation_time(reply))
             return JSONResponse(completion_json(body, reply))
+        index = len(self.chat_requests) - 1
         return StreamingResponse(
-            self._stream(body, reply), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            self._stream(body, reply, index),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
         )
 
     def _generation_time(self, reply: Reply) -> float:
@@ -228,7 +233,7 @@ class FakeOpenAI(FakeServer):
             return 0.0
         return len(tokenize(reply.text or "")) / self.tokens_per_second
 
-    async def _stream(self, body: dict[str, Any], reply: Reply) -> AsyncIterator[str]:
+    async def _stream(self, body: dict[str, Any], reply: Reply, index: int) -> AsyncIterator[str]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {
             "id": f"chatcmpl-{id(reply):x}",
@@ -253,6 +258,7 @@ class FakeOpenAI(FakeServer):
                 base, None, include_usage=True, usage_obj=usage(count_tokens(body), completion_tokens)
             )
         yield "data: [DONE]\n\n"
+        self.chat_streams_finished.append(index)  # (a client that hung up never gets here)
 
     # -- models -----------------------------------------------------------------------------------
     async def _list_models(self, request: Request) -> Response:

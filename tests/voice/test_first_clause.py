@@ -13,7 +13,7 @@ async def _feed(aggregator: FirstClauseAggregator, text: str) -> list[tuple[int,
     released = []
     for index, token in enumerate(tokenize(text)):
         async for aggregation in aggregator.aggregate(token):
-            released.append((index, aggregation.text))
+            released.append((index, aggregation.text.strip()))
     rest = await aggregator.flush()
     if rest is not None and rest.text:
         released.append((-1, rest.text))
@@ -56,3 +56,43 @@ def test_installed_on_pipecats_elevenlabs_service() -> None:
     tts = ElevenLabsTTSService(api_key="k", settings=ElevenLabsTTSService.Settings(voice="v"))
     speak_from_first_clause(tts)
     assert isinstance(tts._text_aggregator, FirstClauseAggregator)
+
+
+async def test_a_reply_without_punctuation_starts_after_a_few_words() -> None:
+    text = "I can certainly help you book an appointment for next week and I will need a few details"
+    released = await _feed(FirstClauseAggregator(), text)
+    assert released[0] == (4, "I can certainly help")  # token 4 (" you") ends the fourth word
+    assert " ".join(t for _, t in released) == text  # nothing lost, nothing doubled
+
+
+async def test_a_one_word_sentence_goes_at_its_period() -> None:
+    released = await _feed(FirstClauseAggregator(), "Sure. What time?")
+    assert released[0] == (1, "Sure.")
+    released = await _feed(FirstClauseAggregator(), "Dr. Smith will call you back.")
+    assert released[0][1] != "Dr."  # an abbreviation is not a sentence
+
+
+async def test_a_slow_stream_goes_after_150_ms_of_tokens(monkeypatch: object) -> None:
+    from phone_agent.voice import first_clause
+
+    now = [100.0]
+    monkeypatch.setattr(first_clause.time, "monotonic", lambda: now[0])  # type: ignore[attr-defined]
+    aggregator = FirstClauseAggregator()
+    released = []
+    for token in ("Let", " me", " check", " that"):
+        async for aggregation in aggregator.aggregate(token):
+            released.append(aggregation.text.strip())
+        now[0] += 0.1  # 100 ms a token: a slow model
+    assert released == ["Let me"]  # two words and 200 ms: the TTS starts (a third word would wait)
+
+
+async def test_pieces_end_with_a_space_so_the_tts_never_joins_two_words() -> None:
+    aggregator = FirstClauseAggregator()
+    pieces = []
+    for token in tokenize("I can certainly help you with that booking today"):
+        async for aggregation in aggregator.aggregate(token):
+            pieces.append(aggregation.text)
+    rest = await aggregator.flush()
+    joined = "".join(pieces) + (rest.text if rest else "")
+    assert pieces and all(p.endswith(" ") for p in pieces)
+    assert joined.split() == "I can certainly help you with that booking today".split()

@@ -67,7 +67,8 @@ async def test_in_a_call_caller_audio_makes_three_hops_and_agent_audio_stops_aft
             await caller.wait_for_quiet(0.6, timeout=30)
 
     caller_hops = {dest: n for (kind, dest), n in hops.items() if kind == "caller"}
-    assert set(caller_hops) == {"LadderSTTService", "LLMUserAggregator", "DropFrames"}  # STT with its ladder
+    # the STT (streaming, its ladder behind it), the user aggregator (VAD, smart-turn), the drop
+    assert set(caller_hops) == {"StreamingSTTService", "LLMUserAggregator", "DropFrames"}
     assert sum(caller_hops.values()) == 3 * frames["caller"] and frames["caller"] > 100
     agent_ends = {dest for (kind, dest), _ in hops.items() if kind == "agent"}
     assert "DropFrames" in agent_ends and "InterruptedContextFilter" not in agent_ends

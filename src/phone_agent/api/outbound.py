@@ -70,13 +70,15 @@ async def outbound_answered(request: Request, runtime: RuntimeDep, services: Ser
             logger.warning("repeated outbound answer for a call that streams already or has ended")
             return Response(hang_up(), media_type=TWIML)
         problems = voice_path_problems(settings)
-        full = runtime.load.full_reason() if runtime.takes_calls else None
+        full = runtime.load.full_reason(exclude=call_sid) if runtime.takes_calls else None
         if problems or full:  # nobody would talk: end the call rather than leave the callee in silence
             reason = "not_configured" if problems else "overflow"
             logger.error("outbound call not connected: {}", "; ".join(problems) or full)
             metrics.call_refused(reason)
             await set_end_reason(services.sessions, call_sid=call_sid, end_reason=reason)
             return Response(hang_up(), media_type=TWIML)
+        if runtime.takes_calls:
+            runtime.load.reserve(call_sid)  # counted from now, as an inbound call (ops/load.py)
         token = issue_stream_token(
             services.signing_key, call_sid=call_sid, caller=outbound.to, expires_at=registered.token_expires
         )

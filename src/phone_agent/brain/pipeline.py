@@ -41,8 +41,16 @@ from loguru import logger
 from openai import AsyncOpenAI
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    Frame,
+    FunctionCallResultProperties,
+    InterruptionFrame,
+    TTSSpeakFrame,
+    UserStoppedSpeakingFrame,
+)
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.types import assert_given
@@ -85,6 +93,7 @@ class ChainedLLMService(OpenAILLMService):
         self.caller = caller
         self.memory = memory
         self.last_stream: ChainStream | None = None
+        self._held_exhaustion: str | None = None  # the chain failed a reply not confirmed yet
         self.call_instructions = ""  # this call's own brief (e.g. an outbound call's purpose)
 
     def create_client(self, *_args: Any, **_kwargs: Any) -> AsyncOpenAI:
@@ -103,8 +112,25 @@ class ChainedLLMService(OpenAILLMService):
         params["messages"] = await self.pack_messages(list(params["messages"]))
         self.last_stream = await self.chain.stream(canned_text=self.exhausted_reply, **params)
         if self.last_stream.canned and self.on_exhausted is not None:
-            await self.on_exhausted("; ".join(self.last_stream.failures) or "no LLM answered")
+            detail = "; ".join(self.last_stream.failures) or "no LLM answered"
+            if self._speculation_gate.is_speculating:
+                # a reply prepared before the turn was confirmed (voice/turn_end.py): the apology
+                # is held with it, and the rescue starts only if the turn is confirmed
+                self._held_exhaustion = detail
+            else:
+                await self.on_exhausted(detail)
         return self.last_stream
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if self._held_exhaustion is None:
+            return
+        if isinstance(frame, UserStoppedSpeakingFrame):  # the held apology was just released
+            detail, self._held_exhaustion = self._held_exhaustion, None
+            if self.on_exhausted is not None:
+                await self.on_exhausted(detail)
+        elif isinstance(frame, (EagerEndOfTurnCancelFrame, InterruptionFrame)):
+            self._held_exhaustion = None  # withdrawn: the confirmed turn asks again
 
     async def pack_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
         """Persona, caller memory, knowledge for this turn and the conversation, inside the budget."""

@@ -3,6 +3,11 @@
     transport.input → STT → user aggregator (Silero VAD + smart-turn) → LLM → TTS (+ fallback)
       → PlayoutTracker (marks) → transport.output → InterruptedContextFilter → assistant aggregator
 
+Streaming end to end: the STT streams the caller's audio while they speak and commits at their
+pause (voice/streaming_stt.py); the LLM request starts once the transcript is in, while smart-turn
+decides and the turn is confirmed (voice/turn_end.py); the TTS starts on the reply's first clause or
+first few words (voice/first_clause.py).
+
 The greeting is spoken first (by name for a caller memory knows); the LLM is the brain's
 (``build_call_brain``: packed persona + caller memory + knowledge per turn, LLM chain with fallback,
 tools through Pipecat function calling); each turn is stored by ``CallRecorder``; at a barge-in
@@ -34,7 +39,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
-from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
@@ -62,9 +66,11 @@ from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from phone_agent.voice.stream import StreamStart
+from phone_agent.voice.streaming_stt import SegmentSettledFrame, StreamingSTTService
 from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import FIRST_AUDIO_SECS, LOCAL_FIRST_AUDIO_SECS, TTSFailover
+from phone_agent.voice.turn_end import CallTurnStopStrategy
 from phone_agent.voice.web_leg import WEB_SAMPLE_RATE, BrowserAudioSerializer
 
 TWILIO_SAMPLE_RATE = 8000
@@ -276,7 +282,7 @@ async def build_call(
 
     stt = build_stt(settings, http=services.http, on_exhausted=stt_exhausted, health=runtime.providers)
     stt_stage: list[FrameProcessor] = [stt]
-    if not isinstance(stt, LadderSTTService):  # (Deepgram streaming: its failure goes to the rescue)
+    if not isinstance(stt, (LadderSTTService, StreamingSTTService)):  # Deepgram: failure → the rescue
         watch = STTFailureWatch(
             stt=stt, provider=settings.stt_provider, on_failed=stt_exhausted, health=runtime.providers
         )
@@ -305,17 +311,25 @@ async def build_call(
     if plan is not None:
         brain.llm.call_instructions = plan.brief  # packed with the persona into every request
     context = LLMContext(messages=list(resume.history) if resume else [], tools=brain.tools)
-    end_of_turn = TurnAnalyzerUserTurnStopStrategy(
-        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS))
+    vad = SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS))
+    if isinstance(stt, StreamingSTTService):
+        vad.listeners.append(stt.on_vad_state)  # speech starts streaming, a pause commits
+    end_of_turn = CallTurnStopStrategy(  # smart-turn, with the reply prepared while it is confirmed
+        vad=vad,
+        segments=stt.segments if isinstance(stt, StreamingSTTService) else None,
+        # routing rules act on the caller's sentences (SentenceGate): never on one not confirmed
+        speculate_after_secs=float("inf") if router.rules else None,
+        turn_analyzer=SharedSmartTurnAnalyzer(params=SmartTurnParams(stop_secs=TURN_FALLBACK_SECS)),
     )
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            vad_analyzer=vad,
             user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
             user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )
+    end_of_turn.turn_text = aggregators.user().aggregation_string
     gate = AnswerGate()  # (outbound calls only: the callee is not heard before the machine verdict)
     pipeline = Pipeline(
         [
@@ -324,7 +338,8 @@ async def build_call(
             *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             *stt_stage,
             aggregators.user(),
-            DropFrames(InputAudioRawFrame),  # caller audio: only STT, VAD and smart-turn read it
+            # caller audio: only STT, VAD and smart-turn read it; STT segments: only the turn end
+            DropFrames(InputAudioRawFrame, SegmentSettledFrame),
             *([SentenceGate(router)] if router.rules else []),  # a sentence a rule acts on
             llm,
             *tts_stage,

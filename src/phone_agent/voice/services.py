@@ -1,7 +1,9 @@
 """The provider services of a call, built from Settings with Pipecat's adapters.
 
-STT: OpenAI transcription with its ladder of endpoints (default; voice/stt_ladder.py), Deepgram
-streaming (the LLM is the brain's: brain/pipeline.py), or local Whisper.
+STT: OpenAI realtime transcription streamed while the caller speaks (default, ``stt_mode=streaming``;
+voice/streaming_stt.py) with the segmented ladder of endpoints behind it (voice/stt_ladder.py; alone
+with ``stt_mode=segmented``), Deepgram streaming (the LLM is the brain's: brain/pipeline.py), or
+local Whisper.
 TTS: ElevenLabs websocket with a fallback voice (OpenAI TTS or local Piper) behind a failover switcher.
 Every provider is reached through the base URL in Settings. ``voice_stack=local`` replaces STT and
 TTS with faster-whisper and Piper on this machine (voice/local.py).
@@ -26,6 +28,7 @@ from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.local import build_local_stt, build_local_tts
 from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
+from phone_agent.voice.streaming_stt import StreamingSTTService
 from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 
 OPENAI_TTS_SAMPLE_RATE = 24000
@@ -56,7 +59,8 @@ def build_stt(
     on_exhausted: Callable[[str], Awaitable[None]] | None = None,
     health: ProviderHealth | None = None,
 ) -> FrameProcessor:
-    """Speech-to-text: OpenAI transcription (segmented by VAD, with its ladder), Deepgram, or local Whisper.
+    """Speech-to-text: OpenAI transcription (streamed, or segmented by VAD, with its ladder), Deepgram,
+    or local Whisper.
 
     Args:
         settings: the call's settings.
@@ -73,13 +77,37 @@ def build_stt(
             api_key=_require(settings, "deepgram_api_key", "speech-to-text with Deepgram"),
             base_url=settings.deepgram_base_url,
         )
-    return LadderSTTService(
+    ladder = LadderSTTService(
         rungs=stt_rungs(settings, http=http),
         on_exhausted=on_exhausted,
         health=health,
         http_client=http,  # Pipecat's own client (unused: the rungs transcribe) stays on the pool
         settings=OpenAISTTService.Settings(model=settings.stt_model),
     )
+    if settings.stt_mode == "segmented":
+        return ladder
+    url = streaming_stt_url(settings)
+    return StreamingSTTService(
+        api_key=_require(settings, "openai_api_key", "speech-to-text"),
+        base_url=url,
+        model=settings.stt_model,
+        fallback=ladder,
+        health=health,
+        # an OpenAI-compatible server nobody said has realtime transcription: its refusal is no failure
+        refusal_is_failure=settings.source_of("realtime_base_url") != "default"
+        or url.startswith(OPENAI_REALTIME),
+    )
+
+
+OPENAI_REALTIME = "wss://api.openai.com/"
+
+
+def streaming_stt_url(settings: Settings) -> str:
+    """The realtime transcription endpoint: ``realtime_base_url`` when configured, else the host of
+    ``openai_base_url`` (an OpenAI-compatible server or proxy gets the key, never another host)."""
+    if settings.source_of("realtime_base_url") != "default":
+        return settings.realtime_base_url
+    return websocket_base(settings.openai_base_url.rstrip("/")) + "/realtime"
 
 
 def stt_rungs(settings: Settings, *, http: HttpPool | None = None) -> list[STTRung]:

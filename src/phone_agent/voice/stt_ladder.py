@@ -105,6 +105,10 @@ class LadderSTTService(OpenAISTTService):
         self._first = 0  # rungs before this one failed earlier in the call
         self.exhausted = False
 
+    async def transcribe_segment(self, wav: bytes) -> Any:
+        """One WAV segment up the ladder (a streaming STT's fallback); raises ``STTExhausted``."""
+        return await self._transcribe(wav)
+
     async def _transcribe(self, audio: bytes) -> Any:
         try:
             return await self._climb(audio)

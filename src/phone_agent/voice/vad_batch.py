@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,13 +198,26 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         self._model = self.call_model
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+        # given every frame with the state after it (the streaming STT: speech is sent, a pause commits)
+        self.listeners: list[Callable[[VADState, float, bytes], Awaitable[None]]] = []
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """The VAD state after ``buffer``: at once while it completes no window, else after the tick."""
         needed = self._vad_frames_num_bytes
         if len(self._vad_buffer) + len(buffer) < needed:
             self._vad_buffer += buffer
-            return self._vad_state
-        window = (self._vad_buffer + buffer)[:needed]
-        await self._batcher.score(self.call_model, window, self.sample_rate)
-        return self._run_analyzer(buffer)  # Pipecat's analysis; its first window is already scored
+            state = self._vad_state
+        else:
+            window = (self._vad_buffer + buffer)[:needed]
+            await self._batcher.score(self.call_model, window, self.sample_rate)
+            state = self._run_analyzer(buffer)  # Pipecat's analysis; its first window is already scored
+        for listener in self.listeners:
+            await listener(state, self.silent_secs, buffer)
+        return state
+
+    @property
+    def silent_secs(self) -> float:
+        """Seconds of silence since the caller's last speech window, while VAD waits to call it a stop."""
+        if self._vad_state != VADState.STOPPING or not self.sample_rate:
+            return 0.0
+        return self._vad_stopping_count * self._vad_frames / self.sample_rate

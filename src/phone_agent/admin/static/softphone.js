@@ -50,6 +50,7 @@
       return;
     }
     const ctx = new AudioContext({ sampleRate: RATE, latencyHint: "interactive" });
+    call = { ws: null, ctx, mic, meter: null }; // from here on, finish() releases the microphone
     await ctx.audioWorklet.addModule("/admin/static/softphone-worklet.js");
     const source = ctx.createMediaStreamSource(mic);
     const capture = new AudioWorkletNode(ctx, "pa-capture", { numberOfOutputs: 1 });
@@ -65,7 +66,7 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(scheme + "//" + window.location.host + root.dataset.path);
     ws.binaryType = "arraybuffer";
-    call = { ws, ctx, mic, meter: null };
+    call.ws = ws;
     const samples = new Float32Array(analyser.fftSize);
     call.meter = setInterval(() => {
       analyser.getFloatTimeDomainData(samples);
@@ -122,9 +123,9 @@
     if (!call) return;
     const { ws, ctx, mic, meter } = call;
     call = null;
-    clearInterval(meter);
+    if (meter) clearInterval(meter);
     mic.getTracks().forEach((track) => track.stop());
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close();
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) ws.close();
     ctx.close();
     level.value = 0;
     if (stats.error) {
@@ -143,7 +144,13 @@
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    if (!call) start().catch((err) => { stats.error = err.message; finish(); show("idle", "The call failed: " + err.message, true); });
+    if (!call) {
+      start().catch((err) => {
+        stats.error = err.message;
+        finish();
+        show("idle", "The call failed: " + err.message, true);
+      });
+    }
   });
   hangupButton.addEventListener("click", () => finish());
   window.addEventListener("pagehide", () => finish());

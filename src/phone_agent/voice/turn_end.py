@@ -1,0 +1,151 @@
+"""The end of a caller's turn: smart-turn decides, the reply is prepared while it is confirmed.
+
+``CallTurnStopStrategy`` is Pipecat's ``TurnAnalyzerUserTurnStopStrategy`` (VAD stop, then
+smart-turn, then the transcript) with three changes:
+
+- **Preemptive reply.** As soon as the turn's transcript is in, VAD has stopped and the caller has
+  been quiet ``SPECULATE_AFTER_SECS``, the LLM request starts, while smart-turn and the
+  confirmation below run: Pipecat's speculative inference (a provisional context; the LLM
+  service's ``SpeculationGate`` holds every frame of the reply). When the turn is confirmed with the
+  same text, the held reply is released and no second request is made; when the caller goes on (or
+  more words are transcribed), the request is cancelled and nothing of it is spoken or stored.
+- **One utterance with a short pause is one turn.** A turn ends only after ``CONFIRM_SECS`` of
+  silence with the caller quiet at that moment (Silero hearing no new speech), so "Thanks, that is
+  all." stays one caller turn with one reply. The wait is hidden behind the LLM's first token.
+- **Every transcript of the turn.** With the streaming STT a turn may have several commits (one per
+  pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at
+  most ``SEGMENT_WAIT_SECS`` of silence for one the STT still holds.
+
+Silence is counted in the caller's audio frames as the aggregator processes them (VAD has scored
+each one by then), not in wall time: when smart-turn or a busy event loop holds the aggregator up,
+the frames queued behind it are still looked at before a pause can end the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    Frame,
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+from phone_agent.voice.streaming_stt import SegmentCounter, SegmentSettledFrame
+
+SPECULATE_AFTER_SECS = 0.3  # caller silence before the LLM request may start (no request at a comma)
+CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is over
+SEGMENT_WAIT_SECS = 6.0  # longest wait (caller silence) for a segment the STT has not settled yet
+
+
+class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+    """Smart-turn end of turn with a preemptive, cancellable reply and a short confirmation."""
+
+    def __init__(
+        self,
+        *,
+        vad: VADAnalyzer,
+        segments: SegmentCounter | None = None,
+        confirm_secs: float | None = None,
+        speculate_after_secs: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._vad = vad
+        self.confirm_secs = CONFIRM_SECS if confirm_secs is None else confirm_secs
+        self.speculate_after_secs = (
+            SPECULATE_AFTER_SECS if speculate_after_secs is None else speculate_after_secs
+        )
+        self.turn_text: Callable[[], str] = lambda: self._text  # the user aggregator's text (set by the call)
+        self.speculations = 0  # preemptive requests started (tests, bench)
+        self.cancelled = 0  # ... of them cancelled
+        self._speculation: UserTurnSpeculation | None = None
+        self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
+        self._silence: float | None = None  # seconds of caller audio since their speech ended
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, SegmentSettledFrame):
+            self._segments.settle_one()
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._speculation = None  # withdrawn by the LLM (it wanted a tool): the turn end asks again
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._silence = frame.stop_secs  # the silence VAD waited for
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._silence = None
+            await self._withdraw()  # the caller goes on: nothing of the prepared reply is said
+        elif isinstance(frame, TranscriptionFrame) and self._speculation is not None:
+            await self._withdraw()  # more words: the prepared reply answers less than was said
+        result = await super().process_frame(frame)
+        if isinstance(frame, InputAudioRawFrame) and self._silence is not None and frame.sample_rate:
+            # silence is counted in caller audio, not wall time: a busy event loop that falls behind
+            # the caller still sees their next words before it could take a pause for the end
+            self._silence += len(frame.audio) / (2 * frame.sample_rate * max(1, frame.num_channels))
+            await self._maybe_trigger_user_turn_stopped()
+        elif isinstance(frame, SegmentSettledFrame):
+            await self._maybe_trigger_user_turn_stopped()
+        return result
+
+    async def handle_user_turn_stopped(self) -> None:
+        self._speculation = None  # settled by the turn end itself
+        self._segments.forget()
+        self._silence = None
+        await super().handle_user_turn_stopped()
+
+    def _caller_quiet(self) -> bool:
+        return self._vad._vad_state not in (VADState.STARTING, VADState.SPEAKING)
+
+    async def _maybe_trigger_user_turn_stopped(self) -> None:
+        silence = self._silence
+        if not self._vad_stopped or self._vad_user_speaking or silence is None:
+            return  # mid-utterance: the analyzer's silence fallback comes back here through VAD stop
+        if self._segments.in_flight or (self._segments.pending and silence < SEGMENT_WAIT_SECS):
+            return  # a committed segment's words are on their way (queued, or still with the STT)
+        if not self._caller_quiet():
+            return  # speech onset: a VAD start (withdraw) or a blip; the next frames tell
+        text = self.turn_text().strip() if silence >= self.speculate_after_secs else ""
+        if text:
+            await self._speculate(text)
+        if self._turn_complete and silence < self.confirm_secs:
+            return
+        await super()._maybe_trigger_user_turn_stopped()
+
+    async def _speculate(self, text: str) -> None:
+        if self._speculation is not None and self._speculation.text == text:
+            return
+        await self._withdraw()
+        self._speculation = UserTurnSpeculation(text=text)
+        self.speculations += 1
+        logger.debug("reply requested early, {:.2f} s into the caller's silence", self._silence or 0.0)
+        await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
+
+    async def _withdraw(self) -> None:
+        if self._speculation is not None:
+            self._speculation = None
+            self.cancelled += 1
+            await self.trigger_user_turn_speculation_cancelled()
+
+    async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None) -> None:
+        """End the turn: release the prepared reply when it answers this text, else ask now."""
+        speculation, self._speculation = self._speculation, None
+        logger.debug(
+            "caller turn over after {:.2f} s of silence (smart-turn: {})",
+            self._silence or 0.0,
+            "complete" if self._turn_complete else "incomplete",
+        )
+        if speculation is not None and speculation.text == self.turn_text().strip():
+            await self.trigger_user_turn_finalized(
+                enable_user_speaking_frames=enable_user_speaking_frames, confirms_speculation=True
+            )
+            return
+        if speculation is not None:
+            self.cancelled += 1
+            await self.trigger_user_turn_speculation_cancelled()
+        await super().trigger_user_turn_stopped(enable_user_speaking_frames=enable_user_speaking_frames)
