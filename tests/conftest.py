@@ -12,7 +12,7 @@ import pytest
 
 from phone_agent.config import Settings, load_settings
 
-pytest_plugins = ["tests.fakes.pytest_plugin", "tests.running_agent"]
+pytest_plugins = ["pytester", "tests.asyncio_guard", "tests.fakes.pytest_plugin", "tests.running_agent"]
 
 PG_ADMIN_URL = os.environ.get("PHONE_AGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -13,7 +13,14 @@ from pathlib import Path
 import httpx
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 60):
+def run_cli(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    python_args: tuple[str, ...] = (),
+):
+    """``python [python_args] -m phone_agent args`` in ``cwd`` with no provider keys or settings from env."""
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -21,7 +28,7 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     }
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "phone_agent", *args],
+        [sys.executable, *python_args, "-m", "phone_agent", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -12,6 +12,7 @@ from loguru import logger
 
 from phone_agent import __version__
 from phone_agent.admin import api as admin_api
+from phone_agent.admin import auth as admin_auth
 from phone_agent.admin import connections as admin_connections
 from phone_agent.admin import exports as admin_exports
 from phone_agent.admin import knowledge as admin_knowledge
@@ -72,6 +73,24 @@ def routers_for(role: Role) -> list[APIRouter]:
     return common + by_role[role]
 
 
+ROLES_SERVING_ADMIN = ("all", "orchestrator")
+
+
+async def announce_first_run(runtime: Runtime) -> None:
+    """With no admin password yet, write the one-time setup code and say where it is."""
+    try:
+        path = await admin_auth.prepare_first_run(runtime)
+    except Exception as exc:  # the database is down: start anyway (/health says so), no code yet
+        logger.warning("first run check skipped: {}: {}", type(exc).__name__, exc)
+        return
+    if path is not None:
+        logger.warning(
+            "first run: no admin password is set. Open the admin page's /admin/setup and enter the "
+            "one-time setup code from {} (or set ADMIN_PASSWORD and restart).",
+            path,
+        )
+
+
 async def preload_call_models(settings: Settings) -> None:
     """Load the models calls need (VAD, turn detection; local speech when configured) before the
     first call, off the loop."""
@@ -119,6 +138,8 @@ def create_app(
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )
+        if role in ROLES_SERVING_ADMIN:
+            await announce_first_run(runtime)
         try:
             yield
         finally:

@@ -1,16 +1,19 @@
-"""The ``phone-agent`` command line: serve, config, db here; the other groups live in ``commands/``."""
+"""The ``phone-agent`` command line: serve, config, db here; the other groups live in ``commands/``.
+
+Only typer and rich load at start: settings (pydantic), the database, the app and the voice stack
+(Pipecat) load inside the command that needs them, so ``--help``, ``version`` and ``config show`` stay
+quick and only ``serve``/``call`` print Pipecat's banner (``tests/test_cli_startup.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from phone_agent import __version__
 from phone_agent.commands import admin as admin_commands
@@ -20,8 +23,10 @@ from phone_agent.commands import dial as dial_commands
 from phone_agent.commands import ops as ops_commands
 from phone_agent.commands.common import console, err_console, fail, settings_or_exit, settings_with_overrides
 from phone_agent.commands.memory import register as register_memory_commands
-from phone_agent.config import ROLES, Role
 from phone_agent.errors import ConfigError, PhoneAgentError
+
+if TYPE_CHECKING:
+    from phone_agent.config import Role
 
 app = typer.Typer(
     help="phone-agent: an AI phone receptionist.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -57,6 +62,7 @@ def serve(
     import uvicorn
 
     from phone_agent.app import create_app
+    from phone_agent.config import ROLES
     from phone_agent.ops.logging import setup_logging
     from phone_agent.voice.stream_limits import MAX_MESSAGE_BYTES
 
@@ -76,6 +82,8 @@ def serve(
         f"(app built in {1000 * (time.perf_counter() - started):.0f} ms)",
         highlight=False,
     )
+    if chosen in ("all", "orchestrator"):
+        console.print(f"admin page: {admin_url(host or settings.host, bind_port)}", highlight=False)
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": bind_port,
@@ -99,6 +107,15 @@ def serve(
 WORKER_ROLE_ENV = "_PHONE_AGENT_SERVE_ROLE"
 
 
+def admin_url(host: str, port: int) -> str:
+    """The admin page's URL on this machine (a wildcard bind address is reached as localhost)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}/admin"
+
+
 def worker_app() -> Any:
     """The app of one ``serve --workers N`` process (uvicorn calls this in each worker)."""
     from phone_agent.app import create_app
@@ -115,6 +132,10 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Print every setting with its value and source (secrets masked)."""
+    import json
+
+    from rich.table import Table
+
     settings = asyncio.run(settings_with_overrides(settings_or_exit()))
     rows = settings.public_view()
     if as_json:
@@ -167,5 +188,5 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

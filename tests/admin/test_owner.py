@@ -254,3 +254,13 @@ def test_a_voicemail_in_the_inbox_plays_its_recording_and_shows_its_transcript(
         page = client.get("/admin/inbox").text
         assert f'<audio class="voicemail" controls preload="none" src="{item["recording_url"]}">' in page
         assert "It&#39;s Sam, call me." in page and "https://api.twilio.com/rec/REa" not in page
+
+
+def test_inbox_item_ids_beyond_the_database_are_refused(admin: tuple[TestClient, str]) -> None:
+    client, csrf = admin
+    for item_id in ("99999999999999999999", "0", "x"):
+        answer = client.post(f"/admin/inbox/message/{item_id}/done", data={"csrf_token": csrf})
+        assert answer.status_code == 422, item_id
+    assert client.post("/admin/inbox/calls/1/done", data={"csrf_token": csrf}).status_code == 422
+    for day in ("9999-12-31", "0001-01-01", "someday"):
+        assert client.get("/admin/appointments", params={"day": day}).status_code == 422, day

@@ -103,6 +103,7 @@ class FakeOpenAI(FakeServer):
         # answers unscripted structured-output requests (``response_format`` json_schema) with an
         # object (None: the fake's own instance of the schema)
         self.structured_for: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+        self.models_without_schemas: set[str] = set()  # refuse json_schema, as OpenAI does for older models
         self.chat_requests: list[dict[str, Any]] = []
         self.chat_streams_finished: list[int] = []  # indices in chat_requests streamed to [DONE]
         self.transcription_requests: list[dict[str, Any]] = []
@@ -117,6 +118,7 @@ class FakeOpenAI(FakeServer):
     def reset_state(self) -> None:
         self.replies.clear()
         self.structured_for = None
+        self.models_without_schemas.clear()
         self.transcripts.clear()
         for records in (
             self.chat_requests,
@@ -197,6 +199,14 @@ class FakeOpenAI(FakeServer):
         validate_chat_request(body)
         validate_response_format(body)
         self.check_model(body["model"])
+        if wants_schema(body) is not None and body["model"] in self.models_without_schemas:
+            raise OpenAIError(
+                400,
+                "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this "
+                "model. Learn more about supported models at the Structured Outputs guide: "
+                "https://platform.openai.com/docs/guides/structured-outputs",
+                param="response_format",
+            )
         if self.replies:
             reply = self.replies.popleft()
         elif wants_schema(body) is not None:  # structured output: what a compliant model returns

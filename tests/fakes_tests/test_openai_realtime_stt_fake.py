@@ -23,8 +23,8 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.runner import WorkerRunner
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.openai.stt import OpenAIRealtimeSTTService
 from pydantic import TypeAdapter
@@ -105,7 +105,7 @@ async def test_pipecat_service_commits_at_vad_stop_and_gets_the_transcript_after
         fake.transcripts.append("I would like to book a table.")
         stt = OpenAIRealtimeSTTService(api_key=fake.api_key, base_url=fake.ws_url + "/v1/realtime")
         collect = Collect()
-        task = PipelineTask(Pipeline([stt, collect]), params=PipelineParams(audio_in_sample_rate=8000))
+        task = PipelineWorker(Pipeline([stt, collect]), params=PipelineParams(audio_in_sample_rate=8000))
         pcm = ulaw_to_pcm16(read_ulaw(speech_wav(SPEECH)) + b"\xff" * 2400)
         stopped_at: list[float] = []
 
@@ -122,7 +122,7 @@ async def test_pipecat_service_commits_at_vad_stop_and_gets_the_transcript_after
             await task.queue_frame(EndFrame())
 
         feeder = asyncio.create_task(feed())
-        runner = PipelineRunner(handle_sigint=False)
+        runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(task)
         await runner.run()
         await feeder

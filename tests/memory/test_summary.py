@@ -137,3 +137,21 @@ def test_reply_json_is_found_in_prose_and_fences() -> None:
     )
     facts = parse_facts(reply)
     assert facts.review == {"summary": "S.", "intent": None, "outcome": "voicemail"}
+
+
+async def test_a_model_without_json_schemas_is_asked_for_a_json_object(
+    runtime_for: Runtime, openai_fake: FakeOpenAI
+) -> None:
+    await record(runtime_for, "CA-s5", [("caller", "Is this the right number for claims?")])
+    openai_fake.models_without_schemas.add(runtime_for.current.settings.llm_model)
+    openai_fake.script('{"facts": [], "summary": "Asked about claims. Was told yes.", "outcome": "Answered"}')
+    call = await review(runtime_for, "CA-s5")
+    refused, asked = openai_fake.chat_requests
+    assert refused["response_format"]["type"] == "json_schema" and asked["response_format"] == {
+        "type": "json_object"
+    }
+    assert (call.summary, call.outcome, call.summary_source) == (
+        "Asked about claims. Was told yes.",
+        "answered",
+        "llm",
+    )

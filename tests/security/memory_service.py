@@ -42,14 +42,16 @@ class MemoryServiceProcess:
             **self.extra_env,
         )
         command = [sys.executable, "-m", "phone_agent", "serve", "--role", "memory", "--host", "127.0.0.1"]
-        self.process = subprocess.Popen(
-            [*command, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # The log goes to a file, not a pipe: nobody reads a pipe while the service runs (a full one
+        # would block it), and a file needs no closing when the process is killed.
+        log = self.root / "service.log"
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=output
+            )
         deadline = time.monotonic() + 60
         while True:
-            assert self.process.poll() is None, (
-                self.process.stderr.read().decode() if self.process.stderr else ""
-            )
+            assert self.process.poll() is None, log.read_text(errors="replace")[-4000:]
             try:
                 if httpx.get(self.url + "/health", timeout=1).json().get("role") == "memory":
                     return

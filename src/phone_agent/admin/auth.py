@@ -131,6 +131,16 @@ def setup_code_path(services: Services) -> Path:
     return Path(services.settings.data_dir) / "admin-setup-code"
 
 
+async def prepare_first_run(runtime: Runtime) -> Path | None:
+    """At start, with no admin password yet: write the one-time setup code now (not when
+    /admin/setup is first opened) and return the file's absolute path; None once a password exists."""
+    async with runtime.use() as services:
+        if await account_exists(runtime, services):
+            return None
+        await asyncio.to_thread(setup_code, services)
+        return setup_code_path(services).resolve()
+
+
 def setup_code(services: Services) -> str:
     """The first-run setup code, created on first use with mode 0600."""
     path = setup_code_path(services)

@@ -9,10 +9,10 @@ as ordinary HTML forms (303 back to the inbox) or with ``Accept: application/jso
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from phone_agent.admin import auth
@@ -20,6 +20,7 @@ from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.charts import bar_chart, hour_chart
 from phone_agent.admin.templating import render
 from phone_agent.api.deps import ServicesDep
+from phone_agent.api.limits import MAX_DB_INT
 from phone_agent.errors import ConfigError
 from phone_agent.memory.summary import outcome_label
 from phone_agent.services import Services
@@ -102,7 +103,7 @@ def _back(request: Request, state: str) -> Response:
 @router.post("/admin/inbox/{table}/{item_id}/done")
 async def inbox_done(
     table: InboxTable,
-    item_id: int,
+    item_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
     request: Request,
     services: ServicesDep,
     admin: AdminDep,
@@ -117,7 +118,7 @@ async def inbox_done(
 @router.post("/admin/inbox/{table}/{item_id}/note")
 async def inbox_note(
     table: InboxTable,
-    item_id: int,
+    item_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
     request: Request,
     services: ServicesDep,
     admin: AdminDep,
@@ -140,6 +141,8 @@ async def appointments_page(
     """Upcoming bookings of one local day or the seven days from ``day`` (default today)."""
     tz = ZoneInfo(services.settings.timezone)
     first = day or datetime.now(tz).date()
+    if not 1900 <= first.year <= 9000:
+        raise ConfigError("day must be a date between the years 1900 and 9000, like 2026-12-03.")
     span = 1 if view == "day" else 7
     start = datetime.combine(first, datetime.min.time(), tz)
     async with services.sessions() as session:

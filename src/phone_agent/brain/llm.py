@@ -285,3 +285,20 @@ def _has_token(chunk: ChatCompletionChunk) -> bool:
 def _describe(exc: BaseException | None) -> str:
     status = getattr(exc, "status_code", None)
     return f"HTTP {status}" if status else type(exc).__name__
+
+
+OPENAI_HOST = "api.openai.com"
+
+
+def missing_llm_key(settings: Settings) -> str | None:
+    """Why no reply can come before any request is made (OpenAI's API as the only endpoint and no
+    key), with how to fix it; None when the chain can try."""
+    primary_needs_key = OPENAI_HOST in settings.llm_base_url and settings.llm_provider == "openai"
+    if not primary_needs_key or settings.secret("openai_api_key") or settings.llm_secondary_base_url:
+        return None
+    return (
+        "the LLM needs OPENAI_API_KEY (or an llm_secondary_base_url): set it in the environment "
+        '(export OPENAI_API_KEY=sk-...), as "openai_api_key" in config.json or on the admin page; '
+        "for a local OpenAI-compatible server (Ollama, llama.cpp) set llm_base_url and "
+        "llm_provider=openai-compatible instead"
+    )

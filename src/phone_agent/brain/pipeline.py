@@ -105,7 +105,7 @@ class ChainedLLMService(OpenAILLMService):
         adapter = self.get_llm_adapter()
         params_from_context = await adapter.get_llm_invocation_params(
             context,
-            system_instruction=assert_given(getattr(self._settings, "system_instruction", None)),
+            system_instruction=assert_given(getattr(self.settings, "system_instruction", None)),
             convert_developer_to_user=not self.supports_developer_role,
         )
         params = self.build_chat_completion_params(params_from_context)

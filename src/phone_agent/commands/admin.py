@@ -6,22 +6,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import delete
 
-from phone_agent.admin import auth
-from phone_agent.commands.common import command_services
-from phone_agent.config import Settings, load_settings
 from phone_agent.errors import ConfigError
-from phone_agent.storage.db import transaction
-from phone_agent.storage.tables import AdminSession
+
+if TYPE_CHECKING:
+    from phone_agent.config import Settings
 
 admin_app = typer.Typer(help="The admin page's account.")
 
 
 async def _set_password(settings: Settings, password: str) -> None:
+    from sqlalchemy import delete
+
+    from phone_agent.admin import auth
+    from phone_agent.commands.common import command_services
+    from phone_agent.storage.db import transaction
+    from phone_agent.storage.tables import AdminSession
+
     async with command_services(settings, migrate=True) as services:
         await auth.set_password(services, password, actor="cli")
         async with transaction(services.sessions) as session:
@@ -33,6 +37,9 @@ def set_password(
     stdin: Annotated[bool, typer.Option("--stdin", help="Read the password from standard input.")] = False,
 ) -> None:
     """Set the admin password (argon2 hash in the database) and log every browser out."""
+    from phone_agent.admin import auth
+    from phone_agent.config import load_settings
+
     if stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

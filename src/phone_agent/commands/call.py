@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from phone_agent.config import load_settings
 from phone_agent.errors import ConfigError, PhoneAgentError
-from phone_agent.voice.dial import CallReport, Utterance, dial, text_utterance, wav_utterance
+
+if TYPE_CHECKING:  # the voice stack (Pipecat) loads when a call is placed, not at CLI start
+    from phone_agent.voice.dial import CallReport, Utterance
 
 console = Console(soft_wrap=True, highlight=False)
 
@@ -20,6 +21,8 @@ SCRIPT_HELP = "Text file: one caller line per line; 'wav: path.wav' plays a WAV;
 
 
 def _default_auth_token() -> str | None:
+    from phone_agent.config import load_settings
+
     try:
         return load_settings(os.environ).secret("twilio_auth_token")
     except ConfigError:
@@ -46,6 +49,8 @@ def script_lines(say: list[str], script: Path | None, wavs: list[Path]) -> list[
 
 
 async def _utterances(lines: list[str]) -> list[Utterance]:
+    from phone_agent.voice.dial import text_utterance, wav_utterance
+
     result = []
     for line in lines:
         if line.lower().startswith("wav:"):
@@ -65,6 +70,7 @@ async def _stored_turns(call_sid: str) -> list[Any]:
     """The call's turns from this machine's database, once the agent has closed the call."""
     from sqlalchemy import select
 
+    from phone_agent.config import load_settings
     from phone_agent.storage.db import create_engine, session_factory
     from phone_agent.storage.tables import Call, CallTurn
 
@@ -84,6 +90,19 @@ async def _stored_turns(call_sid: str) -> list[Any]:
         return []
     finally:
         await engine.dispose()
+
+
+async def _local_problems() -> list[str]:
+    """What stops a call with this machine's settings (the agent called is usually this one)."""
+    from phone_agent.commands.common import settings_with_overrides
+    from phone_agent.config import load_settings
+    from phone_agent.voice.readiness import voice_path_problems
+
+    try:
+        settings = await settings_with_overrides(load_settings(os.environ))
+    except ConfigError:
+        return []
+    return voice_path_problems(settings)
 
 
 def _print_report(report: CallReport) -> None:
@@ -158,6 +177,8 @@ def call(
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
 
+    from phone_agent.voice.dial import NotAnswered, dial
+
     async def run() -> tuple[CallReport, list[Any]]:
         utterances = await _utterances(lines)
         report = await dial(url, utterances, auth_token=token, caller=caller, reply_timeout=timeout)
@@ -171,6 +192,18 @@ def call(
 
     try:
         report, stored = asyncio.run(run())
+    except NotAnswered as exc:
+        problems = asyncio.run(_local_problems())
+        if not problems:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        console.print(
+            f"[bold red]error:[/] {exc} With this machine's settings the agent cannot take a call: "
+            f"{'; '.join(problems)}. Set what is missing where the agent runs (its environment, "
+            "config.json or the admin page) and restart it.",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
     except PhoneAgentError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None

@@ -31,11 +31,21 @@ def chat(
 
 
 async def converse(settings: Settings, caller: str, lines: Iterable[str], console: Console) -> None:
-    """Run one conversation over ``lines`` (settings + admin overrides) and print each reply and tool call."""
+    """Run one conversation over ``lines`` (settings + admin overrides) and print each reply and tool call.
+
+    Raises:
+        ConfigError: no LLM can answer with these settings (no key for OpenAI's API); the CLI prints
+            it and exits 2 instead of sending no key and printing the provider's connection error.
+    """
+    from phone_agent.brain.llm import missing_llm_key
     from phone_agent.commands.common import command_services
+    from phone_agent.errors import ConfigError
     from phone_agent.storage.phones import normalise_phone
 
     async with command_services(settings) as services:
+        problem = missing_llm_key(services.settings)
+        if problem:
+            raise ConfigError(problem)
         agent = services.agent()
         ctx = services.tool_context(caller_phone=normalise_phone(caller), channel="chat")
         history: list[dict[str, Any]] = []

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from phone_agent.config import Settings, load_settings
 from phone_agent.errors import ConfigError
 
 if TYPE_CHECKING:
+    from phone_agent.config import Settings
     from phone_agent.services import Services
 
 console = Console()
@@ -28,6 +28,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def settings_or_exit() -> Settings:
     """Load Settings from config.json + env; a bad config exits 2 with a clear message."""
+    from phone_agent.config import load_settings
+
     try:
         return load_settings(os.environ)
     except ConfigError as exc:

@@ -42,6 +42,10 @@ class DialError(PhoneAgentError):
     status_code = 502
 
 
+class NotAnswered(DialError):
+    """The agent answered the webhook without a media stream (its fallback action)."""
+
+
 @dataclass
 class Utterance:
     """One thing the caller says: text (spoken with espeak-ng) or a WAV file."""
@@ -162,7 +166,7 @@ async def request_stream(
         raise DialError(f"{url} answered HTTP {response.status_code}.")
     stream = ET.fromstring(response.text).find("./Connect/Stream")
     if stream is None or not stream.get("url"):
-        raise DialError(f"{url} did not answer with <Connect><Stream>.")
+        raise NotAnswered(f"{url} did not answer with <Connect><Stream>.")
     params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     return str(stream.get("url")), params
 

@@ -47,7 +47,7 @@ class FirstClauseAggregator(SimpleTextAggregator):
         self._first_token_at: float | None = None  # monotonic time of the reply's first text
 
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
-        if self._aggregation_type == TextType.TOKEN:
+        if self.aggregation_type == TextType.TOKEN:
             async for aggregation in super().aggregate(text):
                 yield aggregation
             return
@@ -116,6 +116,6 @@ def speak_from_first_clause(tts: T) -> T:
     current = tts._text_aggregator
     if isinstance(current, SimpleTextAggregator) and not isinstance(current, FirstClauseAggregator):
         tts._text_aggregator = FirstClauseAggregator(
-            aggregation_type=current._aggregation_type, language=current.language
+            aggregation_type=current.aggregation_type, language=current.language
         )
     return tts

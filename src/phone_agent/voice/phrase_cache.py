@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSSpeakFrame, TTSStartedFrame, TTSStoppedFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.utils.context.word_timestamp_tracker import WordTimestamp
 
@@ -85,17 +86,20 @@ class CachedPhraseElevenLabsTTSService(ElevenLabsTTSService):
 
     def phrase_key(self, text: str) -> str:
         """Everything that changes the audio of `text`."""
-        settings: Any = self._settings
+        settings: Any = self.settings
         return json.dumps(
             [self._url, settings.voice, settings.model, str(settings.language), self.sample_rate,
              self._voice_settings, text],
             sort_keys=True, default=str,
         )  # fmt: skip
 
-    async def _handle_tts_speak(self, frame: TTSSpeakFrame) -> None:
-        self._speaking_phrase = True
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if not isinstance(frame, TTSSpeakFrame):
+            await super().process_frame(frame, direction)
+            return
+        self._speaking_phrase = True  # Pipecat synthesises the phrase before process_frame returns
         try:
-            await super()._handle_tts_speak(frame)
+            await super().process_frame(frame, direction)
         finally:
             self._speaking_phrase = False
 

@@ -7,11 +7,12 @@ those are caught in the call by the fallback ladders, and by ``phone-agent docto
 
 from __future__ import annotations
 
+from phone_agent.brain.llm import OPENAI_HOST, missing_llm_key
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.local_models import require_local_stack
 
-OPENAI_HOST = "api.openai.com"
+__all__ = ["OPENAI_HOST", "voice_path_problems"]  # OPENAI_HOST: the host whose API needs a key
 
 
 def voice_path_problems(settings: Settings) -> list[str]:
@@ -32,8 +33,7 @@ def voice_path_problems(settings: Settings) -> list[str]:
             problems.append("speech-to-text with Deepgram needs DEEPGRAM_API_KEY")
     elif not openai:
         problems.append("speech-to-text needs OPENAI_API_KEY")
-    primary_needs_key = OPENAI_HOST in settings.llm_base_url and settings.llm_provider == "openai"
-    if primary_needs_key and not openai and not settings.llm_secondary_base_url:
+    if missing_llm_key(settings):
         problems.append("the LLM needs OPENAI_API_KEY (or an llm_secondary_base_url)")
     fallback_voice = (settings.tts_fallback_provider == "openai" and openai) or local_ok
     if settings.voice_stack == "cloud" and not has("elevenlabs_api_key") and not fallback_voice:

@@ -139,7 +139,7 @@ class LadderSTTService(OpenAISTTService):
         return transcript
 
     async def _ask(self, rung: STTRung, audio: bytes) -> Transcription:
-        language = getattr(self._settings, "language", None)
+        language = getattr(self.settings, "language", None)
         if rung.deepgram is not None:
             text = await rung.deepgram.transcribe(
                 audio, model=rung.model, language=language and str(language)
