@@ -9,6 +9,7 @@ from phone_agent.brain.pipeline import build_pipeline_llm
 from phone_agent.http_pool import new_http_pool, openai_client
 from phone_agent.runtime import Runtime
 from phone_agent.voice.services import build_fallback_tts, build_stt
+from phone_agent.voice.streaming_stt import StreamingSTTService
 from phone_agent.voice.stt_ladder import LadderSTTService
 from tests.conftest import make_settings
 
@@ -20,7 +21,9 @@ async def test_calls_share_the_runtimes_pool(tmp_path: Path) -> None:
         services = runtime.current
         pools = set()
         for _ in range(2):  # two calls
-            stt = build_stt(settings, http=services.http)
+            streaming = build_stt(settings, http=services.http)  # stt_mode=streaming by default
+            assert isinstance(streaming, StreamingSTTService)
+            stt = streaming.fallback  # its segmented ladder: every rung on the pool too
             assert isinstance(stt, LadderSTTService) and len(stt.rungs) == 2
             llm = build_pipeline_llm(settings, chain=services.llm)
             fallback = build_fallback_tts(settings, http=services.http)
