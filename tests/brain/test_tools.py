@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,3 +154,31 @@ def test_nearest_free_slots_skip_taken_closed_and_past() -> None:
     friday_evening = datetime(2026, 12, 4, 18, 0, tzinfo=NY)
     slots = nearest_free_slots(hours, NY, friday_evening, 30, [], now=now)
     assert [s.strftime("%a %d %H:%M") for s in slots] == ["Fri 04 15:30", "Fri 04 16:00", "Fri 04 16:30"]
+
+
+async def test_a_tool_call_cut_off_by_an_interruption_or_hang_up_still_finishes_its_writes(
+    tmp_path: Path,
+) -> None:
+    """Pipecat cancels a running function call when the caller interrupts or the call ends: the
+    tool's work goes on (a message the owner was sent is stored too) and ``settle`` waits for it,
+    so the call's review sees the row."""
+    ctx = ToolContext(settings=make_settings(tmp_path))
+    written: list[str] = []
+    started = asyncio.Event()
+
+    async def take_message() -> str:
+        started.set()
+        await asyncio.sleep(0.2)  # notifying the owner, then the row
+        written.append("message")
+        return "stored"
+
+    handler = asyncio.ensure_future(ctx.run_to_completion(take_message()))
+    await started.wait()
+    handler.cancel()  # the interruption / the end of the call
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    assert written == []
+    await ctx.settle(within=5)
+    assert written == ["message"]
+    await ctx.settle(within=5)  # nothing running: returns at once
+    assert await ctx.run_to_completion(take_message()) == "stored"

@@ -237,7 +237,10 @@ def register_tools(llm: LLMService[Any], registry: ToolRegistry, ctx: ToolContex
             if calls > limit:
                 await params.result_callback({"ok": False, "error": limit_error(ctx.settings)})
                 return
-            result = await registry.run(tool.name, dict(params.arguments), ctx, call_id=params.tool_call_id)
+            # its own task: an interruption or a hang-up cancels this handler, never the tool's writes
+            result = await ctx.run_to_completion(
+                registry.run(tool.name, dict(params.arguments), ctx, call_id=params.tool_call_id)
+            )
             await params.result_callback(json.loads(result.content()))
 
         return handle

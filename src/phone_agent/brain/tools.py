@@ -33,6 +33,8 @@ from phone_agent.telephony.control import CallControl
 Handler = Callable[["ToolContext", Any], Awaitable[dict[str, Any]]]
 Channel = Literal["phone", "chat", "web"]  # a Twilio call, an HTTP chat, the admin page's softphone
 AFTER_SPEECH_FALLBACK_SECONDS = 10.0  # run a pending hang-up/transfer even if no speech-end comes
+T = TypeVar("T")
+TOOL_SETTLE_SECONDS = 20.0  # longest the end of a call waits for its tool calls still running
 
 
 class ToolRefused(ToolError):
@@ -118,6 +120,7 @@ class ToolContext:
     records: list[dict[str, Any]] = field(default_factory=list)
     _after_speech: Callable[[], Awaitable[None]] | None = None
     _fallback: asyncio.Task[None] | None = None
+    _running: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def now(self) -> datetime:
         """Current time (a test can pass a fixed clock)."""
@@ -163,6 +166,24 @@ class ToolContext:
         if self._fallback is not None:
             self._fallback.cancel()
             self._fallback = None
+
+    async def run_to_completion(self, work: Awaitable[T]) -> T:
+        """Await ``work`` in its own task: cancelling the caller (Pipecat cancels a function call
+        when the caller interrupts or the call ends) does not cut a tool's writes in half, e.g. a
+        message sent to the owner but never stored. ``settle`` waits for such tasks."""
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return await asyncio.shield(task)
+
+    async def settle(self, within: float = TOOL_SETTLE_SECONDS) -> None:
+        """Wait (at most ``within`` s) for the tool calls still running: the call's review must
+        see the rows they write (a message taken decides the outcome)."""
+        if not self._running:
+            return
+        _, late = await asyncio.wait(set(self._running), timeout=within)
+        if late:
+            logger.warning("{} tool call(s) still running {} s after the call ended", len(late), within)
 
     def pending_action(self) -> bool:
         """True while a hang-up or transfer waits for the agent to stop speaking."""
@@ -233,7 +254,6 @@ class ToolRegistry:
 
 
 MEMORY_READ_SECS = 1.5  # longest a tool waits on the memory store during a conversation
-T = TypeVar("T")
 
 
 async def read_memory(read: Awaitable[T], *, what: str) -> T:

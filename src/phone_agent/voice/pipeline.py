@@ -519,6 +519,7 @@ async def drive_call(
             await runner.run()
     finally:
         call.tools.close()
+        await call.tools.settle()  # a tool cut off by the hang-up still writes its row: reviewed below
         await call.recorder.flush()
         if call.handed_over:
             logger.info("call handed over to pipeline mode after {} turns", len(call.recorder.turns))
