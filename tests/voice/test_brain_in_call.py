@@ -43,11 +43,15 @@ async def test_memory_tools_and_end_call(
     assert caller.ended_by == "agent_hangup"
     goodbye_ms = (len(caller.played_audio) - played_before) / 8
     assert goodbye_ms >= 0.8 * MS_PER_CHAR * len(GOODBYE)  # the goodbye played before the hang-up
-    first, second = agent.openai.chat_requests[0], agent.openai.chat_requests[1]
+    first = agent.openai.chat_requests[0]
     assert "end_call" in [t["function"]["name"] for t in first["tools"]]
     prompt = "\n".join(str(m.get("content")) for m in first["messages"] if m["role"] == "system")
     assert "Maria" in prompt and "window table" in prompt  # caller memory reached the LLM
-    assert any(m["role"] == "tool" for m in second["messages"])
+    # the tool's result went back to the model (a later request; an early one may have been withdrawn)
+    assert any(m["role"] == "tool" for r in agent.openai.chat_requests[1:] for m in r["messages"]), [
+        [(m["role"], str(m.get("content"))[:40], bool(m.get("tool_calls"))) for m in r["messages"]]
+        for r in agent.openai.chat_requests
+    ]
     [call] = await db_rows(select(Call).where(Call.call_sid == caller.call_sid))
     assert call.end_reason == "agent_hangup"
     turns = await db_rows(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))

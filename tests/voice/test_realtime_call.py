@@ -209,8 +209,12 @@ async def test_the_realtime_model_uses_the_brains_tools(
     with agent_factory(**realtime_env(fake)) as agent:
         engine = create_engine(agent.settings.database_url)
         store = local_store(agent.settings, engine=engine)
-        await store.add_document(title="Parties", text="Private parties of up to forty guests on Sundays.")
-        await engine.dispose()
+        try:
+            text = "Private parties of up to forty guests on Sundays."
+            await store.add_document(title="Parties", text=text)
+        finally:
+            await store.aclose()  # its embedder's client (and socket) too: not left for a later test's GC
+            await engine.dispose()
         async with agent.caller(from_number="+15550004444") as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.6, timeout=30)

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.services.llm_service import FunctionCallFromLLM, FunctionCallParams, LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.types import assert_given
 
@@ -65,6 +66,9 @@ from phone_agent.storage.tables import utcnow
 
 KNOWLEDGE_TIMEOUT = 0.3  # seconds the knowledge search may add to a turn on the phone
 EXTRA_CALLS_BEFORE_CUT_OFF = 2  # refused calls tolerated past the limit before the turn is cut off
+
+
+SPECULATIVE_TOOL_WAIT_SECS = 5.0  # longest wait for the verdict on a turn with an early tool call
 
 
 class ChainedLLMService(OpenAILLMService):
@@ -120,6 +124,20 @@ class ChainedLLMService(OpenAILLMService):
             else:
                 await self.on_exhausted(detail)
         return self.last_stream
+
+    async def run_function_calls(self, function_calls: Sequence[FunctionCallFromLLM]) -> None:
+        """A tool call in a reply requested before the caller's turn was confirmed waits for the
+        verdict: confirmed → it runs (one request, as for any turn); withdrawn (the caller went on)
+        → dropped. Pipecat withdraws it at once, so every tool turn cost a second request that the
+        model could answer differently (and a replayed request for a tool with side effects)."""
+        gate = self._speculation_gate
+        if function_calls and gate.is_speculating:
+            deadline = time.monotonic() + SPECULATIVE_TOOL_WAIT_SECS
+            while gate.is_speculating and time.monotonic() < deadline:  # noqa: ASYNC110 (the gate has no event)
+                await asyncio.sleep(0.01)
+            if not gate.is_speculating and not gate._turn_ended:
+                return  # withdrawn: the request that answers the whole turn decides again
+        await super().run_function_calls(function_calls)  # (still unconfirmed: Pipecat withdraws it)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

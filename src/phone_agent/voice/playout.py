@@ -295,4 +295,4 @@ def _join(parts: list[SpokenText]) -> str:
         if text and not part.spaced and not text.endswith(" ") and not part.text.startswith(" "):
             text += " "
         text += part.text
-    return text.strip()
+    return " ".join(text.split())  # pieces fed to TTS end in a space: never a double one in a turn

@@ -50,6 +50,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pydantic import BaseModel, Field
 
 from phone_agent.brain.builtins import default_registry
@@ -128,11 +129,14 @@ class RealtimeCallService(OpenAIRealtimeLLMService):
     """
 
     failed: str | None = None
+    connected = False  # the socket was ever open (a refused connect has had nothing from the caller)
 
     async def _connect(self) -> None:
         await super()._connect()
         if self._websocket is None and not self.failed:
             self.failed = "could not connect to the realtime API"
+        elif self._websocket is not None:
+            self.connected = True
 
     async def _receive_task_handler(self) -> None:
         reason = "the realtime API closed the connection"
@@ -296,15 +300,24 @@ async def build_realtime_call(
         messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
     )
     aggregators = LLMContextAggregatorPair(
-        context, user_params=LLMUserAggregatorParams(user_idle_timeout=settings.idle_timeout_seconds)
+        context,
+        user_params=LLMUserAggregatorParams(
+            user_idle_timeout=settings.idle_timeout_seconds,
+            # the model's server VAD drives turns (what the service recommends anyway); without this
+            # the aggregator builds Pipecat's default Smart Turn analyzer (an ONNX model load on
+            # every call start, before the realtime connect) only to replace it
+            user_turn_strategies=ExternalUserTurnStrategies(),
+        ),
     )
 
     async def apologise_and_hang_up(reason: str) -> None:
         call.end_reason = "realtime_error"
         report_provider_error(runtime.providers, "openai", "realtime", reason)
         # The caller's last words (a transcript that reached the user aggregator just before the
-        # error) are stored before the apology, so the call's record stays in order.
-        await asyncio.sleep(TRANSCRIPT_SETTLE_SECS)
+        # error) are stored before the apology, so the call's record stays in order. A socket that
+        # was never open (refused, 401) sent no transcript: no wait before the handover then.
+        if llm.connected:
+            await asyncio.sleep(TRANSCRIPT_SETTLE_SECS)
         await aggregators.user().push_aggregation()
         if pipeline_configured(settings):  # go on in pipeline mode on the same stream
             metrics.fallback_used("realtime", "pipeline")

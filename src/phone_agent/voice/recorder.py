@@ -141,6 +141,7 @@ class CallRecorder(BaseObserver):
         marks = dict(self._exchange.marks)
         metrics.observe_turn(marks)
         planned_text = "".join(self._exchange.planned) or planned or None
+        text = " ".join(text.split())  # TTS pieces end in a space and Pipecat joins them with one more
         self._store(TurnRecord("agent", text, marks, planned_text, interrupted, tool_calls or None))
         self._exchange = _Exchange()
 
