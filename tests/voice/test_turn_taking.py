@@ -133,14 +133,20 @@ async def test_speech_starts_on_the_first_words_of_a_reply_without_punctuation(
     assert finished_when_heard == []  # the caller heard the reply while the LLM was still writing it
 
 
-@pytest.mark.parametrize(("first", "turns"), [("I would like to book a table.", 2), ("I would like to book a table,", 1)])
+@pytest.mark.parametrize(
+    ("first", "caller_turns"),
+    [  # a period: the turn ends at the pause; a comma: the caller was going on, the turn waits
+        ("I would like to book a table.", ["I would like to book a table.", "for two people please."]),
+        ("I would like to book a table,", ["I would like to book a table, for two people please."]),
+    ],
+)
 async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_than_its_fallback(
     agent_factory: Any,
     db_rows: Any,
     fake_openai_realtime_stt: FakeOpenAIRealtimeSTT,
     monkeypatch: Any,
     first: str,
-    turns: int,
+    caller_turns: list[str],
 ) -> None:
     async def incomplete(_analyzer: Any) -> tuple[EndOfTurnState, None]:
         return EndOfTurnState.INCOMPLETE, None  # smart-turn doubts every pause (its 1 s fallback ends it)
@@ -156,11 +162,10 @@ async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_tha
             await caller.wait_for_quiet(0.6, timeout=30)
             # 0.7 s of silence (Silero hears ~0.9: "table" fades, "for" starts soft): past
             # SENTENCE_END_SECS, short of smart-turn's fallback
-            turn = await caller.say_frames(paused("I would like to book a table", 0.7, "for two people please"))
+            turn = await caller.say_frames(
+                paused("I would like to book a table", 0.7, "for two people please")
+            )
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
             await caller.wait_for_quiet(1.5, timeout=30)
-    callers = [text for role, text in await caller_and_agent_turns(db_rows, caller.call_sid) if role == "caller"]
-    if turns == 1:  # the comma: the caller was going on, the turn waited for them
-        assert callers == ["I would like to book a table, for two people please."]
-    else:  # the period: the turn ended at the pause, the rest is the caller's next turn
-        assert callers == ["I would like to book a table.", "for two people please."]
+    turns = await caller_and_agent_turns(db_rows, caller.call_sid)
+    assert [text for role, text in turns if role == "caller"] == caller_turns
