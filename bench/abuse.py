@@ -12,9 +12,11 @@
    ``--min-messages`` abusive messages on other connections, and ``/health`` is asked every 250 ms.
    Prints v2v p50/p95 alone and during the fuzz, their ratio (holds at ≤ 1.5x), whether the agent
    stayed up, ``/health`` round trips, the messages sent per category and how the server answered.
-2. **Memory after abuse**: a second fresh process; RSS idle after a warm-up call, then a round of
-   abuse (fuzz rounds, bad-token connections, calls dropped mid-greeting, a few normal calls), then
-   RSS sampled every second for up to ``SETTLE_SECS`` after they end (holds within 10 % of idle).
+2. **Memory after abuse**: a second fresh process; RSS idle after a warm-up call, then
+   ``--abuse-rounds`` rounds of abuse (fuzz rounds, bad-token connections, calls dropped
+   mid-greeting, a few normal calls), each followed by RSS sampled every second for up to
+   ``SETTLE_SECS`` (holds within 10 % of idle; the growth between rounds tells a leak from a
+   high-water mark).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from bench.targets import ROOT, OurTarget, ResourceSampler, start_ours
 
 V2V_FACTOR = 1.5  # the issue's bound: the live call's v2v p95 during the fuzz vs alone
 RSS_FACTOR = 1.10  # RSS after abuse vs idle
-SETTLE_SECS = 60.0
+SETTLE_SECS = 45.0
 IDLE_SECS = 10.0
 MB = 1 << 20
 
@@ -160,6 +162,24 @@ async def settle(sampler: ResourceSampler, seconds: float, within: float | None 
     return samples
 
 
+async def abuse_once(target: OurTarget, base: int, args: Any) -> Tally:
+    """One round of abuse at once: fuzz rounds, bad-token connections, dropped calls, normal calls."""
+    tally = Tally()
+    plan = await target.plan_call(base)
+    abrupt = [await target.plan_call(base + 100 + i) for i in range(args.abrupt)]
+    dropped = "call dropped mid-greeting"
+    await asyncio.gather(
+        *(abuse_round(target.plan_call, base + 1000 + 5 * i, tally, flood_count=args.flood)
+          for i in range(2)),
+        *(raw_connection(plan.ws_url, [start_message(plan, token=f"bad{i}")], tally, "bad token")
+          for i in range(args.bad_tokens)),
+        *(raw_connection(p.ws_url, [start_message(p)], tally, dropped, abort_after_reply=True)
+          for p in abrupt),
+        run_calls(3, target.plan_call, utterance_frames(UTTERANCES[:2]), stagger=0.3),
+    )  # fmt: skip
+    return tally
+
+
 async def rss_after_abuse(providers: ProviderProcess, pin: bool, args: Any) -> list[str]:
     """Part 2; returns the report's lines."""
     info = {"PHONE_AGENT_LOG_LEVEL": "INFO"}  # its heap trims are logged at INFO
@@ -167,45 +187,37 @@ async def rss_after_abuse(providers: ProviderProcess, pin: bool, args: Any) -> l
         start_ours, providers.urls, extra_env=info, cpus=AGENT_CPU if pin else None
     )
     sampler = ResourceSampler(target.process.pid)
+    lines, settled = ["RSS after abuse (agent process tree)"], []
     try:
         await run_calls(1, target.plan_call, [], stagger=0.0)  # warm-up
         idle = int(statistics.median((await settle(sampler, IDLE_SECS))[-5:]))
-        peak = ResourceSampler(target.process.pid, interval=1.0)
-        peak.start()
-        began = time.monotonic()
-        tally = Tally()
-        plan = await target.plan_call(200_000)
-        abrupt = [await target.plan_call(200_100 + i) for i in range(args.abrupt)]
-        dropped = "call dropped mid-greeting"
-        await asyncio.gather(
-            *(abuse_round(target.plan_call, 300_000 + 5 * i, tally, flood_count=args.flood)
-              for i in range(2)),
-            *(raw_connection(plan.ws_url, [start_message(plan, token=f"bad{i}")], tally, "bad token")
-              for i in range(args.bad_tokens)),
-            *(raw_connection(p.ws_url, [start_message(p)], tally, dropped, abort_after_reply=True)
-              for p in abrupt),
-            run_calls(3, target.plan_call, utterance_frames(UTTERANCES[:2]), stagger=0.3),
-        )  # fmt: skip
-        abuse_secs = time.monotonic() - began
-        high = max(s.rss for s in await peak.stop())
-        after = await settle(sampler, SETTLE_SECS, within=int(idle * RSS_FACTOR))
+        lines.append(f"idle (after a warm-up call)  {idle / MB:.0f} MB")
+        for round_ in range(1, args.abuse_rounds + 1):
+            peak = ResourceSampler(target.process.pid, interval=1.0)
+            peak.start()
+            began = time.monotonic()
+            tally = await abuse_once(target, 200_000 * round_, args)
+            abuse_secs = time.monotonic() - began
+            high = max(s.rss for s in await peak.stop())
+            after = await settle(sampler, SETTLE_SECS, within=int(idle * RSS_FACTOR))
+            settled.append(after[-1])
+            back = next((i + 1 for i, s in enumerate(after) if s <= idle * RSS_FACTOR), None)
+            lines += [
+                f"abuse round {round_}                {abuse_secs:.0f} s, {tally.total} messages on "
+                f"{tally.connections} connections + 3 normal calls; peak {high / MB:.0f} MB",
+                f"  after, settled             {after[-1] / MB:.0f} MB = {after[-1] / idle:.2f}x idle after "
+                f"{len(after)} s" + (f" (within 10 % after {back} s)" if back else " (not within 10 %)"),
+                f"  RSS samples (MB)           {' '.join(f'{s / MB:.0f}' for s in after)}",
+            ]
         alive = target.process.poll() is None
     finally:
         trims = [text.split("heap trimmed", 1)[1].strip() for text in target.log if "heap trimmed" in text]
         await asyncio.to_thread(target.stop)
-    final = after[-1]
-    back = next((i + 1 for i, s in enumerate(after) if s <= idle * RSS_FACTOR), None)
-    return [
-        "RSS after abuse (agent process tree)",
-        f"idle (after a warm-up call)  {idle / MB:.0f} MB",
-        f"abuse                        {abuse_secs:.0f} s, {tally.total} messages on {tally.connections} "
-        f"connections + 3 normal calls; peak {high / MB:.0f} MB",
-        f"after, settled               {final / MB:.0f} MB = {final / idle:.2f}x idle after {len(after)} s"
-        + (f" (within 10 % after {back} s)" if back else " (not within 10 %)"),
-        f"RSS samples (MB)             {' '.join(f'{s / MB:.0f}' for s in after)}",
-        *(f"agent log: heap trimmed {trim}" for trim in trims),
-        "holds: " + ("yes" if final <= idle * RSS_FACTOR and alive else "no"),
-    ]
+    if len(settled) > 1:
+        lines.append(f"growth round 1 → {len(settled)}    {(settled[-1] - settled[0]) / MB:+.1f} MB")
+    lines += [f"agent log: heap trimmed {trim}" for trim in trims]
+    holds = alive and all(s <= idle * RSS_FACTOR for s in settled)
+    return [*lines, "holds: " + ("yes" if holds else "no")]
 
 
 def uptime() -> str:
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flood", type=int, default=1500, help="messages in each flood call (default 1500)")
     parser.add_argument("--rounds", type=int, default=2, help="live calls back to back per phase (default 2)")
     parser.add_argument("--bad-tokens", type=int, default=50, help="bad-token connections in part 2")
+    parser.add_argument("--abuse-rounds", type=int, default=2, help="abuse rounds in part 2 (default 2)")
     parser.add_argument("--abrupt", type=int, default=5, help="calls dropped mid-greeting in part 2")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the agent and the harness to cores")
     parser.add_argument("--part", choices=("fuzz", "rss", "both"), default="both", help="which part to run")

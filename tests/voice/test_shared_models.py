@@ -101,10 +101,3 @@ async def test_an_app_taking_calls_starts_the_model_threads_and_stops_them_on_ex
         assert "silero-batcher" in _model_threads() and "smart-turn-0" in _model_threads()
     assert _model_threads() == set()
 
-
-def test_the_shared_sessions_keep_no_memory_arena() -> None:
-    """onnxruntime's CPU arena grows to the largest batch it has run and never shrinks (abusive calls
-    left +60 MB for good); without it, what an inference allocates is freed to malloc (and trimmed)."""
-    close_models()
-    for session in (shared_models.silero_batcher().session, shared_models.smart_turn_pool().session):
-        assert session.get_session_options().enable_cpu_mem_arena is False
