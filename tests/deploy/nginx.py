@@ -1,5 +1,6 @@
 """Render deploy/nginx.conf for loopback (ephemeral ports, a self-signed certificate) and run nginx
-unprivileged under a temporary prefix."""
+unprivileged under a temporary prefix, alone (``running``) or in front of the orchestrator and voice
+bridge roles (``roles_behind_nginx``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import httpx
 
+from phone_agent.app import create_app
+from phone_agent.config import Settings
 from tests.ops.servers import free_port, self_signed
+from tests.running_agent import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "nginx.conf"
@@ -146,3 +150,26 @@ def running(nginx: Nginx) -> Iterator[Nginx]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def roles_behind_nginx(
+    tmp: Path, settings: Settings, *, http_port: int = 0, https_port: int = 0
+) -> Iterator[Nginx]:
+    """The orchestrator and voice-bridge roles of ``settings`` served in this process, nginx in front.
+
+    Pass ``https_port`` when the settings must know it first (``PUBLIC_URL``).
+    """
+    with (
+        serve(create_app(settings, "orchestrator")) as orchestrator,
+        serve(create_app(settings, "voice-bridge")) as bridge,
+    ):
+        nginx = configure(
+            tmp,
+            orchestrator.removeprefix("ws://"),
+            bridge.removeprefix("ws://"),
+            http_port=http_port,
+            https_port=https_port,
+        )
+        with running(nginx):
+            yield nginx

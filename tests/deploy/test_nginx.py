@@ -11,15 +11,14 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from phone_agent.app import create_app
 from tests.conftest import make_settings
-from tests.deploy.nginx import Nginx, configure, running
+from tests.deploy.nginx import Nginx, configure, roles_behind_nginx
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fakes.media_stream_caller import MediaStreamCaller
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio_rest import new_sid
 from tests.ops.servers import free_port
-from tests.running_agent import agent_env, serve
+from tests.running_agent import agent_env
 
 AUTH_TOKEN = "nginx-test-auth-token"
 
@@ -41,23 +40,12 @@ def test_nginx_rejects_a_broken_config(tmp_path: Path) -> None:
 async def test_webhook_and_call_through_nginx(
     tmp_path: Path, fake_openai: FakeOpenAI, fake_elevenlabs: FakeElevenLabs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    http_port, https_port = free_port(), free_port()
+    https_port = free_port()
     env = agent_env(tmp_path, fake_openai, fake_elevenlabs, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     env["PUBLIC_URL"] = f"https://localhost:{https_port}"
     settings = make_settings(tmp_path, **env)
-    with (
-        serve(create_app(settings, "orchestrator")) as orchestrator,
-        serve(create_app(settings, "voice-bridge")) as bridge,
-    ):
-        nginx = configure(
-            tmp_path,
-            orchestrator.removeprefix("ws://"),
-            bridge.removeprefix("ws://"),
-            http_port=http_port,
-            https_port=https_port,
-        )
-        with running(nginx):
-            await _drive(nginx, monkeypatch)
+    with roles_behind_nginx(tmp_path, settings, https_port=https_port) as nginx:
+        await _drive(nginx, monkeypatch)
 
 
 async def _drive(nginx: Nginx, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,16 +43,46 @@ STATUS_TOKEN = "three-roles-status-token"
 MEMORY_TOKEN = "three-roles-memory-token"
 ADMIN_PASSWORD = "three-roles-admin-password"
 ROLES = ("orchestrator", "voice-bridge", "memory")
+# Each role's deadline to answer /health, from its own start. The three start at once on a 2-core
+# machine that may be busy (and these tests run niced): a few seconds when idle, far more when loaded.
+READY_SECS = 240
+HEALTH_TIMEOUT_SECS = 10  # one /health request; a loaded process answers late, not never
+
+
+def wait_until_healthy(
+    role: str, process: subprocess.Popen[bytes], port: int, output: Path, *, started: float
+) -> None:
+    """Until ``role`` answers 200 on /health as itself; fails with its exit code or the last answer,
+    and the end of its output (stdout + stderr), when it exits or misses ``READY_SECS``."""
+    deadline = started + READY_SECS
+    last = "no answer yet"
+    while process.poll() is None:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=HEALTH_TIMEOUT_SECS)
+            if health.status_code == 200 and health.json().get("role") == role:
+                return
+            last = f"{health.status_code} {health.text[:300]}"
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            problem = f"not healthy {READY_SECS} s after its start (last: {last})"
+            break
+        time.sleep(0.25)
+    else:  # the loop ended because the process exited
+        problem = f"exited with code {process.returncode} before it was healthy"
+    pytest.fail(f"{role} {problem}; its output:\n{output.read_text(errors='replace')[-3000:]}")
 
 
 @contextmanager
 def role_processes(tmp_path: Path, env: dict[str, str], ports: dict[str, int]) -> Iterator[None]:
     """Start one `phone-agent serve --role R` per role; wait for every /health; stop them after."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    started: dict[str, float] = {}
     logs = {role: (tmp_path / f"{role}.out").open("wb") for role in ROLES}
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PHONE_AGENT_", "OPENAI_", "TWILIO_"))}
     try:
         for role in ROLES:
+            started[role] = time.monotonic()
             data_dir = tmp_path / f"data-{role}"  # nothing shared through disk: only PG + Redis
             processes[role] = subprocess.Popen(
                 [
@@ -77,17 +107,9 @@ def role_processes(tmp_path: Path, env: dict[str, str], ports: dict[str, int]) -
                 stdout=logs[role],
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 90
-        for role in ROLES:
-            while True:
-                assert processes[role].poll() is None, (tmp_path / f"{role}.out").read_text()[-3000:]
-                try:
-                    if httpx.get(f"http://127.0.0.1:{ports[role]}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"{role} did not become healthy"
-                time.sleep(0.2)
+        for role in ROLES:  # they start together: each deadline runs from its own start
+            output = tmp_path / f"{role}.out"
+            wait_until_healthy(role, processes[role], ports[role], output, started=started[role])
         yield
     finally:
         for process in processes.values():

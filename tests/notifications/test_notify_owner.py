@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,35 @@ def notify_settings(tmp_path: Path, twilio: FakeTwilioREST, smtp: FakeSMTP, **en
     return twilio_settings(tmp_path, twilio, **values)
 
 
-@pytest.fixture
-async def services(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
-) -> AsyncIterator[Services]:
-    runtime = Runtime.create(notify_settings(tmp_path, fake_twilio, fake_smtp), "all")
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """A runtime on ``settings`` with its database migrated; closed on the way out."""
+    runtime = Runtime.create(settings, "all")
     await upgrade(runtime.engine)
-    async with runtime.use() as services:
+    try:
+        async with runtime.use() as services:
+            yield services
+    finally:
+        await runtime.close()
+
+
+ServicesWith = Callable[..., AbstractAsyncContextManager[Services]]
+
+
+@pytest.fixture
+def services_with(tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP) -> ServicesWith:
+    """``services_with(**env)``: services on ``notify_settings`` with these variables changed."""
+
+    def open_with(**env: str) -> AbstractAsyncContextManager[Services]:
+        return open_services(notify_settings(tmp_path, fake_twilio, fake_smtp, **env))
+
+    return open_with
+
+
+@pytest.fixture
+async def services(services_with: ServicesWith) -> AsyncIterator[Services]:
+    async with services_with() as services:
         yield services
-    await runtime.close()
 
 
 async def test_the_owner_gets_an_sms_and_an_email(
@@ -98,15 +119,9 @@ async def test_at_most_notify_max_per_hour_of_one_kind_across_workers(
 ) -> None:
     # Two runtimes on one database file stand for two worker processes.
     settings = notify_settings(tmp_path, fake_twilio, fake_smtp, PHONE_AGENT_NOTIFY_MAX_PER_HOUR="3")
-    first, second = Runtime.create(settings, "all"), Runtime.create(settings, "all")
-    await upgrade(first.engine)
-    try:
-        async with first.use() as a, second.use() as b:
-            results = await asyncio.gather(*(notify_owner(s, EVENT) for s in (a, b) * 4))
-            other_kind = await notify_owner(a, OwnerEvent(kind="voicemail", subject="Voicemail", text="hi"))
-    finally:
-        await first.close()
-        await second.close()
+    async with open_services(settings) as a, open_services(settings) as b:
+        results = await asyncio.gather(*(notify_owner(s, EVENT) for s in (a, b) * 4))
+        other_kind = await notify_owner(a, OwnerEvent(kind="voicemail", subject="Voicemail", text="hi"))
     delivered = [r for r in results if r.delivered]
     limited = [r for r in results if not r.delivered]
     assert len(delivered) == 3 and len(limited) == 5
@@ -118,22 +133,10 @@ async def test_at_most_notify_max_per_hour_of_one_kind_across_workers(
 
 
 async def test_channels_without_what_they_need_are_skipped(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
+    services_with: ServicesWith, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
 ) -> None:
-    settings = notify_settings(
-        tmp_path,
-        fake_twilio,
-        fake_smtp,
-        PHONE_AGENT_OWNER_SMS_NUMBER="",
-        PHONE_AGENT_SMTP_HOST="",
-    )
-    runtime = Runtime.create(settings, "all")
-    await upgrade(runtime.engine)
-    try:
-        async with runtime.use() as services:
-            result = await notify_owner(services, EVENT)
-    finally:
-        await runtime.close()
+    async with services_with(PHONE_AGENT_OWNER_SMS_NUMBER="", PHONE_AGENT_SMTP_HOST="") as services:
+        result = await notify_owner(services, EVENT)
     assert result.sent == [] and result.skipped == {
         "sms": "owner_sms_number is not set",
         "email": "smtp_host is not set",
@@ -142,25 +145,13 @@ async def test_channels_without_what_they_need_are_skipped(
 
 
 async def test_kinds_left_out_of_notify_events_are_not_sent(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
+    services_with: ServicesWith, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
 ) -> None:
-    settings = notify_settings(
-        tmp_path,
-        fake_twilio,
-        fake_smtp,
-        PHONE_AGENT_NOTIFY_EVENTS="voicemail",
-        PHONE_AGENT_NOTIFY_CHANNELS="email",
-    )
-    runtime = Runtime.create(settings, "all")
-    await upgrade(runtime.engine)
-    try:
-        async with runtime.use() as services:
-            message = await notify_owner(services, EVENT)
-            voicemail = await notify_owner(
-                services, OwnerEvent(kind="voicemail", subject="Voicemail", text="x")
-            )
-    finally:
-        await runtime.close()
+    async with services_with(
+        PHONE_AGENT_NOTIFY_EVENTS="voicemail", PHONE_AGENT_NOTIFY_CHANNELS="email"
+    ) as services:
+        message = await notify_owner(services, EVENT)
+        voicemail = await notify_owner(services, OwnerEvent(kind="voicemail", subject="Voicemail", text="x"))
     assert message.skipped == {"email": "message events are not in notify_events"} and not message.sent
     assert voicemail.sent == ["email"] and "sms" not in voicemail.skipped  # sms is not a chosen channel
     assert fake_twilio.messages == [] and [e.subject for e in fake_smtp.emails] == ["Voicemail"]
@@ -181,22 +172,12 @@ async def test_one_channel_failing_does_not_stop_the_other(
 
 
 async def test_a_wrong_smtp_password_fails_without_showing_it(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
+    services_with: ServicesWith, fake_smtp: FakeSMTP
 ) -> None:
-    settings = notify_settings(
-        tmp_path,
-        fake_twilio,
-        fake_smtp,
-        PHONE_AGENT_SMTP_PASSWORD="wrong-password-123",
-        PHONE_AGENT_NOTIFY_CHANNELS="email",
-    )
-    runtime = Runtime.create(settings, "all")
-    await upgrade(runtime.engine)
-    try:
-        async with runtime.use() as services:
-            result = await notify_owner(services, EVENT)
-    finally:
-        await runtime.close()
+    async with services_with(
+        PHONE_AGENT_SMTP_PASSWORD="wrong-password-123", PHONE_AGENT_NOTIFY_CHANNELS="email"
+    ) as services:
+        result = await notify_owner(services, EVENT)
     assert (
         result.sent == []
         and "refused the login" in result.failed["email"]
@@ -206,39 +187,21 @@ async def test_a_wrong_smtp_password_fails_without_showing_it(
     assert fake_smtp.auth_failures >= 1 and fake_smtp.emails == []
 
 
-async def test_starttls_is_required_when_set(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
-) -> None:
+async def test_starttls_is_required_when_set(services_with: ServicesWith, fake_smtp: FakeSMTP) -> None:
     # The fake offers no STARTTLS: with smtp_starttls on, nothing goes out in the clear.
-    settings = notify_settings(
-        tmp_path,
-        fake_twilio,
-        fake_smtp,
-        PHONE_AGENT_SMTP_STARTTLS="true",
-        PHONE_AGENT_NOTIFY_CHANNELS="email",
-    )
-    runtime = Runtime.create(settings, "all")
-    await upgrade(runtime.engine)
-    try:
-        async with runtime.use() as services:
-            result = await notify_owner(services, EVENT)
-    finally:
-        await runtime.close()
+    async with services_with(
+        PHONE_AGENT_SMTP_STARTTLS="true", PHONE_AGENT_NOTIFY_CHANNELS="email"
+    ) as services:
+        result = await notify_owner(services, EVENT)
     assert result.sent == [] and "STARTTLS" in result.failed["email"].upper()
     assert fake_smtp.emails == []
 
 
 async def test_an_unreachable_smtp_server_is_a_failure_not_an_exception(
-    tmp_path: Path, fake_twilio: FakeTwilioREST, fake_smtp: FakeSMTP
+    services_with: ServicesWith, fake_smtp: FakeSMTP
 ) -> None:
     port = fake_smtp.port
     fake_smtp.stop()
-    settings = notify_settings(tmp_path, fake_twilio, fake_smtp, PHONE_AGENT_SMTP_PORT=str(port))
-    runtime = Runtime.create(settings, "all")
-    await upgrade(runtime.engine)
-    try:
-        async with runtime.use() as services:
-            result = await notify_owner(services, EVENT)
-    finally:
-        await runtime.close()
+    async with services_with(PHONE_AGENT_SMTP_PORT=str(port)) as services:
+        result = await notify_owner(services, EVENT)
     assert result.sent == ["sms"] and "sending e-mail failed" in result.failed["email"]

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from sqlalchemy import select
 
 from phone_agent.storage.tables import Call, CallTurn
 from phone_agent.voice import turn_end
+from phone_agent.voice.turn_pool import PooledSmartTurnAnalyzer
 from tests.fakes.audio import is_silent, read_ulaw_frames, speech_wav
 from tests.fakes.media_stream_caller import SILENT_FRAME
 from tests.fakes.openai_realtime_stt import FakeOpenAIRealtimeSTT
@@ -129,3 +131,41 @@ async def test_speech_starts_on_the_first_words_of_a_reply_without_punctuation(
     assert 1 <= len(first_piece.split()) <= 4 and reply.startswith(first_piece.strip())
     assert reply.startswith(context.text.strip())  # pieces joined as sent: no word glued or lost
     assert finished_when_heard == []  # the caller heard the reply while the LLM was still writing it
+
+
+@pytest.mark.parametrize(
+    ("first", "caller_turns"),
+    [  # a period: the turn ends at the pause; a comma: the caller was going on, the turn waits
+        ("I would like to book a table.", ["I would like to book a table.", "for two people please."]),
+        ("I would like to book a table,", ["I would like to book a table, for two people please."]),
+    ],
+)
+async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_than_its_fallback(
+    agent_factory: Any,
+    db_rows: Any,
+    fake_openai_realtime_stt: FakeOpenAIRealtimeSTT,
+    monkeypatch: Any,
+    first: str,
+    caller_turns: list[str],
+) -> None:
+    async def incomplete(_analyzer: Any) -> tuple[EndOfTurnState, None]:
+        return EndOfTurnState.INCOMPLETE, None  # smart-turn doubts every pause (its 1 s fallback ends it)
+
+    monkeypatch.setattr(PooledSmartTurnAnalyzer, "analyze_end_of_turn", incomplete)
+    stt = fake_openai_realtime_stt
+    stt.transcripts.extend([first, "for two people please."])
+    stt.default_transcript = ""
+    with agent_factory(**streaming(stt)) as agent:
+        agent.openai.script("A table for two, of course.", "Of course.")
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            # 0.7 s of silence (Silero hears ~0.9: "table" fades, "for" starts soft): past
+            # SENTENCE_END_SECS, short of smart-turn's fallback
+            turn = await caller.say_frames(
+                paused("I would like to book a table", 0.7, "for two people please")
+            )
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(1.5, timeout=30)
+    turns = await caller_and_agent_turns(db_rows, caller.call_sid)
+    assert [text for role, text in turns if role == "caller"] == caller_turns

@@ -61,7 +61,7 @@ from phone_agent.voice.outbound import AnswerGate, OutboundAnswer, outbound_plan
 from phone_agent.voice.playout import InterruptedContextFilter, PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
 from phone_agent.voice.rescue import APOLOGY, CallRescue
-from phone_agent.voice.routing import CallRouter, DigitGate, SentenceGate
+from phone_agent.voice.routing import CallRouter, DigitGate, SentenceGate, call_router
 from phone_agent.voice.serializer import TwilioMediaSerializer
 from phone_agent.voice.services import build_fallback_tts, build_primary_tts, build_stt
 from phone_agent.voice.shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
@@ -249,21 +249,17 @@ async def build_call(
         if session is not None:
             await hang_up(session, reason)
 
-    router = CallRouter(
-        settings=settings,
-        sessions=services.sessions,
-        control=services.control,
-        rules=routing.rules,
-        call_sid=start.call_sid,
-        caller=start.caller,
-        returning=routing.returning,
-        tools=tool_ctx,
+    router = call_router(
+        settings,
+        services,
+        start,
+        routing,
+        tool_ctx,
         speak=say,
         before_redirect=redirect,
         hang_up=end_here,
         set_instructions=set_instructions,
     )
-    tool_ctx.on_intent = router.on_intent
     timer = CallTimer(
         settings=settings,
         control=services.control,

@@ -81,7 +81,7 @@ from phone_agent.voice.pipeline import (
 )
 from phone_agent.voice.playout import PlayoutTracker, SpeechEndWatcher
 from phone_agent.voice.recorder import CallRecorder
-from phone_agent.voice.routing import CallRouter, DigitGate
+from phone_agent.voice.routing import DigitGate, call_router
 from phone_agent.voice.services import build_fallback_tts
 from phone_agent.voice.stream import StreamStart
 
@@ -340,21 +340,17 @@ async def build_realtime_call(
     def keep_instructions(_text: str) -> None:  # the session's instructions are set at its start
         logger.warning("a persona rule fired mid-call: realtime mode keeps the session's instructions")
 
-    router = CallRouter(
-        settings=settings,
-        sessions=services.sessions,
-        control=services.control,
-        rules=routing.rules,
-        call_sid=start.call_sid,
-        caller=start.caller,
-        returning=routing.returning,
-        tools=tool_ctx,
+    router = call_router(
+        settings,
+        services,
+        start,
+        routing,
+        tool_ctx,
         speak=failover.ask_to_say,
         before_redirect=redirect,
         hang_up=lambda reason: hang_up(reason),
         set_instructions=keep_instructions,
     )
-    tool_ctx.on_intent = router.on_intent
     timer = CallTimer(
         settings=settings,
         control=services.control,

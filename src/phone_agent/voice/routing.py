@@ -24,14 +24,17 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.brain.routing.actions import action_twiml, send_rule_sms, spoken_line, transfer_reason
+from phone_agent.brain.routing.incoming import CallRouting
 from phone_agent.brain.routing.match import CallEvent, CallFacts, event_matches
 from phone_agent.brain.routing.rules import UNCLEAR, Rule
 from phone_agent.brain.tools import ToolContext
 from phone_agent.config import Settings
 from phone_agent.errors import PhoneAgentError
+from phone_agent.services import Services
 from phone_agent.storage.routing import record_routing
 from phone_agent.storage.tables import utcnow
 from phone_agent.telephony.control import CallControl
+from phone_agent.voice.stream import StreamStart
 
 Speak = Callable[[str], Awaitable[None]]
 
@@ -147,6 +150,43 @@ class CallRouter:
         except PhoneAgentError as exc:  # Twilio cannot take it: end the call rather than leave it mute
             logger.error("routing rule {!r} could not redirect the call: {}", rule.name, exc)
             await self.hang_up(f"{reason} failed")
+
+
+def call_router(
+    settings: Settings,
+    services: Services,
+    start: StreamStart,
+    routing: CallRouting,
+    tools: ToolContext,
+    *,
+    speak: Speak,
+    before_redirect: Callable[[str], Awaitable[None]],
+    hang_up: Callable[[str], Awaitable[None]],
+    set_instructions: Callable[[str], None],
+) -> CallRouter:
+    """The call's ``CallRouter``, also told the intents the ``route_call`` tool reports.
+
+    Args:
+        settings: the call's settings (realtime mode passes a copy with a persona's instructions).
+        speak, before_redirect, hang_up, set_instructions: how this kind of call (pipeline or
+            realtime) says a line, hands the call to Twilio, hangs up and switches instructions.
+    """
+    router = CallRouter(
+        settings=settings,
+        sessions=services.sessions,
+        control=services.control,
+        rules=routing.rules,
+        call_sid=start.call_sid,
+        caller=start.caller,
+        returning=routing.returning,
+        tools=tools,
+        speak=speak,
+        before_redirect=before_redirect,
+        hang_up=hang_up,
+        set_instructions=set_instructions,
+    )
+    tools.on_intent = router.on_intent
+    return router
 
 
 class DigitGate(FrameProcessor):

@@ -45,10 +45,13 @@ def _session(model: tuple[str, str], options: onnxruntime.SessionOptions) -> onn
 
 
 def _one_thread_options() -> onnxruntime.SessionOptions:
-    """One thread per inference (as Pipecat sets both models): calls run in parallel, not ops."""
+    """One thread per inference (as Pipecat sets both models): calls run in parallel, not ops; no arena."""
     options = onnxruntime.SessionOptions()
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = 1
+    # onnxruntime's arena grows to the largest batch of calls and never shrinks (+70 MB for good after
+    # a burst of calls); without it an inference's buffers go back to malloc (ops/heap.py trims them)
+    options.enable_cpu_mem_arena = False
     return options
 
 

@@ -12,6 +12,13 @@ smart-turn, then the transcript) with three changes:
 - **One utterance with a short pause is one turn.** A turn ends only after ``CONFIRM_SECS`` of
   silence with the caller quiet at that moment (Silero hearing no new speech), so "Thanks, that is
   all." stays one caller turn with one reply. The wait is hidden behind the LLM's first token.
+- **A sentence the STT ended is a second opinion.** When smart-turn judges the speech incomplete
+  (it often does on flat or synthetic prosody: "... for next Tuesday."), Pipecat waits out its
+  silence fallback (``TURN_FALLBACK_SECS`` in voice/pipeline.py) while the prepared reply sits in
+  the gate. If the turn's transcript ends a sentence (``.``, ``?``, ``!``; not a comma, a dash, an
+  ellipsis or no mark at all: the STT heard the voice trail on), the turn ends after
+  ``SENTENCE_END_SECS`` of silence instead. A caller who pauses that long after a finished sentence
+  and goes on barges in on the reply, as after the fallback.
 - **Every transcript of the turn.** With the streaming STT a turn may have several commits (one per
   pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at
   most ``SEGMENT_WAIT_SECS`` of silence for one the STT still holds.
@@ -43,7 +50,15 @@ from phone_agent.voice.streaming_stt import SegmentCounter, SegmentSettledFrame
 
 SPECULATE_AFTER_SECS = 0.3  # caller silence before the LLM request may start (no request at a comma)
 CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is over
+SENTENCE_END_SECS = 0.7  # ... judged incomplete, but whose transcript ends a sentence
+SENTENCE_ENDS = (".", "?", "!")
 SEGMENT_WAIT_SECS = 6.0  # longest wait (caller silence) for a segment the STT has not settled yet
+
+
+def ends_sentence(text: str) -> bool:
+    """The transcript ends with a sentence mark (an ellipsis trails on: it does not)."""
+    text = text.rstrip(" \"')")
+    return text.endswith(SENTENCE_ENDS) and not text.endswith(("..", "\u2026"))
 
 
 class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
@@ -66,6 +81,7 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         )
         self.turn_text: Callable[[], str] = lambda: self._text  # the user aggregator's text (set by the call)
         self.speculations = 0  # preemptive requests started (tests, bench)
+        self.sentence_ends = 0  # turns ended on a sentence end smart-turn judged incomplete (tests, bench)
         self.cancelled = 0  # ... of them cancelled
         self._speculation: UserTurnSpeculation | None = None
         self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
@@ -110,9 +126,13 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             return  # a committed segment's words are on their way (queued, or still with the STT)
         if not self._caller_quiet():
             return  # speech onset: a VAD start (withdraw) or a blip; the next frames tell
-        text = self.turn_text().strip() if silence >= self.speculate_after_secs else ""
-        if text:
+        text = self.turn_text().strip()
+        if text and silence >= self.speculate_after_secs:
             await self._speculate(text)
+        if not self._turn_complete and silence >= SENTENCE_END_SECS and ends_sentence(text):
+            self._turn_complete = True  # smart-turn doubted it; the transcript ends a sentence
+            self.sentence_ends += 1
+            logger.debug("smart-turn judged the turn incomplete; its transcript ends a sentence")
         if self._turn_complete and silence < self.confirm_secs:
             return
         await super()._maybe_trigger_user_turn_stopped()
