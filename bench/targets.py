@@ -156,17 +156,22 @@ def start_ours(
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 90.0,
     cpus: str | None = None,
+    data_dir: Path | None = None,
 ) -> OurTarget:
-    """Start `phone-agent serve` on a free port (pinned to `cpus`) and wait until /health answers."""
-    workdir = tempfile.TemporaryDirectory(prefix="phone-agent-bench-")
+    """Start `phone-agent serve` on a free port (pinned to `cpus`) and wait until /health answers.
+    Its data directory is a new temporary one (a new install), or `data_dir`, kept (a restart)."""
+    workdir = None
+    if data_dir is None:
+        workdir = tempfile.TemporaryDirectory(prefix="phone-agent-bench-")
+        data_dir = Path(workdir.name)
     port = free_port()
-    env = ours_env(urls, port, Path(workdir.name))
+    env = ours_env(urls, port, data_dir)
     env.update(extra_env or {})
     argv = [sys.executable, "-m", "phone_agent", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
     process = subprocess.Popen(
-        pinned(argv, cpus), cwd=workdir.name, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        pinned(argv, cpus), cwd=data_dir, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, bufsize=1,
     )  # fmt: skip
     log: list[str] = []
@@ -181,7 +186,8 @@ def start_ours(
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            workdir.cleanup()
+            if workdir is not None:
+                workdir.cleanup()
             raise RuntimeError(f"phone-agent serve did not start:\n{''.join(log[-30:])}")
         time.sleep(0.2)
     return OurTarget(

@@ -32,6 +32,7 @@ from phone_agent.notifications.digest import run_daily_digest
 from phone_agent.notifications.provider_alerts import alert_provider_failure
 from phone_agent.ops.control import ControlBus
 from phone_agent.ops.doctor.runner import StatusReportCache
+from phone_agent.ops.heap import HeapTrimmer
 from phone_agent.ops.load import LoadMonitor
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.ops.provider_log import ProviderLog
@@ -76,6 +77,7 @@ class Runtime:
         self.load = LoadMonitor(
             max_calls=settings.max_calls_per_worker, max_lag_ms=settings.max_event_loop_lag_ms
         )
+        self.heap = HeapTrimmer(self.load)
         self.conversations = ConversationLocks()  # one /v1/chat turn at a time per conversation
         self.knowledge_jobs = KnowledgeJobs()  # uploads and reindexes with progress
         self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
@@ -198,6 +200,7 @@ class Runtime:
         self.tasks.spawn(self._apply_retention_daily(), name="memory-retention")
         if self.takes_calls:
             self.tasks.spawn(self.load.watch_lag(), name="event-loop-lag")
+            self.tasks.spawn(self.heap.run(), name="heap-trim")  # memory back once the calls end
         if self.role in ROLES_HOLDING_CALLS:  # the owner's digest is read from the calls' database
             self.tasks.spawn(
                 run_daily_digest(lambda: self.current.settings, self.sessions), name="daily-digest"

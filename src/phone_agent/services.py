@@ -118,8 +118,12 @@ class Services:
     async def learn_after_call(self, call_sid: str) -> ExtractedFacts | None:
         """Review a finished call and learn from its transcript; text the caller of a missed call when
         the settings say so (errors logged; run it as an owned background task)."""
-        facts = await learn_quietly(
-            settings=self.settings, sessions=self.sessions, store=self.memory, call_sid=call_sid
+        facts = await learn_quietly(  # on the process's pool: no SSL context per call
+            settings=self.settings,
+            sessions=self.sessions,
+            store=self.memory,
+            call_sid=call_sid,
+            http=self.http,
         )
         try:
             await text_after_missed_call(

@@ -144,3 +144,22 @@ async def test_delete_caller_hook_forgets_everything(runtime_for: Runtime, opena
     store = runtime_for.current.memory
     assert await store.retrieve(MARIA, "home insurance Austin") == []
     assert (await fetch_caller_context(runtime_for.current.memory, MARIA)).known is False
+
+
+async def test_learning_after_a_call_asks_the_llm_over_the_processs_pool(
+    runtime_for: Runtime, openai_fake: FakeOpenAI
+) -> None:
+    await record_call(runtime_for, "CA-pool-1", MARIA, [("caller", "Hi, I'm Maria Lopez.")])
+    openai_fake.script(json.dumps(FACTS))
+    sent: list[str] = []
+
+    async def note(request: object) -> None:
+        sent.append(str(getattr(request, "url", "")))
+
+    runtime_for.http.event_hooks["request"].append(note)  # the pool every call's clients share
+
+    facts = await runtime_for.current.learn_after_call("CA-pool-1")
+
+    assert facts is not None and facts.name == "Maria Lopez"
+    assert [url for url in sent if url.endswith("/chat/completions")] != []  # no client of its own
+    assert not runtime_for.http.is_closed  # the extraction's client left the pool open

@@ -53,6 +53,7 @@ async def _serializer(clock: FakeClock) -> TwilioMediaSerializer:
         stream_sid="MZ1",
         params=TwilioMediaSerializer.InputParams(sample_rate=8000, auto_hang_up=False),
         limits=StreamLimits(clock=lambda: clock.now, sleep=clock.sleep),
+        caller_frame_ms=20,  # a frame per message: each message's fate is its frame
     )
     await serializer.setup(None)  # type: ignore[arg-type]  # the sample rate is in the params
     return serializer

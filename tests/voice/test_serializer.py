@@ -34,7 +34,9 @@ async def ready(serializer: TwilioFrameSerializer, rate: int) -> TwilioFrameSeri
 
 async def test_caller_audio_is_the_pcm_pipecats_serializer_makes() -> None:
     no_hang_up = TwilioFrameSerializer.InputParams(auto_hang_up=False)
-    ours = await ready(TwilioMediaSerializer(**PARAMS, params=no_hang_up), 8000)  # the phone's own rate
+    ours = await ready(  # 20 ms frames, as Twilio sends them; at the phone's own rate
+        TwilioMediaSerializer(**PARAMS, params=no_hang_up, caller_frame_ms=20), 8000
+    )
     stock = await ready(TwilioFrameSerializer(**PARAMS, params=no_hang_up), 8000)
     ulaw = read_ulaw(speech_wav("Tomorrow at ten please."))
     for start in range(0, 160 * 20, 160):
@@ -45,6 +47,24 @@ async def test_caller_audio_is_the_pcm_pipecats_serializer_makes() -> None:
             expected.audio, expected.sample_rate, expected.num_channels,
         )  # fmt: skip
         assert len(frame.audio) == 320  # 20 ms of 16-bit PCM at 8 kHz: no resampling
+
+
+async def test_caller_audio_goes_on_in_40_ms_frames_of_the_same_pcm() -> None:
+    no_hang_up = TwilioFrameSerializer.InputParams(auto_hang_up=False)
+    ours = await ready(TwilioMediaSerializer(**PARAMS, params=no_hang_up), 8000)
+    stock = await ready(TwilioFrameSerializer(**PARAMS, params=no_hang_up), 8000)
+    ulaw = read_ulaw(speech_wav("Tomorrow at ten please."))
+    frames, expected = [], []
+    for start in range(0, 160 * 20, 160):
+        message = media(base64.b64encode(ulaw[start : start + 160]).decode())
+        frames.append(await ours.deserialize(message))
+        expected.append(await stock.deserialize(message))
+    assert frames[0::2] == [None] * 10  # the first 20 ms of each frame waits for the second
+    made = [f for f in frames[1::2] if isinstance(f, InputAudioRawFrame)]
+    assert [len(f.audio) for f in made] == [640] * 10  # 40 ms of 16-bit PCM at 8 kHz
+    assert b"".join(f.audio for f in made) == b"".join(
+        f.audio for f in expected if isinstance(f, InputAudioRawFrame)
+    )
 
 
 async def test_empty_or_broken_payloads_make_no_frame() -> None:

@@ -64,6 +64,7 @@ async def test_smart_turn_analyzers_share_session_and_pool_across_cleanup() -> N
 
 async def test_vad_states_match_pipecats_and_no_thread_per_call_is_used() -> None:
     shared, stock = _vad(SharedSileroVADAnalyzer()), _vad(SileroVADAnalyzer())
+    shared.volume_gate = False  # every window scored: Pipecat's decisions exactly (the gate: test_vad_batch)
     pcm = ulaw_to_pcm16(read_ulaw(speech_wav("Can you tell me your opening hours on Saturday?")))
     frames = [pcm[i : i + 320] for i in range(0, len(pcm), 320)]  # 20 ms frames, as from Twilio
     frames += [b"\x00" * 320] * 60  # 1.2 s of silence after the speech
@@ -100,3 +101,4 @@ async def test_an_app_taking_calls_starts_the_model_threads_and_stops_them_on_ex
     async with app.router.lifespan_context(app):
         assert "silero-batcher" in _model_threads() and "smart-turn-0" in _model_threads()
     assert _model_threads() == set()
+

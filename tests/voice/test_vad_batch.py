@@ -6,8 +6,9 @@ import asyncio
 import gc
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
@@ -59,8 +60,9 @@ async def pipecat_states(audio_frames: list[bytes]) -> list[VADState]:
         await stock.cleanup()
 
 
-def batched(batcher: SileroBatcher) -> BatchedSileroVADAnalyzer:
-    analyzer = BatchedSileroVADAnalyzer(batcher=batcher, params=PARAMS)
+def batched(batcher: SileroBatcher, *, volume_gate: bool = False) -> BatchedSileroVADAnalyzer:
+    """A call's analyzer; scoring every window (no volume gate) it decides exactly as Pipecat's."""
+    analyzer = BatchedSileroVADAnalyzer(batcher=batcher, params=PARAMS, volume_gate=volume_gate)
     analyzer.set_sample_rate(8000)  # the phone's rate: no resampling, 256-sample windows
     return analyzer
 
@@ -136,3 +138,58 @@ async def test_after_close_calls_still_get_pipecats_decisions(session: object) -
     analyzer = batched(batcher)
     assert [await analyzer.analyze_audio(f) for f in audio] == await pipecat_states(audio)
     assert batcher.inferences == 0
+
+
+def speech_segments(states: Sequence[VADState]) -> list[tuple[int, int]]:
+    """(start, stop) frame of each stretch Pipecat reports as speech: SPEAKING until QUIET again."""
+    segments: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, state in enumerate(states):
+        if state == VADState.SPEAKING and start is None:
+            start = i
+        elif state == VADState.QUIET and start is not None:
+            segments.append((start, i))
+            start = None
+    return segments
+
+
+def whole_call(*, noise: float = 0.0) -> bytes:
+    """A caller's side of a call: each utterance, then 3 s of quiet while the agent answers."""
+    audio = SILENCE_20MS * 20
+    for text in UTTERANCES:
+        audio += ulaw_to_pcm16(read_ulaw(speech_wav(text))) + SILENCE_20MS * 150
+    if not noise:
+        return audio
+    hiss = np.random.default_rng(7).normal(0.0, noise, len(audio) // 2)
+    return (np.frombuffer(audio, np.int16) + hiss).astype(np.int16).tobytes()
+
+
+@pytest.mark.parametrize("noise", [0.0, 30.0], ids=["digital-silence", "line-hiss"])
+async def test_quiet_windows_are_not_scored_and_speech_starts_and_stops_as_with_pipecat(
+    batcher: SileroBatcher, noise: float
+) -> None:
+    audio = frames(whole_call(noise=noise), 20)
+    expected = speech_segments(await pipecat_states(audio))
+    analyzer = batched(batcher, volume_gate=True)
+    ours = speech_segments([await analyzer.analyze_audio(f) for f in audio])
+
+    assert len(expected) == len(UTTERANCES)  # one segment per utterance: no word lost, none split
+    assert len(ours) == len(expected)
+    for (start, stop), (pipecat_start, pipecat_stop) in zip(ours, expected, strict=True):  # 20 ms frames
+        assert -8 <= start - pipecat_start <= 2  # the same speech, from at most 160 ms before to 40 after
+        assert 0 <= stop - pipecat_stop <= 2  # its end, at most 40 ms later
+    windows = len(b"".join(audio)) // 512
+    assert analyzer.skipped > windows / 2  # the quiet half of the call never reaches the model
+    assert batcher.rows == windows - analyzer.skipped
+
+
+async def test_after_a_long_quiet_the_model_starts_afresh(batcher: SileroBatcher) -> None:
+    analyzer = batched(batcher, volume_gate=True)
+    for f in frames(call_audio(UTTERANCES[0], tail_ms=0), 20):
+        await analyzer.analyze_audio(f)
+    assert analyzer.call_model._state.any()  # the model's memory of the speech
+    scored = batcher.rows
+    for f in frames(SILENCE_20MS * 125, 20):  # 2.5 s of quiet
+        await analyzer.analyze_audio(f)
+    assert batcher.rows - scored <= 5  # scored only while the smoothed volume decays below the gate
+    assert not analyzer.call_model._state.any()  # Pipecat's periodic reset fired on the skipped quiet

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.config import Settings
 from phone_agent.errors import PhoneAgentError, ProviderError, StoreError
+from phone_agent.http_pool import HttpPool
 from phone_agent.memory.base import CallerContext, MemoryItem, MemoryStore
 from phone_agent.memory.client import HTTPMemoryStore
 from phone_agent.memory.extraction import ExtractedFacts, extract_facts, transcript_text
@@ -54,6 +55,7 @@ async def extract_and_store_after_call(
     store: MemoryStore,
     call_sid: str,
     queue_on_failure: bool = True,
+    http: HttpPool | None = None,
 ) -> ExtractedFacts | None:
     """Review a finished call and learn from it; None when nothing was learned.
 
@@ -88,7 +90,7 @@ async def extract_and_store_after_call(
     transcript = transcript_text([(role, text) for role, text in turns])
     try:
         known = await store.caller_context(phone, limit=50) if phone else CallerContext(phone="")
-        facts = await extract_facts(transcript, known, settings, actions=evidence.described())
+        facts = await extract_facts(transcript, known, settings, actions=evidence.described(), http=http)
     except (StoreError, ProviderError) as exc:
         await _store_review(sessions, call_sid, review_by_rules(evidence, first_words))
         if not (queue_on_failure and isinstance(store, HTTPMemoryStore) and phone):
@@ -172,12 +174,17 @@ def start_outbox_replay(
 
 
 async def learn_quietly(
-    *, settings: Settings, sessions: async_sessionmaker[AsyncSession], store: MemoryStore, call_sid: str
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    store: MemoryStore,
+    call_sid: str,
+    http: HttpPool | None = None,
 ) -> ExtractedFacts | None:
     """``extract_and_store_after_call`` for a background task: errors are logged, never raised."""
     try:
         return await extract_and_store_after_call(
-            settings=settings, sessions=sessions, store=store, call_sid=call_sid
+            settings=settings, sessions=sessions, store=store, call_sid=call_sid, http=http
         )
     except Exception as exc:  # a failed extraction must not disturb the next call
         logger.warning("memory: learning from call {} failed: {}", call_sid, exc)

@@ -30,6 +30,8 @@ class LoadMonitor:
         self.max_calls = max_calls
         self.max_lag_ms = max_lag_ms
         self.calls = 0
+        self.ended = 0  # calls that have ended in this process
+        self._ended_at = time.monotonic()
         self.lag_ms = 0.0
         self._reserved: dict[str, float] = {}  # call SID → when its reservation lapses (monotonic)
 
@@ -58,6 +60,12 @@ class LoadMonitor:
             yield
         finally:
             self.calls -= 1
+            self.ended += 1
+            self._ended_at = time.monotonic()
+
+    def since_last_call_ended(self) -> float:
+        """Seconds since the last call ended (since this monitor was made, before any call)."""
+        return time.monotonic() - self._ended_at
 
     def full_reason(self, *, exclude: str | None = None) -> str | None:
         """Why a new call must not be taken now, or None (``exclude``: the call asking, if reserved)."""

@@ -12,6 +12,7 @@ TTS with faster-whisper and Piper on this machine (voice/local.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
@@ -21,16 +22,18 @@ from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.services.tts_service import TTSService
 
+from phone_agent.brain.persona import greeting_for
 from phone_agent.config import Settings
 from phone_agent.errors import ConfigError
 from phone_agent.http_pool import HttpPool, openai_client
 from phone_agent.ops.provider_health import ProviderHealth
 from phone_agent.voice.first_clause import speak_from_first_clause
 from phone_agent.voice.local import build_local_stt, build_local_tts
-from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService
+from phone_agent.voice.phrase_cache import CachedPhraseElevenLabsTTSService, PhraseStore
 from phone_agent.voice.streaming_stt import StreamingSTTService
 from phone_agent.voice.stt_ladder import DeepgramTranscriber, LadderSTTService, STTRung
 
+PHRASES_DIR = "phrases"  # under data_dir: the greeting's recorded audio (voice/phrase_cache.py)
 OPENAI_TTS_SAMPLE_RATE = 24000
 FALLBACK_TTS_MODEL = "gpt-4o-mini-tts"
 STT_TIMEOUT = 10.0  # seconds for one transcription request (the ladder gives up on it much sooner)
@@ -156,11 +159,14 @@ class CachedElevenLabsCallTTSService(CachedPhraseElevenLabsTTSService, ElevenLab
 
 def build_primary_tts(settings: Settings) -> TTSService:
     """ElevenLabs streaming TTS with the voice settings from config, speaking from the first clause;
-    fixed phrases (the greeting) come from the process's phrase cache once synthesised.
+    fixed phrases (the greeting) come from the process's phrase cache once synthesised, and the
+    greeting for callers not known by name from ``<data_dir>/phrases`` after a restart.
     With ``voice_stack=local``: the local Piper voice."""
     if settings.voice_stack == "local":
         return build_local_tts(settings)
     tts = CachedElevenLabsCallTTSService(
+        phrase_store=PhraseStore(Path(settings.data_dir) / PHRASES_DIR),
+        lasting_phrases=[greeting_for(settings)],
         api_key=_require(settings, "elevenlabs_api_key", "the ElevenLabs voice"),
         url=websocket_base(settings.elevenlabs_base_url),
         settings=ElevenLabsTTSService.Settings(

@@ -8,12 +8,14 @@ one ``SmartTurnPool`` (a few model threads, batched when calls stop speaking tog
 keeps only its own state (Silero's recurrent state, its audio buffers and counters).
 
 ``preload_models()`` loads both (at the start of a role that takes calls, so the first call
-does not pay for it); ``close_models()`` stops their threads (at shutdown). Both are idempotent
+does not pay for it), and ``import_call_modules()`` the modules a call would import on first use;
+``close_models()`` stops their threads (at shutdown). Both are idempotent
 and thread-safe; a call started after ``close_models()`` loads them again.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from importlib import resources
 
@@ -27,6 +29,38 @@ from phone_agent.voice.vad_batch import BatchedSileroVADAnalyzer, SileroBatcher
 SILERO_MODEL = ("pipecat.audio.vad.data", "silero_vad.onnx")
 SMART_TURN_MODEL = ("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
 
+# Imported on first use by a call (~25-130 ms on the event loop of a process's first call): the
+# OpenAI SDK's chat resources (``client.chat.completions``, at the first LLM request: the package
+# imports its submodules lazily), the fallback voice's service (built with every call), numpy's FFT
+# (smart-turn's features, at the first end of turn).
+CALL_MODULES = (
+    "openai.resources.chat.chat",
+    "openai.resources.chat.completions.completions",
+    "pipecat.services.openai.tts",
+    "numpy.fft",
+)
+# A streamed reply's first chunk: validating one builds the pydantic schemas the SDK defers
+# (~5 ms at the first LLM reply otherwise).
+SAMPLE_CHUNK = {
+    "id": "warm-up",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "warm-up",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": None,
+            "delta": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"index": 0, "id": "t", "type": "function", "function": {"name": "f", "arguments": ""}}
+                ],
+            },
+        }
+    ],
+}
+
 _lock = threading.Lock()
 _batcher: SileroBatcher | None = None
 _pool: SmartTurnPool | None = None
@@ -38,10 +72,13 @@ def _session(model: tuple[str, str], options: onnxruntime.SessionOptions) -> onn
 
 
 def _one_thread_options() -> onnxruntime.SessionOptions:
-    """One thread per inference (as Pipecat sets both models): calls run in parallel, not ops."""
+    """One thread per inference (as Pipecat sets both models): calls run in parallel, not ops; no arena."""
     options = onnxruntime.SessionOptions()
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = 1
+    # onnxruntime's arena grows to the largest batch of calls and never shrinks (+70 MB for good after
+    # a burst of calls); without it an inference's buffers go back to malloc (ops/heap.py trims them)
+    options.enable_cpu_mem_arena = False
     return options
 
 
@@ -70,6 +107,16 @@ def preload_models() -> None:
     """Load both models and start their threads now (at startup) rather than in the first call."""
     silero_batcher()
     smart_turn_pool()
+
+
+def import_call_modules() -> None:
+    """Import ``CALL_MODULES`` and build the reply chunk's schemas now (at startup, off the loop)
+    rather than in the first call."""
+    for name in CALL_MODULES:
+        importlib.import_module(name)
+    from openai.types.chat import ChatCompletionChunk
+
+    ChatCompletionChunk.model_validate(SAMPLE_CHUNK)
 
 
 def close_models() -> None:

@@ -22,6 +22,17 @@ a burst of frames); at 10 ms it catches up at three times real time and waits 5 
 At 50 calls that is ~16 rows a run instead of 50: ~7 % of a core for Silero instead of ~6.5 %
 (and ~25 % unbatched).
 
+Windows too quiet to be speech are not scored at all: Pipecat's state machine calls a window
+speech only when its confidence *and* its smoothed volume pass (``min_volume``), so below the
+volume the model's answer changes nothing there. Such a window counts as a window scored 0 (the
+caller's silence between sentences, while the agent talks: most of a call) and never reaches the
+batcher: no row, no hand-over to its thread and back. The model's recurrent state then skips the
+quiet; Pipecat's periodic reset (a quiet caller, 2 s of windows since the last one) still fires on
+them, so after a long quiet the model starts afresh, as Pipecat's does. The model's first speech
+windows after a quiet are thus judged from a slightly different state: on espeak speech, the
+same speech segments start at most 0.16 s earlier or 0.04 s later and stop at most 0.04 s later
+(tests/voice/test_vad_batch.py); ``volume_gate=False`` scores every window, exactly as Pipecat.
+
 Per-call state is Silero's state and context (~1 KB) plus Pipecat's counters, dropped with the
 analyzer when its call ends; the batcher keeps nothing of a call between ticks.
 """
@@ -44,6 +55,7 @@ from phone_agent.voice.model_threads import Answer, answer
 
 TICK_SECS = 0.010  # a third of a Silero window (256 samples at 8 kHz, 512 at 16 kHz)
 CLOSE_TIMEOUT_SECS = 5.0
+QUIET_SCORE = np.zeros((1, 1), dtype=np.float32)  # a window's speech probability when it is not scored
 
 
 class CallSileroModel(SileroOnnxModel):
@@ -73,6 +85,10 @@ class CallSileroModel(SileroOnnxModel):
         if not np.shape(self._context)[1]:
             self._context = np.zeros((1, context_size), dtype="float32")
         return np.concatenate((self._context, window[np.newaxis, :]), axis=1), self._state
+
+    def skip(self) -> None:
+        """Score the next window as silence without running the model (it is below the volume gate)."""
+        self._primed = QUIET_SCORE
 
     def take_batch_result(self, x: np.ndarray, out: np.ndarray, state: np.ndarray, sr: int) -> None:
         """Keep this row's results; the next ``__call__`` returns ``out``."""
@@ -190,7 +206,12 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
     """Pipecat's ``SileroVADAnalyzer`` for one call, scored by the process's ``SileroBatcher``."""
 
     def __init__(
-        self, *, batcher: SileroBatcher, sample_rate: int | None = None, params: VADParams | None = None
+        self,
+        *,
+        batcher: SileroBatcher,
+        sample_rate: int | None = None,
+        params: VADParams | None = None,
+        volume_gate: bool = True,
     ) -> None:
         VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)  # no model of its own
         self._batcher = batcher
@@ -198,6 +219,9 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         self._model = self.call_model
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+        self.volume_gate = volume_gate  # windows below ``min_volume`` are not scored (module docstring)
+        self._window_volume: float | None = None  # the gate's volume of the window it has just let pass
+        self.skipped = 0  # windows below the volume gate: not scored (tests, bench)
         # given every frame with the state after it (the streaming STT: speech is sent, a pause commits)
         self.listeners: list[Callable[[VADState, float, bytes], Awaitable[None]]] = []
 
@@ -209,11 +233,25 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
             state = self._vad_state
         else:
             window = (self._vad_buffer + buffer)[:needed]
-            await self._batcher.score(self.call_model, window, self.sample_rate)
+            if self.volume_gate and self._below_volume_gate(window):
+                self.call_model.skip()
+                self.skipped += 1
+            else:
+                await self._batcher.score(self.call_model, window, self.sample_rate)
             state = self._run_analyzer(buffer)  # Pipecat's analysis; its first window is already scored
         for listener in self.listeners:
             await listener(state, self.silent_secs, buffer)
         return state
+
+    def _below_volume_gate(self, window: bytes) -> bool:
+        """Whether ``window`` is too quiet to be speech whatever the model says (Pipecat's volume test)."""
+        self._window_volume = super()._get_smoothed_volume(window)
+        return self._window_volume < self._params.min_volume
+
+    def _get_smoothed_volume(self, audio: bytes) -> float:
+        # the analysis of a window the gate has measured takes its volume (the tracker holds it already)
+        volume, self._window_volume = self._window_volume, None
+        return super()._get_smoothed_volume(audio) if volume is None else volume
 
     @property
     def silent_secs(self) -> float:
