@@ -29,10 +29,37 @@ from phone_agent.voice.vad_batch import BatchedSileroVADAnalyzer, SileroBatcher
 SILERO_MODEL = ("pipecat.audio.vad.data", "silero_vad.onnx")
 SMART_TURN_MODEL = ("pipecat.audio.turn.smart_turn.data", "smart-turn-v3.2-cpu.onnx")
 
-# Imported on first use by a call (~25 ms on the event loop of a process's first call): the OpenAI
-# SDK's chat resources (the first LLM request), the fallback voice's service (built with every call),
-# numpy's FFT (smart-turn's features, at the first end of turn).
-CALL_MODULES = ("openai.resources.chat.completions", "pipecat.services.openai.tts", "numpy.fft")
+# Imported on first use by a call (~25-130 ms on the event loop of a process's first call): the
+# OpenAI SDK's chat resources (``client.chat.completions``, at the first LLM request: the package
+# imports its submodules lazily), the fallback voice's service (built with every call), numpy's FFT
+# (smart-turn's features, at the first end of turn).
+CALL_MODULES = (
+    "openai.resources.chat.chat",
+    "openai.resources.chat.completions.completions",
+    "pipecat.services.openai.tts",
+    "numpy.fft",
+)
+# A streamed reply's first chunk: validating one builds the pydantic schemas the SDK defers
+# (~5 ms at the first LLM reply otherwise).
+SAMPLE_CHUNK = {
+    "id": "warm-up",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "warm-up",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": None,
+            "delta": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"index": 0, "id": "t", "type": "function", "function": {"name": "f", "arguments": ""}}
+                ],
+            },
+        }
+    ],
+}
 
 _lock = threading.Lock()
 _batcher: SileroBatcher | None = None
@@ -83,9 +110,13 @@ def preload_models() -> None:
 
 
 def import_call_modules() -> None:
-    """Import ``CALL_MODULES`` now (at startup, off the loop) rather than in the first call."""
+    """Import ``CALL_MODULES`` and build the reply chunk's schemas now (at startup, off the loop)
+    rather than in the first call."""
     for name in CALL_MODULES:
         importlib.import_module(name)
+    from openai.types.chat import ChatCompletionChunk
+
+    ChatCompletionChunk.model_validate(SAMPLE_CHUNK)
 
 
 def close_models() -> None:
