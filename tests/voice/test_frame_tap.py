@@ -67,6 +67,10 @@ async def test_observers_pipecat_adds_itself_still_see_every_push_on_their_own_t
         if len(every.pushes) == 5:
             break
         await asyncio.sleep(0.01)
-    assert every.pushes == ["InputAudioRawFrame"] * 2 + ["TranscriptionFrame"] * 2 + ["BotStoppedSpeakingFrame"]
+    assert every.pushes == [
+        *["InputAudioRawFrame"] * 2,
+        *["TranscriptionFrame"] * 2,
+        "BotStoppedSpeakingFrame",
+    ]
     assert words.pushes == [("TranscriptionFrame", "stt")]
     await tap.cleanup()
