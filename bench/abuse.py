@@ -47,7 +47,7 @@ from bench.targets import ROOT, OurTarget, ResourceSampler, start_ours
 V2V_FACTOR = 1.5  # the bound: the live call's v2v p95 during the fuzz vs alone
 RSS_FACTOR = 1.10  # RSS after abuse vs idle
 SETTLE_SECS = 45.0
-IDLE_SECS = 10.0
+IDLE_SECS = 15.0  # past the heap trim after the warm-up call
 MB = 1 << 20
 
 
@@ -189,7 +189,8 @@ async def rss_after_abuse(providers: ProviderProcess, pin: bool, args: Any) -> l
     sampler = ResourceSampler(target.process.pid)
     lines, settled = ["RSS after abuse (agent process tree)"], []
     try:
-        await run_calls(1, target.plan_call, [], stagger=0.0)  # warm-up
+        # warm-up: a normal call with turns (STT, LLM, TTS and smart-turn used once), as in the rounds
+        await run_calls(1, target.plan_call, utterance_frames(UTTERANCES[:2]), stagger=0.0)
         idle = int(statistics.median((await settle(sampler, IDLE_SECS))[-5:]))
         lines.append(f"idle (after a warm-up call)  {idle / MB:.0f} MB")
         for round_ in range(1, args.abuse_rounds + 1):

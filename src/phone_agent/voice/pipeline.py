@@ -70,7 +70,7 @@ from phone_agent.voice.streaming_stt import SegmentSettledFrame, StreamingSTTSer
 from phone_agent.voice.stt_ladder import LadderSTTService
 from phone_agent.voice.stt_watch import STTFailureWatch
 from phone_agent.voice.tts_fallback import FIRST_AUDIO_SECS, LOCAL_FIRST_AUDIO_SECS, TTSFailover
-from phone_agent.voice.turn_end import CallTurnStopStrategy
+from phone_agent.voice.turn_end import WALL_STOP_TIMEOUT_SECS, CallTurnStopStrategy
 from phone_agent.voice.web_leg import WEB_SAMPLE_RATE, BrowserAudioSerializer
 
 TWILIO_SAMPLE_RATE = 8000
@@ -322,6 +322,7 @@ async def build_call(
         user_params=LLMUserAggregatorParams(
             vad_analyzer=vad,
             user_turn_strategies=UserTurnStrategies(stop=[end_of_turn]),
+            user_turn_stop_timeout=WALL_STOP_TIMEOUT_SECS,  # the end of turn counts it in caller audio
             user_idle_timeout=settings.idle_timeout_seconds,
         ),
     )

@@ -25,7 +25,13 @@ smart-turn, then the transcript) with three changes:
 
 Silence is counted in the caller's audio frames as the aggregator processes them (VAD has scored
 each one by then), not in wall time: when smart-turn or a busy event loop holds the aggregator up,
-the frames queued behind it are still looked at before a pause can end the turn.
+the frames queued behind it are still looked at before a pause can end the turn. That holds for
+Pipecat's safety net too (``user_turn_stop_timeout``: a turn no strategy ends, e.g. one whose
+transcript came back empty, is ended after 5 s without a VAD or transcript event). Counted in wall
+time, a loaded process whose aggregator ran 5 s behind the caller ended "Thanks," before it had
+seen "that is all." (two turns, a request for half an utterance). Here the turn ends after
+``STOP_TIMEOUT_SECS`` of caller silence as the aggregator counts it; Pipecat's wall-clock timer is
+set to ``WALL_STOP_TIMEOUT_SECS``, for a pipeline that has stopped processing audio at all.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is
 SENTENCE_END_SECS = 0.7  # ... judged incomplete, but whose transcript ends a sentence
 SENTENCE_ENDS = (".", "?", "!")
 SEGMENT_WAIT_SECS = 6.0  # longest wait (caller silence) for a segment the STT has not settled yet
+STOP_TIMEOUT_SECS = 5.0  # caller silence that ends a turn no verdict ended (Pipecat's timeout, in audio)
+WALL_STOP_TIMEOUT_SECS = 30.0  # Pipecat's wall-clock user_turn_stop_timeout: a stalled pipeline only
 
 
 def ends_sentence(text: str) -> bool:
@@ -126,6 +134,9 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             return  # a committed segment's words are on their way (queued, or still with the STT)
         if not self._caller_quiet():
             return  # speech onset: a VAD start (withdraw) or a blip; the next frames tell
+        if silence >= STOP_TIMEOUT_SECS:
+            await self.trigger_user_turn_stopped()  # nothing ended it (no words came): over
+            return
         text = self.turn_text().strip()
         if text and silence >= self.speculate_after_secs:
             await self._speculate(text)
