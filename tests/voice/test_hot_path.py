@@ -13,10 +13,10 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
 )
 from pipecat.observers.base_observer import FramePushed
-from pipecat.pipeline.worker_observer import WorkerObserver
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
+from phone_agent.voice.frame_tap import FrameTap
 from phone_agent.voice.hot_path import DropFrames
 from tests.fakes.audio import speech_wav
 from tests.running_agent import SHORT_GREETINGS
@@ -47,16 +47,18 @@ async def test_in_a_call_caller_audio_makes_three_hops_and_agent_audio_stops_aft
 ) -> None:
     hops: collections.Counter[tuple[str, str]] = collections.Counter()
     frames: collections.Counter[str] = collections.Counter()
-    observe = WorkerObserver.on_push_frame
+    seen: set[int] = set()
+    observe = FrameTap.on_push_frame  # every push of every processor reaches the call's tap
 
-    async def counting(self: WorkerObserver, data: FramePushed) -> None:
+    async def counting(self: FrameTap, data: FramePushed) -> None:
         await observe(self, data)
         kind = "caller" if isinstance(data.frame, InputAudioRawFrame) else "agent"
         if isinstance(data.frame, (InputAudioRawFrame, OutputAudioRawFrame)):
             hops[(kind, type(data.destination).__name__)] += 1
-            frames[kind] += data.first_push
+            frames[kind] += data.frame.id not in seen
+            seen.add(data.frame.id)
 
-    monkeypatch.setattr(WorkerObserver, "on_push_frame", counting)
+    monkeypatch.setattr(FrameTap, "on_push_frame", counting)
     with agent_factory(**SHORT_GREETINGS) as agent:
         agent.script_speech(["I would like to book a table."], ["Of course. For what day and time?"])
         async with agent.caller() as caller:

@@ -54,6 +54,7 @@ from phone_agent.ops import metrics
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.storage.calls import finish_call, open_call
+from phone_agent.voice.frame_tap import TappedPipelineWorker
 from phone_agent.voice.hot_path import DropFrames
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.max_length import CallTimer
@@ -357,10 +358,10 @@ async def build_call(
         output=transport.output(),
         tasks=runtime.tasks,
     )
-    task = PipelineWorker(
+    task = TappedPipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
-        observers=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
+        taps=[recorder, SpeechEndWatcher(tracker, brain.ctx.speech_finished)],
         enable_rtvi=False,
         enable_turn_tracking=False,  # an observer of every frame that nothing here reads
         idle_timeout_secs=None,

@@ -44,9 +44,10 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from phone_agent.voice.frame_tap import TapObserver
 from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
@@ -265,12 +266,14 @@ class InterruptedContextFilter(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-class SpeechEndWatcher(BaseObserver):
+class SpeechEndWatcher(TapObserver):
     """Calls ``on_played`` each time the agent stops talking and the phone has played it all
     (the brain's ``end_call``/``transfer_call`` wait for this before acting)."""
 
+    watched = (BotStoppedSpeakingFrame,)
+
     def __init__(self, tracker: PlayoutTracker, on_played: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(observe_every_push=False)
+        super().__init__()
         self._tracker, self._on_played = tracker, on_played
         self._waiting: asyncio.Task[None] | None = None
 

@@ -67,6 +67,7 @@ from phone_agent.ops import metrics
 from phone_agent.ops.provider_health import report_provider_error
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
+from phone_agent.voice.frame_tap import TappedPipelineWorker
 from phone_agent.voice.handover import HandoverWebSocket, pipeline_configured
 from phone_agent.voice.idle import IdleCaller
 from phone_agent.voice.max_length import CallTimer
@@ -383,13 +384,14 @@ async def build_realtime_call(
         output=transport.output(),
         tasks=runtime.tasks,
     )
-    task = PipelineWorker(
+    task = TappedPipelineWorker(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=TWILIO_SAMPLE_RATE, audio_out_sample_rate=TWILIO_SAMPLE_RATE
         ),
-        observers=[recorder, SpeechEndWatcher(tracker, tool_ctx.speech_finished)],
+        taps=[recorder, SpeechEndWatcher(tracker, tool_ctx.speech_finished)],
         enable_rtvi=False,
+        enable_turn_tracking=False,  # an observer of every push that nothing here reads
         idle_timeout_secs=None,
     )
     call = RealtimeCall(start, call_id, task, llm, tracker, recorder, tool_ctx, timer=timer)

@@ -1,12 +1,12 @@
 """``CallRecorder``: timing marks of every turn, and each turn written to ``call_turns``.
 
-An observer (it sees each frame once, when the processor that made it pushes it first, without
-sitting in the pipeline) notes, in ms since the stream started: ``caller_stopped`` (end of caller
-speech: VAD stop minus its stop delay), ``turn_detected`` (end of turn decided), ``stt_final``
-(final transcript), ``llm_first_token``, ``tts_first_audio`` (first audio out of the TTS) and
-``first_audio_sent`` (first agent audio written to the websocket: the output transport's own
-chunks). Turns are written by one background task, in order, so the call path never waits for
-the database.
+A tap of the call's ``FrameTap`` (it sees each frame of the types it watches once, when the
+processor that made it pushes it first, without sitting in the pipeline) notes, in ms since the
+stream started: ``caller_stopped`` (end of caller speech: VAD stop minus its stop delay),
+``turn_detected`` (end of turn decided), ``stt_final`` (final transcript), ``llm_first_token``,
+``tts_first_audio`` (first audio out of the TTS) and ``first_audio_sent`` (first agent audio
+written to the websocket: the output transport's own chunks). Turns are written by one background
+task, in order, so the call path never waits for the database.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from pipecat.frames.frames import (
     UserStoppedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameProcessor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from phone_agent.ops import metrics
 from phone_agent.storage.calls import add_turn
 from phone_agent.tasks import TaskOwner
+from phone_agent.voice.frame_tap import TapObserver
 
 CALLER_MARKS = ("caller_stopped", "turn_detected", "stt_final")
 AGENT_MARKS = ("llm_first_token", "tts_first_audio", "first_audio_sent")
@@ -57,8 +58,18 @@ class _Exchange:
     planned: list[str] = field(default_factory=list)
 
 
-class CallRecorder(BaseObserver):
+class CallRecorder(TapObserver):
     """Collects timing marks from the frames of one call and stores its turns."""
+
+    watched = (
+        VADUserStoppedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+        TranscriptionFrame,
+        LLMFullResponseStartFrame,
+        TTSSpeakFrame,
+        LLMTextFrame,
+        OutputAudioRawFrame,  # TTSAudioRawFrame is one
+    )
 
     def __init__(
         self,
@@ -72,7 +83,7 @@ class CallRecorder(BaseObserver):
         output: FrameProcessor,
         tasks: TaskOwner | None = None,
     ) -> None:
-        super().__init__(observe_every_push=False)  # each frame once, where it was made
+        super().__init__()  # each frame once, where it was made
         self._tasks = tasks  # owns the writer (it must outlive the pipeline until ``flush``)
         self._sessions, self._call_id = sessions, call_id
         self._started_at, self._vad_stop_secs = started_at, vad_stop_secs
