@@ -3,8 +3,9 @@
 ``CallTurnStopStrategy`` is Pipecat's ``TurnAnalyzerUserTurnStopStrategy`` (VAD stop, then
 smart-turn, then the transcript) with three changes:
 
-- **Preemptive reply.** As soon as the turn's transcript is in, VAD has stopped and the caller has
-  been quiet ``SPECULATE_AFTER_SECS``, the LLM request starts, while smart-turn and the
+- **Preemptive reply.** As soon as the turn's transcript is in (and does not end with a comma, a
+  dash or an ellipsis: the caller is going on), VAD has stopped and the caller has been quiet
+  ``SPECULATE_AFTER_SECS``, the LLM request starts, while smart-turn and the
   confirmation below run: Pipecat's speculative inference (a provisional context; the LLM
   service's ``SpeculationGate`` holds every frame of the reply). When the turn is confirmed with the
   same text, the held reply is released and no second request is made; when the caller goes on (or
@@ -58,6 +59,7 @@ SPECULATE_AFTER_SECS = 0.3  # caller silence before the LLM request may start (n
 CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is over
 SENTENCE_END_SECS = 0.7  # ... judged incomplete, but whose transcript ends a sentence
 SENTENCE_ENDS = (".", "?", "!")
+TRAILING_MARKS = (",", ";", ":", "-", "\u2013", "\u2014", "..", "\u2026")  # the caller is going on
 SEGMENT_WAIT_SECS = 6.0  # longest wait (caller silence) for a segment the STT has not settled yet
 STOP_TIMEOUT_SECS = 5.0  # caller silence that ends a turn no verdict ended (Pipecat's timeout, in audio)
 WALL_STOP_TIMEOUT_SECS = 30.0  # Pipecat's wall-clock user_turn_stop_timeout: a stalled pipeline only
@@ -65,8 +67,12 @@ WALL_STOP_TIMEOUT_SECS = 30.0  # Pipecat's wall-clock user_turn_stop_timeout: a 
 
 def ends_sentence(text: str) -> bool:
     """The transcript ends with a sentence mark (an ellipsis trails on: it does not)."""
-    text = text.rstrip(" \"')")
-    return text.endswith(SENTENCE_ENDS) and not text.endswith(("..", "\u2026"))
+    return text.rstrip(" \"')").endswith(SENTENCE_ENDS) and not trails_on(text)
+
+
+def trails_on(text: str) -> bool:
+    """The transcript ends with a comma, a dash, a colon or an ellipsis: the caller is going on."""
+    return text.rstrip(" \"')").endswith(TRAILING_MARKS)
 
 
 class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
@@ -138,8 +144,8 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             await self.trigger_user_turn_stopped()  # nothing ended it (no words came): over
             return
         text = self.turn_text().strip()
-        if text and silence >= self.speculate_after_secs:
-            await self._speculate(text)
+        if text and silence >= self.speculate_after_secs and not trails_on(text):
+            await self._speculate(text)  # ("Thanks," in a pause Silero hears long: no request)
         if not self._turn_complete and silence >= SENTENCE_END_SECS and ends_sentence(text):
             self._turn_complete = True  # smart-turn doubted it; the transcript ends a sentence
             self.sentence_ends += 1

@@ -246,7 +246,7 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
     def _below_volume_gate(self, window: bytes) -> bool:
         """Whether ``window`` is too quiet to be speech whatever the model says (Pipecat's volume test)."""
         self._window_volume = super()._get_smoothed_volume(window)
-        return self._window_volume < self._params.min_volume
+        return self._window_volume < self.params.min_volume
 
     def _get_smoothed_volume(self, audio: bytes) -> float:
         # the analysis of a window the gate has measured takes its volume (the tracker holds it already)
