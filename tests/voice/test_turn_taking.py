@@ -31,6 +31,19 @@ def paused(first: str, pause: float, second: str) -> list[bytes]:
     return spoken(first) + [SILENT_FRAME] * round(pause / 0.02) + spoken(second) + [SILENT_FRAME] * 10
 
 
+async def book_a_table_with_a_pause(agent: Any, *, quiet_after: float) -> tuple[str, Any]:
+    """One call: after the greeting the caller says "I would like to book a table", pauses 0.7 s
+    (Silero hears ~0.9: "table" fades, "for" starts soft), says "for two people please", and waits
+    for the reply and then ``quiet_after`` s of quiet. The call SID and the caller's turn."""
+    async with agent.caller() as caller:
+        await caller.wait_for_agent_audio(timeout=20)
+        await caller.wait_for_quiet(0.6, timeout=30)
+        turn = await caller.say_frames(paused("I would like to book a table", 0.7, "for two people please"))
+        await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+        await caller.wait_for_quiet(quiet_after, timeout=30)
+    return caller.call_sid, turn
+
+
 def streaming(stt: FakeOpenAIRealtimeSTT) -> dict[str, str]:
     return SHORT_GREETINGS | {"PHONE_AGENT_REALTIME_BASE_URL": stt.ws_url + "/v1/realtime"}
 
@@ -84,14 +97,7 @@ async def test_the_reply_is_requested_before_the_turn_is_confirmed_and_dropped_w
     with agent_factory(**streaming(stt), PHONE_AGENT_LLM_FIRST_TOKEN_TIMEOUT="5") as agent:
         agent.openai.first_token_latency = 0.9  # the early request is still waiting when cancelled
         agent.openai.script("NEVER SPOKEN: what day would suit you?", "A table for two, of course.")
-        async with agent.caller() as caller:
-            await caller.wait_for_agent_audio(timeout=20)
-            await caller.wait_for_quiet(0.6, timeout=30)
-            turn = await caller.say_frames(
-                paused("I would like to book a table", 0.7, "for two people please")
-            )
-            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
-            await caller.wait_for_quiet(1.0, timeout=30)
+        call_sid, turn = await book_a_table_with_a_pause(agent, quiet_after=1.0)
     early, final = reply_requests(agent)  # the early request went while the caller paused
     assert user_texts(early)[-1] == "I would like to book a table"
     assert user_texts(final)[-1] == "I would like to book a table for two people please."
@@ -99,7 +105,7 @@ async def test_the_reply_is_requested_before_the_turn_is_confirmed_and_dropped_w
     spoken = " ".join(c.text for c in agent.elevenlabs.contexts.values())
     assert "NEVER SPOKEN" not in spoken and "A table for two" in spoken
     assert turn.agent_talked_over is False  # nothing was said while the caller paused
-    assert await caller_and_agent_turns(db_rows, caller.call_sid) == [
+    assert await caller_and_agent_turns(db_rows, call_sid) == [
         ("caller", "I would like to book a table for two people please."),
         ("agent", "A table for two, of course."),
     ]
@@ -157,15 +163,7 @@ async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_tha
     stt.default_transcript = ""
     with agent_factory(**streaming(stt)) as agent:
         agent.openai.script("A table for two, of course.", "Of course.")
-        async with agent.caller() as caller:
-            await caller.wait_for_agent_audio(timeout=20)
-            await caller.wait_for_quiet(0.6, timeout=30)
-            # 0.7 s of silence (Silero hears ~0.9: "table" fades, "for" starts soft): past
-            # SENTENCE_END_SECS, short of smart-turn's fallback
-            turn = await caller.say_frames(
-                paused("I would like to book a table", 0.7, "for two people please")
-            )
-            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
-            await caller.wait_for_quiet(1.5, timeout=30)
-    turns = await caller_and_agent_turns(db_rows, caller.call_sid)
+        # the 0.7 s pause: past SENTENCE_END_SECS, short of smart-turn's fallback
+        call_sid, _turn = await book_a_table_with_a_pause(agent, quiet_after=1.5)
+    turns = await caller_and_agent_turns(db_rows, call_sid)
     assert [text for role, text in turns if role == "caller"] == caller_turns
