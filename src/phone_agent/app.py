@@ -30,6 +30,7 @@ from phone_agent.api.proxy import TrustedProxyHeaders
 from phone_agent.config import Role, Settings
 from phone_agent.errors import PhoneAgentError
 from phone_agent.local_models import require_local_stack
+from phone_agent.ops.heap import freeze_start_up_heap
 from phone_agent.runtime import ROLES_TAKING_CALLS, Runtime
 from phone_agent.storage.db import is_sqlite
 from phone_agent.storage.migrate import upgrade
@@ -133,6 +134,7 @@ def create_app(
     *,
     migrate: bool | None = None,
     env: Mapping[str, str] | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """Build the app for ``role``.
 
@@ -141,6 +143,8 @@ def create_app(
         role: all | orchestrator | voice-bridge | memory.
         migrate: apply migrations on start; default: only for the embedded SQLite database.
         env: the environment the settings came from (for child components that need it).
+        freeze_heap: once started, keep start-up's objects out of later collections
+            (``ops/heap.py``; ``serve`` sets it, a process starting many apps must not).
     """
     if role in ROLES_TAKING_CALLS:
         require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
@@ -157,6 +161,8 @@ def create_app(
             asyncio.to_thread(prepare_routes, app),
             *([preload_call_models(runtime.current.settings)] if runtime.takes_calls else []),
         )
+        if freeze_heap:
+            logger.debug("start-up heap frozen: {} objects", freeze_start_up_heap())
         logger.info(
             "phone-agent {} started: role={} database={}", __version__, role, runtime.engine.dialect.name
         )

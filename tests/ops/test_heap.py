@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from phone_agent.ops.heap import HeapTrimmer
+from phone_agent.ops.heap import HeapTrimmer, freeze_start_up_heap
 from phone_agent.ops.load import LoadMonitor
 
 IDLE = 0.05
@@ -71,3 +71,15 @@ async def test_no_trim_before_any_call_or_while_a_call_is_reserved() -> None:
     assert heap.due()
     await heap.trim_now()
     assert not heap.due() and trims == [1]
+
+
+def test_serve_keeps_start_up_objects_out_of_later_collections() -> None:
+    assert gc.get_freeze_count() == 0
+    try:
+        frozen = freeze_start_up_heap()
+        assert frozen == gc.get_freeze_count() > 10_000  # modules, classes, ... of this process
+        gc.collect()
+        assert gc.get_freeze_count() == frozen  # a full collection leaves them where they are
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

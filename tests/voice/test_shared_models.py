@@ -101,4 +101,3 @@ async def test_an_app_taking_calls_starts_the_model_threads_and_stops_them_on_ex
     async with app.router.lifespan_context(app):
         assert "silero-batcher" in _model_threads() and "smart-turn-0" in _model_threads()
     assert _model_threads() == set()
-

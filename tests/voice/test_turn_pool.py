@@ -123,3 +123,42 @@ async def test_by_default_calls_stopping_together_each_get_a_run_of_their_own() 
         assert [state for state, _ in together] == [(await pipecat_decision(t))[0] for t in UTTERANCES[:3]]
     finally:
         pool.close()
+
+
+class GatedSession:
+    """The real model behind a gate: the first run waits until the test opens it."""
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.runs = 0
+
+    def run(self, outputs: object, inputs: dict[str, object]) -> object:
+        self.runs += 1
+        self.started.set()
+        self.gate.wait(10)
+        return self.session.run(outputs, inputs)  # type: ignore[attr-defined]
+
+
+async def test_a_call_that_no_longer_waits_costs_no_inference() -> None:
+    session = GatedSession(smart_turn_pool().session)
+    pool = SmartTurnPool(session, threads=1)
+    try:
+        first, second, third = (PooledSmartTurnAnalyzer(pool=pool, params=PARAMS) for _ in range(3))
+        for analyzer, text in zip((first, second, third), UTTERANCES, strict=False):
+            hear(analyzer, text)
+        running = asyncio.create_task(first.analyze_end_of_turn())  # takes the only thread
+        assert await asyncio.to_thread(session.started.wait, 10)
+        withdrawn = asyncio.create_task(second.analyze_end_of_turn())  # queued behind it ...
+        waiting = asyncio.create_task(third.analyze_end_of_turn())
+        await asyncio.sleep(0.05)
+        withdrawn.cancel()  # ... and no longer wanted (the caller spoke again, the call ended)
+        session.gate.set()
+        (state, _), (third_state, _) = await asyncio.gather(running, waiting)
+        assert withdrawn.cancelled()
+        assert session.runs == 2 and pool.withdrawn == 1  # the withdrawn request never reached the model
+        assert state == (await pipecat_decision(UTTERANCES[0]))[0]
+        assert third_state == (await pipecat_decision(UTTERANCES[2]))[0]
+    finally:
+        pool.close()

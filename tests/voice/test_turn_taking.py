@@ -4,6 +4,8 @@ words of a reply that has no punctuation."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -167,3 +169,40 @@ async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_tha
         call_sid, _turn = await book_a_table_with_a_pause(agent, quiet_after=1.5)
     turns = await caller_and_agent_turns(db_rows, call_sid)
     assert [text for role, text in turns if role == "caller"] == caller_turns
+
+
+async def test_a_late_smart_turn_verdict_holds_up_neither_the_call_nor_its_reply(
+    agent_factory: Any, db_rows: Any, fake_openai_realtime_stt: FakeOpenAIRealtimeSTT, monkeypatch: Any
+) -> None:
+    asked: list[float] = []
+    withdrawn: list[float] = []
+
+    async def queued_behind_other_calls(_analyzer: Any) -> tuple[EndOfTurnState, None]:
+        asked.append(time.monotonic())
+        try:
+            await asyncio.sleep(5)  # the verdicts of many other calls are ahead of this one
+        except asyncio.CancelledError:
+            withdrawn.append(time.monotonic())
+            raise
+        return EndOfTurnState.COMPLETE, None
+
+    monkeypatch.setattr(PooledSmartTurnAnalyzer, "analyze_end_of_turn", queued_behind_other_calls)
+    stt = fake_openai_realtime_stt
+    stt.transcripts.append("Can you tell me your opening hours on Saturday?")
+    stt.default_transcript = ""
+    with agent_factory(**streaming(stt)) as agent:
+        agent.openai.script("We open at nine on Saturdays.")
+        async with agent.caller() as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+            turn = await caller.say_wav(speech_wav("Can you tell me your opening hours on Saturday"))
+            await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
+            await caller.wait_for_quiet(1.0, timeout=30)
+    # the sentence the STT ended decided the turn: the reply did not wait the verdict's 5 s
+    assert turn.voice_to_voice is not None and turn.voice_to_voice < 3.0
+    assert asked and len(withdrawn) == len(asked)  # ... and the verdict was withdrawn, never awaited
+    assert withdrawn[0] - asked[0] < 2.0
+    assert await caller_and_agent_turns(db_rows, caller.call_sid) == [
+        ("caller", "Can you tell me your opening hours on Saturday?"),
+        ("agent", "We open at nine on Saturdays."),
+    ]

@@ -28,6 +28,20 @@ IDLE_SECONDS = 5.0  # no call for this long after one ended: trim
 MB = 1 << 20
 
 
+def freeze_start_up_heap() -> int:
+    """Keep what start-up built out of every later collection; the number of objects frozen.
+
+    After start-up the process holds ~300k long-lived objects (modules, models, routes, schemas).
+    Each full collection walks all of them: with 40 calls it stopped the event loop for 100-165 ms
+    (every call's audio with it). Frozen, a full collection walks only what the calls made since
+    (20-40 ms). Only ``serve`` freezes: a process that starts many apps (tests) would keep every
+    frozen object for good.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def malloc_trim() -> bool:
     """glibc's ``malloc_trim(0)``: free heap pages go back to the system. False where there is none."""
     name = ctypes.util.find_library("c")

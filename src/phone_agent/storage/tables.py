@@ -359,7 +359,6 @@ class CallRecording(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-
 # --- call routing (issue 16) ----------------------------------------------------------------------
 class RoutingRule(Base):
     """A call routing rule: when its ``conditions`` hold, ``action`` runs (``brain/routing``).

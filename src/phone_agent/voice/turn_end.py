@@ -24,6 +24,16 @@ smart-turn, then the transcript) with three changes:
   pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at
   most ``SEGMENT_WAIT_SECS`` of silence for one the STT still holds.
 
+- **Smart-turn decides beside the call, not in its way.** Pipecat awaits the model at VAD stop
+  inside the user aggregator, so a call's audio, transcripts and turn end all wait for its
+  verdict; with one model thread for every call of a process, a burst of callers pausing together
+  queues their verdicts behind each other (~30-80 ms of CPU each) and the last call's turn waits
+  for all of them. Here the verdict is a task of its own: the call's frames go on being counted
+  meanwhile, and the sentence-end rule below ends the turn without it (a verdict that comes late
+  ends the turn when it comes). It is withdrawn once it can no longer change the outcome: the
+  caller speaks again, or the turn ends (the sentence-end rule, the fallback). A request withdrawn
+  before a model thread takes it costs no inference, so under load the model runs less.
+
 Silence is counted in the caller's audio frames as the aggregator processes them (VAD has scored
 each one by then), not in wall time: when smart-turn or a busy event loop holds the aggregator up,
 the frames queued behind it are still looked at before a pause can end the turn. That holds for
@@ -37,10 +47,13 @@ set to ``WALL_STOP_TIMEOUT_SECS``, for a pipeline that has stopped processing au
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
@@ -100,6 +113,8 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._speculation: UserTurnSpeculation | None = None
         self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
         self._silence: float | None = None  # seconds of caller audio since their speech ended
+        self._smart_turn_task: asyncio.Task[None] | None = None  # smart-turn's verdict on the last pause
+        self.verdicts_withdrawn = 0  # verdicts no longer needed before they came (tests, bench)
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, SegmentSettledFrame):
@@ -122,6 +137,48 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         elif isinstance(frame, SegmentSettledFrame):
             await self._maybe_trigger_user_turn_stopped()
         return result
+
+    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        """Pipecat's handling of a VAD stop, with smart-turn's verdict asked for in the background."""
+        self._vad_user_speaking = False
+        self._stop_secs = frame.stop_secs
+        self._vad_stopped = True
+        self._turn_complete = False
+        # Pipecat's safety net for a transcript that never says it is final, from the speech's end
+        stt_deadline = frame.timestamp - frame.stop_secs + self._stt_timeout
+        if self._timeout_task:
+            await self.task_manager.cancel_task(self._timeout_task)
+        self._timeout_task = self.task_manager.create_task(
+            self._timeout_handler(max(0.0, stt_deadline - time.time())), f"{self}::_timeout_handler"
+        )
+        await self._withdraw_verdict(counted=False)
+        self._smart_turn_task = self.task_manager.create_task(
+            self._smart_turn_verdict(), f"{self}::smart-turn"
+        )
+        await self._maybe_trigger_user_turn_stopped()
+
+    async def _smart_turn_verdict(self) -> None:
+        state, prediction = await self._turn_analyzer.analyze_end_of_turn()
+        self._smart_turn_task = None
+        await self._handle_prediction_result(prediction)
+        if state == EndOfTurnState.COMPLETE:
+            self._turn_complete = True
+        await self._maybe_trigger_user_turn_stopped()
+
+    async def _withdraw_verdict(self, *, counted: bool = True) -> None:
+        """Stop waiting for smart-turn (a request still queued for the model is then never run)."""
+        task, self._smart_turn_task = self._smart_turn_task, None
+        if task is not None and not task.done():
+            self.verdicts_withdrawn += counted
+            await self.task_manager.cancel_task(task)
+
+    async def _discard_pending_end_of_turn(self) -> None:
+        await self._withdraw_verdict()  # the caller speaks again, or the turn is over
+        await super()._discard_pending_end_of_turn()
+
+    async def cleanup(self) -> None:
+        await self._withdraw_verdict(counted=False)
+        await super().cleanup()
 
     async def handle_user_turn_stopped(self) -> None:
         self._speculation = None  # settled by the turn end itself
@@ -147,8 +204,10 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if text and silence >= self.speculate_after_secs and not trails_on(text):
             await self._speculate(text)  # ("Thanks," in a pause Silero hears long: no request)
         if not self._turn_complete and silence >= SENTENCE_END_SECS and ends_sentence(text):
-            self._turn_complete = True  # smart-turn doubted it; the transcript ends a sentence
+            # smart-turn doubted it (or has not said yet); the transcript ends a sentence
+            self._turn_complete = True
             self.sentence_ends += 1
+            await self._withdraw_verdict()  # too late to matter: a queued request is never run
             logger.debug("smart-turn judged the turn incomplete; its transcript ends a sentence")
         if self._turn_complete and silence < self.confirm_secs:
             return

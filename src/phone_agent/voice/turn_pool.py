@@ -67,6 +67,7 @@ class SmartTurnPool:
         self.session = session
         self.max_batch = max(1, max_batch)
         self.batches: list[int] = []  # size of every model run (figures and tests)
+        self.withdrawn = 0  # requests dropped unrun: nobody waited for them any more
         self._pending: list[_Request] = []
         self._wake = threading.Condition()
         self._closed = False
@@ -114,8 +115,12 @@ class SmartTurnPool:
                     self._wake.wait()
                 if not self._pending:
                     return
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            self._answer(batch, self._predict(batch))
+                # a call that no longer waits (its verdict withdrawn, the call over) costs no inference
+                waiting = [request for request in self._pending if not request.future.done()]
+                self.withdrawn += len(self._pending) - len(waiting)
+                batch, self._pending = waiting[: self.max_batch], waiting[self.max_batch :]
+            if batch:
+                self._answer(batch, self._predict(batch))
 
     def _predict(self, batch: list[_Request]) -> list[Prediction | Exception]:
         started = time.perf_counter()
