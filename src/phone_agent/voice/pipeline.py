@@ -375,6 +375,12 @@ async def build_call(
             session.end_reason = reason
         await task.queue_frame(EndFrame())
 
+    def hand_to_fallback() -> None:  # the fallback's TwiML is about to take the call
+        serializer.keep_call_up()
+        # its reason now: Twilio may close the stream (and the call be closed) before give_up returns
+        if session is not None and rescue is not None and rescue.end_reason:
+            session.end_reason = rescue.end_reason
+
     rescue = CallRescue(
         settings=settings,
         control=services.control if phone else None,  # a web call has no Twilio leg to redirect
@@ -382,7 +388,7 @@ async def build_call(
         tracker=tracker,
         speak=speak,
         end_pipeline=end_pipeline,
-        keep_call_up=serializer.keep_call_up,
+        keep_call_up=hand_to_fallback,
         health=runtime.providers,
     )
     session = CallSession(
