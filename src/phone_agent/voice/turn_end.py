@@ -114,7 +114,6 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
         self._silence: float | None = None  # seconds of caller audio since their speech ended
         self._smart_turn_task: asyncio.Task[None] | None = None  # smart-turn's verdict on the last pause
-        self.verdicts_withdrawn = 0  # verdicts no longer needed before they came (tests, bench)
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, SegmentSettledFrame):
@@ -151,7 +150,7 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._timeout_task = self.task_manager.create_task(
             self._timeout_handler(max(0.0, stt_deadline - time.time())), f"{self}::_timeout_handler"
         )
-        await self._withdraw_verdict(counted=False)
+        await self._withdraw_verdict()
         self._smart_turn_task = self.task_manager.create_task(
             self._smart_turn_verdict(), f"{self}::smart-turn"
         )
@@ -165,11 +164,10 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._turn_complete = True
         await self._maybe_trigger_user_turn_stopped()
 
-    async def _withdraw_verdict(self, *, counted: bool = True) -> None:
+    async def _withdraw_verdict(self) -> None:
         """Stop waiting for smart-turn (a request still queued for the model is then never run)."""
         task, self._smart_turn_task = self._smart_turn_task, None
         if task is not None and not task.done():
-            self.verdicts_withdrawn += counted
             await self.task_manager.cancel_task(task)
 
     async def _discard_pending_end_of_turn(self) -> None:
@@ -177,7 +175,7 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await super()._discard_pending_end_of_turn()
 
     async def cleanup(self) -> None:
-        await self._withdraw_verdict(counted=False)
+        await self._withdraw_verdict()
         await super().cleanup()
 
     async def handle_user_turn_stopped(self) -> None:
@@ -208,7 +206,7 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._turn_complete = True
             self.sentence_ends += 1
             await self._withdraw_verdict()  # too late to matter: a queued request is never run
-            logger.debug("smart-turn judged the turn incomplete; its transcript ends a sentence")
+            logger.debug("smart-turn has not judged the turn complete; its transcript ends a sentence")
         if self._turn_complete and silence < self.confirm_secs:
             return
         await super()._maybe_trigger_user_turn_stopped()
