@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.fakes.audio import FRAME_BYTES, ULAW_SILENCE, is_silent, read_ulaw_frames
 from tests.fakes.twilio_rest import FakeTwilioREST, new_sid
@@ -274,7 +275,10 @@ class MediaStreamCaller:
         try:
             async for raw in self._ws:
                 self._handle(raw)
-        except Exception as exc:  # connection errors end the call like a server close
+        except ConnectionClosed as exc:  # ends the call like a server close
+            if not self._stopped:  # (after our own hang-up, how the socket went down is no error)
+                self.protocol_errors.append(f"receive failed: {exc!r}")
+        except Exception as exc:
             self.protocol_errors.append(f"receive failed: {exc!r}")
         finally:
             self.close_code = self._ws.close_code
