@@ -152,13 +152,14 @@ def agent_factory(tmp_path: Path, fake_openai: FakeOpenAI, fake_elevenlabs: Fake
     """Start an agent with extra env settings: ``with agent_factory(**env) as agent``."""
 
     @contextmanager
-    def start(*, public_url: bool = False, **extra: str) -> Iterator[Agent]:
-        """``public_url``: PUBLIC_URL is the agent's own http://127.0.0.1:PORT (Twilio calls it back)."""
+    def start(*, public_url: bool = False, record_greeting: bool = False, **extra: str) -> Iterator[Agent]:
+        """``public_url``: PUBLIC_URL is the agent's own http://127.0.0.1:PORT (Twilio calls it back);
+        ``record_greeting``: start as ``serve`` does, recording the greeting while it starts."""
         sock = bound_socket()
         if public_url:
             extra["PUBLIC_URL"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = make_settings(tmp_path, **agent_env(tmp_path, fake_openai, fake_elevenlabs, **extra))
-        app = create_app(settings)
+        app = create_app(settings, record_greeting=record_greeting)
         with serve(app, sock) as url:
             yield Agent(settings, app, url, fake_openai, fake_elevenlabs)
 

@@ -121,6 +121,13 @@ def prepare_routes(app: FastAPI) -> None:
             route.matches(scope)  # every router lists its routes before matching any of them
 
 
+async def record_greeting_at_start(settings: Settings) -> None:
+    """The first caller of a new install is greeted from memory too (``voice/greeting_recording.py``)."""
+    from phone_agent.voice.greeting_recording import record_greeting_at_start as record
+
+    await record(settings)
+
+
 async def close_call_models() -> None:
     """Stop the model threads calls share (the Silero batcher, the smart-turn pool)."""
     from phone_agent.voice.shared_models import close_models
@@ -135,6 +142,7 @@ def create_app(
     migrate: bool | None = None,
     env: Mapping[str, str] | None = None,
     freeze_heap: bool = False,
+    record_greeting: bool = False,
 ) -> FastAPI:
     """Build the app for ``role``.
 
@@ -145,11 +153,14 @@ def create_app(
         env: the environment the settings came from (for child components that need it).
         freeze_heap: once started, keep start-up's objects out of later collections
             (``ops/heap.py``; ``serve`` sets it, a process starting many apps must not).
+        record_greeting: record the phone greeting while starting when no earlier process has
+            (``voice/greeting_recording.py``; ``serve`` sets it: one TTS request per new greeting).
     """
     if role in ROLES_TAKING_CALLS:
         require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
     runtime = Runtime.create(settings, role, env)
     should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
+    greet_from_memory = record_greeting and runtime.takes_calls
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,6 +171,7 @@ def create_app(
         await asyncio.gather(
             asyncio.to_thread(prepare_routes, app),
             *([preload_call_models(runtime.current.settings)] if runtime.takes_calls else []),
+            *([record_greeting_at_start(runtime.current.settings)] if greet_from_memory else []),
         )
         if freeze_heap:
             logger.debug("start-up heap frozen: {} objects", freeze_start_up_heap())

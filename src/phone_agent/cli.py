@@ -74,7 +74,9 @@ def serve(
     bind_port = port or settings.port_for(chosen)
     started = time.perf_counter()
     try:
-        application = create_app(settings, chosen, migrate=migrate, env=os.environ, freeze_heap=True)
+        application = create_app(
+            settings, chosen, migrate=migrate, env=os.environ, freeze_heap=True, record_greeting=True
+        )
     except PhoneAgentError as exc:
         raise fail(str(exc)) from None
     console.print(
@@ -124,7 +126,7 @@ def worker_app() -> Any:
     settings = settings_or_exit()
     setup_logging(settings)
     role: Role = os.environ.get(WORKER_ROLE_ENV, "all")  # type: ignore[assignment]
-    return create_app(settings, role, migrate=False, env=os.environ, freeze_heap=True)
+    return create_app(settings, role, migrate=False, env=os.environ, freeze_heap=True, record_greeting=True)
 
 
 @config_app.command("show")

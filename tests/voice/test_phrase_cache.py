@@ -138,3 +138,42 @@ def test_store_round_trip_and_what_it_refuses(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "phrases").glob("*.phrase")) == sorted(
         store.path_for(k).name for k in ("key-c", "key-d")
     )
+
+
+async def test_a_new_install_records_its_greeting_while_it_starts(
+    agent_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phrase_cache, "PHRASES", PhraseCache())  # a fresh process
+    with agent_factory(record_greeting=True) as agent:
+        assert len(greeting_contexts(agent)) == 1  # synthesised before any call
+        assert len(list((tmp_path / PHRASES_DIR).glob("*.phrase"))) == 1
+        async with agent.caller(from_number="+15551230001") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+        assert len(greeting_contexts(agent)) == 1  # the first call was greeted from memory
+        assert caller.protocol_errors == [] and caller.marks_sent_back
+        first_heard = b"".join(a.audio for a in caller.agent_audio)
+        assert len(first_heard) > 4000  # over half a second of the greeting (mu-law: a byte a sample)
+
+    monkeypatch.setattr(phrase_cache, "PHRASES", PhraseCache())  # a restart: nothing in memory
+    with agent_factory(record_greeting=True) as restarted:
+        assert len(greeting_contexts(restarted)) == 1  # nothing asked: an earlier process recorded it
+        assert len(phrase_cache.PHRASES) == 1  # read from disk while starting
+        async with restarted.caller(from_number="+15551230002") as second:
+            await second.wait_for_agent_audio(timeout=20)
+            await second.wait_for_quiet(0.6, timeout=30)
+    assert len(greeting_contexts(agent)) == 1
+    assert b"".join(a.audio for a in second.agent_audio) == first_heard
+
+
+async def test_an_agent_whose_voice_key_is_refused_still_starts_and_answers(
+    agent_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phrase_cache, "PHRASES", PhraseCache())
+    started = time.monotonic()
+    with agent_factory(record_greeting=True, ELEVENLABS_API_KEY="a-key-elevenlabs-refuses") as agent:
+        assert time.monotonic() - started < 15  # the recording gave up; the process took calls
+        assert not list((tmp_path / PHRASES_DIR).glob("*.phrase"))
+        async with agent.caller(from_number="+15551230003") as caller:
+            await caller.wait_for_agent_audio(timeout=20)  # the fallback voice greets the caller
+    assert caller.protocol_errors == []

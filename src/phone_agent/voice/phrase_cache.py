@@ -11,7 +11,8 @@ assistant context) sees exactly the frames it would have seen. LLM replies are n
 A ``PhraseStore`` (``<data_dir>/phrases``) keeps the phrases the settings fix for every caller (the
 greeting for callers not known by name: never one holding a caller's name) across restarts, so
 the first call of a fresh process (a deploy, a restart, another worker) is greeted from memory
-too, not after a TTS round trip: only the first call after the phrase changed pays for it.
+too, not after a TTS round trip. ``serve`` records a greeting no process has stored yet while it
+starts (``voice/greeting_recording.py``), so a new install's first caller does not wait either.
 """
 
 from __future__ import annotations
@@ -162,11 +163,12 @@ class CachedPhraseElevenLabsTTSService(ElevenLabsTTSService):
         self._recording: dict[str, tuple[str, Phrase]] = {}  # context id -> (key, phrase so far)
         self._replayed: set[str] = set()  # context ids served from the cache (none on the server)
 
-    def phrase_key(self, text: str) -> str:
-        """Everything that changes the audio of `text`."""
+    def phrase_key(self, text: str, *, sample_rate: int | None = None) -> str:
+        """Everything that changes the audio of `text` (at ``sample_rate``; default: the running one)."""
         settings: Any = self.settings
+        rate = sample_rate or self.sample_rate
         return json.dumps(
-            [self._url, settings.voice, settings.model, str(settings.language), self.sample_rate,
+            [self._url, settings.voice, settings.model, str(settings.language), rate,
              self._voice_settings, text],
             sort_keys=True, default=str,
         )  # fmt: skip
@@ -236,6 +238,10 @@ class CachedPhraseElevenLabsTTSService(ElevenLabsTTSService):
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._store.save, key, phrase))
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
+
+    async def settle_saves(self) -> None:
+        """Wait until the lasting phrases recorded so far are written to the store."""
+        await asyncio.gather(*self._saving, return_exceptions=True)
 
     async def on_audio_context_interrupted(self, context_id: str) -> None:
         self._recording.pop(context_id, None)  # a cut-off phrase is not worth keeping
