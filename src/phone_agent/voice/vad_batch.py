@@ -11,9 +11,12 @@ Pipecat's own code: ``SileroVADAnalyzer._run_analyzer`` (volume gate, start/stop
 periodic model reset), whose model call returns the row the batch computed. The worker thread
 does nothing else (stacking the rows, the run, handing them back): Python there holds the GIL
 the event loop needs, and each hand-over of the GIL between the two costs more than the work.
-A buffer holding a second window (frames longer than a window) scores it on its own, after the
-first one's reset check, exactly as Pipecat would. So a call's decisions are those of Pipecat's
-analyzer on the same audio; only when they are made moves, by at most one tick.
+A frame that completes more than one window (a 40 ms frame does every fourth time, a 100 ms frame
+always) hands Pipecat's analysis one window at a time, each gated and scored in a batch first; so
+the model's state, its reset check and the state machine see the windows in Pipecat's order, and a
+call's decisions are those of Pipecat's analyzer on the same audio; only when they are made moves,
+by at most a tick per window. (Scored alone on the loop, those second windows were a fifth of all
+windows at 40 ms frames, none of them gated: ~10 % of the loop's time at 40 calls.)
 
 The tick is 10 ms, not a whole window (32 ms): a call's frames wait for their window's score (the
 VAD's caller, Pipecat's user aggregator, handles one frame at a time), so with a 32 ms tick a call
@@ -226,19 +229,20 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         self.listeners: list[Callable[[VADState, float, bytes], Awaitable[None]]] = []
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
-        """The VAD state after ``buffer``: at once while it completes no window, else after the tick."""
+        """The VAD state after ``buffer``: at once while it completes no window, else after the tick
+        (a tick per window it completes: a 40 ms frame completes two windows every fourth frame)."""
         needed = self._vad_frames_num_bytes
-        if len(self._vad_buffer) + len(buffer) < needed:
-            self._vad_buffer += buffer
-            state = self._vad_state
-        else:
-            window = (self._vad_buffer + buffer)[:needed]
+        state, rest = self._vad_state, buffer
+        while len(self._vad_buffer) + len(rest) >= needed:
+            piece, rest = rest[: needed - len(self._vad_buffer)], rest[needed - len(self._vad_buffer) :]
+            window = self._vad_buffer + piece
             if self.volume_gate and self._below_volume_gate(window):
                 self.call_model.skip()
                 self.skipped += 1
             else:
                 await self._batcher.score(self.call_model, window, self.sample_rate)
-            state = self._run_analyzer(buffer)  # Pipecat's analysis; its first window is already scored
+            state = self._run_analyzer(piece)  # Pipecat's analysis of exactly this (scored) window
+        self._vad_buffer += rest
         for listener in self.listeners:
             await listener(state, self.silent_secs, buffer)
         return state
