@@ -16,6 +16,10 @@ Nothing here can stop the process from starting: a missing or wrong key, ElevenL
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +71,34 @@ async def record_greeting(settings: Settings, *, timeout_secs: float = RECORD_TI
     if phrase is not None:
         phrase_cache.PHRASES.put(key, phrase)  # the first call need not read it from disk
         return "stored"
-    try:
-        problem = await asyncio.wait_for(_speak(tts, text), timeout_secs)
-    except TimeoutError:
-        problem = f"ElevenLabs did not finish it within {timeout_secs:g} s"
-    finally:
-        await tts.settle_saves()
+    with _only_one_process(store.directory) as first:
+        if not first:  # `serve --workers N`: the other workers read it from the store on a first call
+            return "being recorded by another process"
+        try:
+            problem = await asyncio.wait_for(_speak(tts, text), timeout_secs)
+        except TimeoutError:
+            problem = f"ElevenLabs did not finish it within {timeout_secs:g} s"
+        finally:
+            await tts.settle_saves()
     if problem is None and await asyncio.to_thread(store.load, key) is not None:
         return "recorded"
     return f"not recorded: {problem or 'no audio came back'}"
+
+
+@contextmanager
+def _only_one_process(directory: Path) -> Iterator[bool]:
+    """Whether this process holds the store's recording lock (released when the block ends)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".recording.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the file releases the lock
 
 
 async def _speak(tts: CachedPhraseElevenLabsTTSService, text: str) -> str | None:
