@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -121,11 +121,12 @@ def prepare_routes(app: FastAPI) -> None:
             route.matches(scope)  # every router lists its routes before matching any of them
 
 
-async def record_greeting_at_start(settings: Settings) -> None:
-    """The first caller of a new install is greeted from memory too (``voice/greeting_recording.py``)."""
-    from phone_agent.voice.greeting_recording import record_greeting_at_start as record
+def greeting_recorder() -> Callable[[Settings], Coroutine[Any, Any, None]]:
+    """Records the greeting so even a new install's first caller is greeted from memory
+    (``voice/greeting_recording.py``; imported only by a process that takes calls)."""
+    from phone_agent.voice.greeting_recording import GreetingRecorder
 
-    await record(settings)
+    return GreetingRecorder()
 
 
 async def close_call_models() -> None:
@@ -153,8 +154,9 @@ def create_app(
         env: the environment the settings came from (for child components that need it).
         freeze_heap: once started, keep start-up's objects out of later collections
             (``ops/heap.py``; ``serve`` sets it, a process starting many apps must not).
-        record_greeting: record the phone greeting while starting when no earlier process has
-            (``voice/greeting_recording.py``; ``serve`` sets it: one TTS request per new greeting).
+        record_greeting: record the phone greeting while starting when no earlier process has,
+            and after an admin change (``voice/greeting_recording.py``; ``serve`` sets it: one TTS
+            request per new greeting or voice).
     """
     if role in ROLES_TAKING_CALLS:
         require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
@@ -164,6 +166,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        record_greeting_now = greeting_recorder() if greet_from_memory else None
         if should_migrate:
             await upgrade(runtime.engine)
         await runtime.start()
@@ -171,8 +174,10 @@ def create_app(
         await asyncio.gather(
             asyncio.to_thread(prepare_routes, app),
             *([preload_call_models(runtime.current.settings)] if runtime.takes_calls else []),
-            *([record_greeting_at_start(runtime.current.settings)] if greet_from_memory else []),
+            *([record_greeting_now(runtime.current.settings)] if record_greeting_now else []),
         )
+        if record_greeting_now:  # and again whenever an admin change makes new settings current
+            runtime.settings_listeners.append(record_greeting_now)
         if freeze_heap:
             logger.debug("start-up heap frozen: {} objects", freeze_start_up_heap())
         logger.info(

@@ -82,6 +82,8 @@ class Runtime:
         self.knowledge_jobs = KnowledgeJobs()  # uploads and reindexes with progress
         self.admin_password_fingerprint: str | None = None  # the env password last synced (admin/auth)
         self._current: Services | None = None
+        # run in the background whenever an admin change makes new settings current
+        self.settings_listeners: list[Callable[[Settings], Coroutine[Any, Any, None]]] = []
         self._holders: dict[Services, int] = {}
         self._retired: set[Services] = set()
 
@@ -178,6 +180,8 @@ class Runtime:
         settings = self.base_settings.with_overrides(overrides) if overrides else self.base_settings
         if self._current is None or settings != self._current.settings:
             await self.replace(settings)
+            for listener in self.settings_listeners:
+                self.tasks.spawn(listener(settings), name="settings-changed")
         return self.current.settings
 
     async def start(self) -> None:

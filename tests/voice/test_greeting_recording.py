@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from phone_agent.voice import phrase_cache
 from phone_agent.voice.greeting_recording import record_greeting
 from phone_agent.voice.phrase_cache import PhraseCache
 from phone_agent.voice.services import PHRASES_DIR
+from tests.admin.conftest import PASSWORD
+from tests.admin.test_live_calls import log_in
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.voice.test_phrase_cache import greeting_contexts
@@ -78,3 +82,34 @@ async def test_of_several_workers_starting_together_one_records_the_greeting(
     assert await record_greeting(settings) == "recorded"
     assert await record_greeting(settings) == "stored"
     assert len(fake_elevenlabs.contexts) == 1
+
+
+async def test_a_greeting_changed_on_the_admin_page_is_recorded_before_the_next_call(
+    agent_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phrase_cache, "PHRASES", PhraseCache())
+    new = "Good evening, {business_name}, {agent_name} here. What can I do for you?"
+    spoken = "Good evening, Bella Cucina, Ava here. What can I do for you?"
+    with agent_factory(record_greeting=True, ADMIN_PASSWORD=PASSWORD) as agent:
+        async with httpx.AsyncClient(base_url=agent.ws_url.replace("ws://", "http://"), timeout=20) as web:
+            csrf = await log_in(web)
+            saved = await web.post(
+                "/admin/settings/personality",
+                data={"csrf_token": csrf, "greeting": new},
+                headers={"Accept": "application/json"},
+            )
+            assert saved.json()["changed"] == ["greeting"]
+
+        def asked_for_new() -> list[Any]:
+            return [c for c in agent.elevenlabs.contexts.values() if spoken in "".join(c.texts)]
+
+        for _ in range(100):  # recorded in the background once the change is saved
+            if asked_for_new() and len(list((tmp_path / PHRASES_DIR).glob("*.phrase"))) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(asked_for_new()) == 1
+        async with agent.caller(from_number="+15551230004") as caller:
+            await caller.wait_for_agent_audio(timeout=20)
+            await caller.wait_for_quiet(0.6, timeout=30)
+        assert len(asked_for_new()) == 1  # the caller heard the new greeting from memory
+        assert len(b"".join(a.audio for a in caller.agent_audio)) > 4000

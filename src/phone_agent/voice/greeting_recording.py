@@ -7,7 +7,8 @@ silence before the first word). ``serve`` now records it while it starts: the sa
 phone call builds (same websocket, same voice settings, 8 kHz) speaks the greeting in a pipeline of
 its own, and the phrase cache records and stores it as it would in a call. That is the request the
 first call would have made, made before a caller waits for it; a restart with the phrase stored
-makes none and loads the phrase into memory.
+makes none and loads the phrase into memory. A greeting or voice changed on the admin page is
+recorded the same way as soon as the change is saved, before the next caller hears it.
 
 Nothing here can stop the process from starting: a missing or wrong key, ElevenLabs down or slow
 (``RECORD_TIMEOUT_SECS``) leaves the greeting to the first call, as before, with a warning.
@@ -134,8 +135,19 @@ async def _speak(tts: CachedPhraseElevenLabsTTSService, text: str) -> str | None
     return errors[0] if errors else None
 
 
-async def record_greeting_at_start(settings: Settings) -> None:
-    """``record_greeting`` for the lifespan: logs the outcome, never raises."""
+class GreetingRecorder:
+    """One process's ``record_greeting`` at start-up and after admin changes, one at a time (changes
+    saved in quick succession are recorded in turn); logs the outcome, never raises."""
+
+    def __init__(self) -> None:
+        self._one_at_a_time = asyncio.Lock()
+
+    async def __call__(self, settings: Settings) -> None:
+        async with self._one_at_a_time:
+            await _record_and_log(settings)
+
+
+async def _record_and_log(settings: Settings) -> None:
     try:
         outcome = await record_greeting(settings)
     except Exception as exc:  # a bug here must not keep the process from taking calls
