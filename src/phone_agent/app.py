@@ -162,11 +162,10 @@ def create_app(
         require_local_stack(settings)  # voice_stack=local without [local]: stop now, with the install command
     runtime = Runtime.create(settings, role, env)
     should_migrate = is_sqlite(settings.database_url) if migrate is None else migrate
-    greet_from_memory = record_greeting and runtime.takes_calls
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        record_greeting_now = greeting_recorder() if greet_from_memory else None
+        record_greeting_now = greeting_recorder() if record_greeting and runtime.takes_calls else None
         if should_migrate:
             await upgrade(runtime.engine)
         await runtime.start()

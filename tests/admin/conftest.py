@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -34,6 +35,27 @@ def log_in(client: TestClient, password: str = PASSWORD) -> str:
     page = client.get("/admin")
     assert page.status_code == 200
     return CSRF_INPUT.search(page.text).group(1)
+
+
+async def log_in_over_http(web: httpx.AsyncClient) -> str:
+    """``log_in`` for a running agent (an ``httpx.AsyncClient`` on its URL)."""
+    login = await web.get("/admin/login")
+    token = CSRF_INPUT.search(login.text).group(1)
+    await web.post("/admin/login", data={"password": PASSWORD, "csrf_token": token})
+    return CSRF_INPUT.search((await web.get("/admin")).text).group(1)
+
+
+async def save_settings_over_http(
+    web: httpx.AsyncClient, csrf: str, section: str, **values: str
+) -> list[str]:
+    """Save a section of the admin page on a running agent; returns the names it changed."""
+    saved = await web.post(
+        f"/admin/settings/{section}",
+        data={"csrf_token": csrf, **values},
+        headers={"Accept": "application/json"},
+    )
+    changed: list[str] = saved.json()["changed"]
+    return changed
 
 
 @pytest.fixture

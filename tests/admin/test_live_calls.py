@@ -9,16 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from phone_agent.storage.tables import AuditEntry, Call, CallTurn
-from tests.admin.conftest import CSRF_INPUT, PASSWORD
-
-
-async def log_in(web: httpx.AsyncClient) -> str:
-    """Log a client in over HTTP; returns the session's CSRF token."""
-    login = await web.get("/admin/login")
-    token = CSRF_INPUT.search(login.text).group(1)
-    await web.post("/admin/login", data={"password": PASSWORD, "csrf_token": token})
-    return CSRF_INPUT.search((await web.get("/admin")).text).group(1)
-
+from tests.admin.conftest import PASSWORD, log_in_over_http, save_settings_over_http
 
 NEW_GREETING = "Good evening, {business_name}, {agent_name} here. What can I do for you?"
 
@@ -29,19 +20,11 @@ async def test_saved_greeting_and_stability_are_used_by_the_next_call(
     with agent_factory(ADMIN_PASSWORD=PASSWORD) as agent:
         base = agent.ws_url.replace("ws://", "http://")
         async with httpx.AsyncClient(base_url=base, timeout=20) as web:
-            csrf = await log_in(web)
-            saved = await web.post(
-                "/admin/settings/personality",
-                data={"csrf_token": csrf, "greeting": NEW_GREETING},
-                headers={"Accept": "application/json"},
-            )
-            assert saved.json()["changed"] == ["greeting"]
-            saved = await web.post(
-                "/admin/settings/voice",
-                data={"csrf_token": csrf, "tts_stability": "0.85"},
-                headers={"Accept": "application/json"},
-            )
-            assert saved.json()["changed"] == ["tts_stability"]
+            csrf = await log_in_over_http(web)
+            changed = await save_settings_over_http(web, csrf, "personality", greeting=NEW_GREETING)
+            assert changed == ["greeting"]
+            changed = await save_settings_over_http(web, csrf, "voice", tts_stability="0.85")
+            assert changed == ["tts_stability"]
         async with agent.caller(from_number="+15550004444") as caller:
             await caller.wait_for_agent_audio(timeout=20)
             await caller.wait_for_quiet(0.3, timeout=30)
@@ -58,7 +41,7 @@ async def test_hang_up_a_live_call_from_the_admin_page(agent_factory: Any, db_ro
     with agent_factory(ADMIN_PASSWORD=PASSWORD) as agent:
         base = agent.ws_url.replace("ws://", "http://")
         async with httpx.AsyncClient(base_url=base, timeout=20) as web:
-            csrf = await log_in(web)
+            csrf = await log_in_over_http(web)
             async with agent.caller(from_number="+15550006666") as caller:
                 await caller.wait_for_agent_audio(timeout=20)
                 live = (await web.get("/admin/api/calls")).json()["live"]

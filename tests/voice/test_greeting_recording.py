@@ -16,8 +16,7 @@ from phone_agent.voice import phrase_cache
 from phone_agent.voice.greeting_recording import record_greeting
 from phone_agent.voice.phrase_cache import PhraseCache
 from phone_agent.voice.services import PHRASES_DIR
-from tests.admin.conftest import PASSWORD
-from tests.admin.test_live_calls import log_in
+from tests.admin.conftest import PASSWORD, log_in_over_http, save_settings_over_http
 from tests.conftest import make_settings
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.voice.test_phrase_cache import greeting_contexts
@@ -92,13 +91,8 @@ async def test_a_greeting_changed_on_the_admin_page_is_recorded_before_the_next_
     spoken = "Good evening, Bella Cucina, Ava here. What can I do for you?"
     with agent_factory(record_greeting=True, ADMIN_PASSWORD=PASSWORD) as agent:
         async with httpx.AsyncClient(base_url=agent.ws_url.replace("ws://", "http://"), timeout=20) as web:
-            csrf = await log_in(web)
-            saved = await web.post(
-                "/admin/settings/personality",
-                data={"csrf_token": csrf, "greeting": new},
-                headers={"Accept": "application/json"},
-            )
-            assert saved.json()["changed"] == ["greeting"]
+            csrf = await log_in_over_http(web)
+            assert await save_settings_over_http(web, csrf, "personality", greeting=new) == ["greeting"]
 
         def asked_for_new() -> list[Any]:
             return [c for c in agent.elevenlabs.contexts.values() if spoken in "".join(c.texts)]

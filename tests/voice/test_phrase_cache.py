@@ -138,4 +138,3 @@ def test_store_round_trip_and_what_it_refuses(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "phrases").glob("*.phrase")) == sorted(
         store.path_for(k).name for k in ("key-c", "key-d")
     )
-

@@ -151,7 +151,7 @@ async def _record_and_log(settings: Settings) -> None:
     try:
         outcome = await record_greeting(settings)
     except Exception as exc:  # a bug here must not keep the process from taking calls
-        logger.warning("greeting not recorded at start-up: {}: {}", type(exc).__name__, exc)
+        logger.warning("greeting not recorded: {}: {}", type(exc).__name__, exc)
         return
     if outcome.startswith("not recorded"):
         logger.warning("greeting {} (the first call will synthesise it)", outcome)

@@ -234,7 +234,8 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         needed = self._vad_frames_num_bytes
         state, rest = self._vad_state, buffer
         while len(self._vad_buffer) + len(rest) >= needed:
-            piece, rest = rest[: needed - len(self._vad_buffer)], rest[needed - len(self._vad_buffer) :]
+            missing = needed - len(self._vad_buffer)
+            piece, rest = rest[:missing], rest[missing:]
             window = self._vad_buffer + piece
             if self.volume_gate and self._below_volume_gate(window):
                 self.call_model.skip()
