@@ -4,7 +4,9 @@ A cell breaks one stage's provider for the whole call (every request to it fails
 plays one caller: greeting, one question, then waits for what the agent does. It passes when the
 caller hears a useful sentence (the agent's voice, or Twilio's ``<Say>`` in a call update) within
 ``USEFUL_WITHIN`` seconds of the fault and the call ends in an answer, a transfer or a voicemail —
-checked on the Twilio REST requests, the caller's audio and the call's rows.
+checked on the Twilio REST requests, the caller's audio and the call's rows. A cell whose every
+voice fails at the greeting (the fallback voice slower than its first-audio limit on a loaded machine)
+is handed over with ``<Say>`` before the caller asks anything; that is judged like any other handover.
 
 Where the fault hits first: STT and LLM on the caller's turn; TTS, the realtime socket and memory at
 the start of the call (the greeting is the first thing they do; memory is asked who is calling).
@@ -219,7 +221,16 @@ async def run_cell(
 async def play_call(caller: MediaStreamCaller, stage: str, result: CellResult) -> None:
     """Greeting, one question, then wait for an answer, a transfer or a voicemail."""
     async with caller:
-        greeting_at = await caller.wait_for_agent_audio(timeout=15)
+        try:
+            greeting_at = await caller.wait_for_agent_audio(timeout=15)
+        except ConnectionError:
+            if stage not in AT_CALL_START or caller.started_at is None:
+                raise
+            # every voice failed at the greeting (the fallback voice too slow as well): the call was
+            # handed over with Twilio's <Say>, which is then the useful sentence; no question is asked
+            said = [at for at, update in caller_updates(caller) if "<Say>" in str(update.get("Twiml", ""))]
+            result.useful_after = min(said) - caller.started_at if said else None
+            return
         assert caller.started_at is not None
         if stage in AT_CALL_START:  # broken from the start: the greeting is the useful sentence
             result.useful_after = greeting_at - caller.started_at
@@ -307,7 +318,7 @@ async def judge(result: CellResult, caller: MediaStreamCaller, fakes: Fakes, tmp
         result.problems.append("no useful sentence heard")
     elif result.useful_after > USEFUL_WITHIN * load_slack():
         result.problems.append(f"useful sentence after {result.useful_after:.2f} s")
-    if not any(not is_silent(a.audio) for a in caller.agent_audio):
+    if not any(not is_silent(a.audio) for a in caller.agent_audio) and "<Say>" not in twiml:
         result.problems.append("the caller heard nothing at all")
 
 
