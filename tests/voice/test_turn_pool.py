@@ -162,3 +162,24 @@ async def test_a_call_that_no_longer_waits_costs_no_inference() -> None:
         assert third_state == (await pipecat_decision(UTTERANCES[2]))[0]
     finally:
         pool.close()
+
+
+async def test_a_verdict_asked_later_judges_the_speech_held_at_the_vad_stop(pool: SmartTurnPool) -> None:
+    text = UTTERANCES[1]  # ("... for next": the model's verdict is sensitive to what follows)
+    held = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+    hear(held, text)
+    held.hold_audio()  # the VAD stop; the verdict is asked once the transcript is in
+    for _ in range(30):  # 0.6 s more of the caller's silence buffered meanwhile
+        held.append_audio(b"\x00" * 320, is_speech=False)
+    state, metrics = await held.analyze_end_of_turn()
+    expected_state, expected_probability = await pipecat_decision(text)
+    assert metrics is not None and state == expected_state
+    assert metrics.probability == pytest.approx(expected_probability, abs=1e-5)  # type: ignore[attr-defined]
+
+    cleared = PooledSmartTurnAnalyzer(pool=pool, params=PARAMS)
+    hear(cleared, text)
+    cleared.hold_audio()
+    cleared.clear()  # the turn ended meanwhile (the sentence-end rule, the silence fallback)
+    runs = len(pool.batches)
+    assert await cleared.analyze_end_of_turn() == (EndOfTurnState.INCOMPLETE, None)
+    assert len(pool.batches) == runs  # nothing held or buffered: no model run

@@ -171,13 +171,28 @@ async def test_a_sentence_the_stt_ended_ends_a_turn_smart_turn_doubts_sooner_tha
     assert [text for role, text in turns if role == "caller"] == caller_turns
 
 
-async def test_a_late_smart_turn_verdict_holds_up_neither_the_call_nor_its_reply(
-    agent_factory: Any, db_rows: Any, fake_openai_realtime_stt: FakeOpenAIRealtimeSTT, monkeypatch: Any
+@pytest.mark.parametrize(
+    ("transcript", "inferences"),
+    [  # a sentence the STT ended: the turn is the sentence-end rule's, smart-turn is never asked
+        ("Can you tell me your opening hours on Saturday?", 0),
+        # no mark: smart-turn is asked once the transcript is in; its 5 s wait holds nothing up
+        ("Can you tell me your opening hours on Saturday", 1),
+    ],
+)
+async def test_smart_turn_runs_only_when_the_transcript_leaves_the_turn_open_and_never_holds_it_up(
+    agent_factory: Any,
+    db_rows: Any,
+    fake_openai_realtime_stt: FakeOpenAIRealtimeSTT,
+    monkeypatch: Any,
+    transcript: str,
+    inferences: int,
 ) -> None:
     asked: list[float] = []
     withdrawn: list[float] = []
 
-    async def queued_behind_other_calls(_analyzer: Any) -> tuple[EndOfTurnState, None]:
+    async def queued_behind_other_calls(analyzer: Any) -> tuple[EndOfTurnState, None]:
+        if not analyzer._audio_buffer:  # the silence fallback's call: no speech held, no model run
+            return EndOfTurnState.INCOMPLETE, None
         asked.append(time.monotonic())
         try:
             await asyncio.sleep(5)  # the verdicts of many other calls are ahead of this one
@@ -188,7 +203,8 @@ async def test_a_late_smart_turn_verdict_holds_up_neither_the_call_nor_its_reply
 
     monkeypatch.setattr(PooledSmartTurnAnalyzer, "analyze_end_of_turn", queued_behind_other_calls)
     stt = fake_openai_realtime_stt
-    stt.transcripts.append("Can you tell me your opening hours on Saturday?")
+    stt.stt_latency = 0.2
+    stt.transcripts.append(transcript)
     stt.default_transcript = ""
     with agent_factory(**streaming(stt)) as agent:
         agent.openai.script("We open at nine on Saturdays.")
@@ -198,11 +214,11 @@ async def test_a_late_smart_turn_verdict_holds_up_neither_the_call_nor_its_reply
             turn = await caller.say_wav(speech_wav("Can you tell me your opening hours on Saturday"))
             await caller.wait_for_agent_audio(timeout=20, since=turn.speech_ended)
             await caller.wait_for_quiet(1.0, timeout=30)
-    # the sentence the STT ended decided the turn: the reply did not wait the verdict's 5 s
+    # the reply did not wait for a verdict (the sentence-end rule or the 1 s fallback ended the turn)
     assert turn.voice_to_voice is not None and turn.voice_to_voice < 3.0
-    assert asked and len(withdrawn) == len(asked)  # ... and the verdict was withdrawn, never awaited
-    assert withdrawn[0] - asked[0] < 2.0
+    assert len(asked) == inferences and len(withdrawn) == len(asked)  # withdrawn, never awaited
+    assert all(gone - at < 2.0 for at, gone in zip(asked, withdrawn, strict=True))
     assert await caller_and_agent_turns(db_rows, caller.call_sid) == [
-        ("caller", "Can you tell me your opening hours on Saturday?"),
+        ("caller", transcript),
         ("agent", "We open at nine on Saturdays."),
     ]

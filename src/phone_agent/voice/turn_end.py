@@ -24,6 +24,17 @@ smart-turn, then the transcript) with three changes:
   pause); the turn waits until each is settled (``SegmentCounter``, ``SegmentSettledFrame``), at
   most ``SEGMENT_WAIT_SECS`` of silence for one the STT still holds.
 
+- **Smart-turn is asked only when the transcript leaves the turn open.** Its verdict can end a turn
+  sooner than the rules above in one case only: the transcript ends a sentence and smart-turn says
+  complete, so the turn ends after ``CONFIRM_SECS`` of silence instead of ``SENTENCE_END_SECS``; its
+  "incomplete" changes nothing there (the sentence-end rule ends the turn either way). That 0.2 s
+  is behind the reply, which is requested early and held until the turn ends: the reply cannot be
+  ready sooner than the STT, the LLM's first token and the TTS's first audio after the caller
+  stopped (0.7 s on the bench's fakes, more on the real providers). So smart-turn waits for the
+  pause's transcript (at most ``TRANSCRIPT_WAIT_SECS``) and runs only when it does not end a
+  sentence: no words yet, none at all, a trailing comma or no mark. It judges the audio held at
+  the VAD stop, as Pipecat's would. The model was a third of the CPU of a loaded process; the
+  STTs' transcripts end most turns with a sentence mark.
 - **Smart-turn decides beside the call, not in its way.** Pipecat awaits the model at VAD stop
   inside the user aggregator, so a call's audio, transcripts and turn end all wait for its
   verdict; with one model thread for every call of a process, a burst of callers pausing together
@@ -67,12 +78,14 @@ from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
 from phone_agent.voice.streaming_stt import SegmentCounter, SegmentSettledFrame
+from phone_agent.voice.turn_pool import PooledSmartTurnAnalyzer
 
 SPECULATE_AFTER_SECS = 0.3  # caller silence before the LLM request may start (no request at a comma)
 CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is over
 SENTENCE_END_SECS = 0.7  # ... judged incomplete, but whose transcript ends a sentence
 SENTENCE_ENDS = (".", "?", "!")
 TRAILING_MARKS = (",", ";", ":", "-", "\u2013", "\u2014", "..", "\u2026")  # the caller is going on
+TRANSCRIPT_WAIT_SECS = 0.6  # longest smart-turn waits after the VAD stop for the pause's transcript
 SEGMENT_WAIT_SECS = 6.0  # longest wait (caller silence) for a segment the STT has not settled yet
 STOP_TIMEOUT_SECS = 5.0  # caller silence that ends a turn no verdict ended (Pipecat's timeout, in audio)
 WALL_STOP_TIMEOUT_SECS = 30.0  # Pipecat's wall-clock user_turn_stop_timeout: a stalled pipeline only
@@ -114,16 +127,24 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
         self._silence: float | None = None  # seconds of caller audio since their speech ended
         self._smart_turn_task: asyncio.Task[None] | None = None  # smart-turn's verdict on the last pause
+        self.verdicts_skipped = 0  # pauses whose transcript ended a sentence: no inference (tests, bench)
+        self._transcribed = False  # a transcript came since the caller last started speaking
+        self._transcript_news = asyncio.Event()  # a transcript or a settled segment came in
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, SegmentSettledFrame):
             self._segments.settle_one()
-        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._transcript_news.set()
+        elif isinstance(frame, TranscriptionFrame):
+            self._transcribed = True
+            self._transcript_news.set()
+        if isinstance(frame, EagerEndOfTurnCancelFrame):
             self._speculation = None  # withdrawn by the LLM (it wanted a tool): the turn end asks again
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._silence = frame.stop_secs  # the silence VAD waited for
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._silence = None
+            self._transcribed = False  # words to come that no transcript holds yet
             await self._withdraw()  # the caller goes on: nothing of the prepared reply is said
         elif isinstance(frame, TranscriptionFrame) and self._speculation is not None:
             await self._withdraw()  # more words: the prepared reply answers less than was said
@@ -157,12 +178,33 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await self._maybe_trigger_user_turn_stopped()
 
     async def _smart_turn_verdict(self) -> None:
+        if isinstance(self._turn_analyzer, PooledSmartTurnAnalyzer):
+            self._turn_analyzer.hold_audio()  # judged as it is at the VAD stop, if judged at all
+        if await self._transcript_in() and ends_sentence(self.turn_text()):
+            self._smart_turn_task = None  # the sentence-end rule ends this turn: no inference
+            self.verdicts_skipped += 1
+            return
         state, prediction = await self._turn_analyzer.analyze_end_of_turn()
         self._smart_turn_task = None
         await self._handle_prediction_result(prediction)
         if state == EndOfTurnState.COMPLETE:
             self._turn_complete = True
         await self._maybe_trigger_user_turn_stopped()
+
+    async def _transcript_in(self) -> bool:
+        """Wait (at most ``TRANSCRIPT_WAIT_SECS``) until the speech before this pause is transcribed:
+        a transcript came since the caller started speaking and every streaming commit is settled."""
+        deadline = time.monotonic() + TRANSCRIPT_WAIT_SECS
+        while not (self._transcribed and not self._segments.pending):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._transcript_news.clear()
+            try:
+                await asyncio.wait_for(self._transcript_news.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     async def _withdraw_verdict(self) -> None:
         """Stop waiting for smart-turn (a request still queued for the model is then never run)."""

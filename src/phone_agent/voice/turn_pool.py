@@ -176,12 +176,24 @@ class PooledSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         self._pool = pool
         self._session = pool.session
         self._log_data = False
+        self._held: list[tuple[float, np.ndarray]] | None = None
+
+    def hold_audio(self) -> None:
+        """Keep the speech buffered now for the next verdict, which is asked later (voice/turn_end.py
+        waits for the pause's transcript first); cleared with the buffer."""
+        self._held = list(self._audio_buffer)
+
+    def _clear(self, turn_state: EndOfTurnState) -> None:
+        self._held = None
+        super()._clear(turn_state)
 
     async def analyze_end_of_turn(self) -> Prediction:
-        """Smart-turn's decision on the speech buffered so far (Pipecat's, made in the pool)."""
-        if not self._audio_buffer:  # e.g. just cleared by the silence fallback: nothing to run
+        """Smart-turn's decision on the speech held (``hold_audio``) or buffered so far (Pipecat's,
+        made in the pool)."""
+        audio, self._held = (self._held if self._held is not None else list(self._audio_buffer)), None
+        if not audio:  # e.g. just cleared by the silence fallback: nothing to run
             return EndOfTurnState.INCOMPLETE, None
-        state, result = await self._pool.predict(self, list(self._audio_buffer))
+        state, result = await self._pool.predict(self, audio)
         if state == EndOfTurnState.COMPLETE:
             self._clear(state)
         logger.debug(f"End of Turn result: {state}")
