@@ -64,6 +64,11 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
     parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
     parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
+    parser.add_argument(
+        "--transcript",
+        default=defaults.transcript,
+        help="what the STT fakes hear every caller say (no sentence mark: smart-turn runs on every turn)",
+    )
     args = parser.parse_args(argv)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     unknown = [t for t in targets if t not in TARGETS]
@@ -73,7 +78,12 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     capacity = () if args.quick else tuple(int(n) for n in args.capacity.split(",") if n.strip())
     soak = args.soak if args.soak is not None else (DEFAULT_SOAK if capacity else 0.0)
     latencies = Latencies(
-        args.stt, args.llm_first_token, args.tokens_per_second, args.tts_first_audio, args.tts_realtime_factor
+        args.stt,
+        args.llm_first_token,
+        args.tokens_per_second,
+        args.tts_first_audio,
+        args.tts_realtime_factor,
+        args.transcript,
     )
     options = Options(
         targets=targets,

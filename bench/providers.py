@@ -33,13 +33,16 @@ DEFAULT_TRANSCRIPT = "Hello, I would like to book an appointment."
 
 @dataclass(frozen=True)
 class Latencies:
-    """The fakes' configured latencies (seconds); their sum is what no pipeline can beat."""
+    """The fakes' configured latencies (seconds; their sum is what no pipeline can beat) and what the
+    STT fakes hear every caller say (the agent runs smart-turn only on a pause whose transcript does
+    not end a sentence: an unpunctuated transcript measures that)."""
 
     stt: float = 0.2  # transcript this long after the audio ends
     llm_first_token: float = 0.35
     tokens_per_second: float = 40.0
     tts_first_audio: float = 0.15
     tts_realtime_factor: float = 5.0
+    transcript: str = DEFAULT_TRANSCRIPT
 
     @property
     def providers_total(self) -> float:
@@ -53,6 +56,7 @@ class Latencies:
             "--tokens-per-second", str(self.tokens_per_second),
             "--tts-first-audio", str(self.tts_first_audio),
             "--tts-realtime-factor", str(self.tts_realtime_factor),
+            "--transcript", self.transcript,
         ]  # fmt: skip
 
 
@@ -67,15 +71,15 @@ class Providers:
         )
         self.replies = ReplyShapes()
         self.openai.reply_for = self.replies
-        self.openai.default_transcript = DEFAULT_TRANSCRIPT
+        self.openai.default_transcript = latencies.transcript
         self.openai_stt = FakeOpenAIRealtimeSTT(api_key=self.openai.api_key, stt_latency=latencies.stt)
-        self.openai_stt.default_transcript = DEFAULT_TRANSCRIPT
+        self.openai_stt.default_transcript = latencies.transcript
         self.elevenlabs = FakeElevenLabs(
             first_audio_latency=latencies.tts_first_audio, realtime_factor=latencies.tts_realtime_factor
         )
         self.elevenlabs.max_contexts = 1000  # one connection per call; never the bottleneck
         self.deepgram = FakeDeepgram(stt_latency=latencies.stt)
-        self.deepgram.default_transcript = DEFAULT_TRANSCRIPT
+        self.deepgram.default_transcript = latencies.transcript
         self.twilio = FakeTwilioREST()
         self.all = (self.openai, self.openai_stt, self.elevenlabs, self.deepgram, self.twilio)
 
@@ -123,9 +127,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
     parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
     parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
+    parser.add_argument("--transcript", default=defaults.transcript)
     args = parser.parse_args(argv)
     latencies = Latencies(
-        args.stt, args.llm_first_token, args.tokens_per_second, args.tts_first_audio, args.tts_realtime_factor
+        args.stt,
+        args.llm_first_token,
+        args.tokens_per_second,
+        args.tts_first_audio,
+        args.tts_realtime_factor,
+        args.transcript,
     )
     providers = Providers(latencies).start()
     _emit({"urls": providers.urls(), "latencies": asdict(latencies)})

@@ -37,7 +37,8 @@ def markdown(result: BenchResult) -> str:
         + (" (`--quick`: targets side by side, a smoke run, not a measurement)." if opts.quick else "."),
         f"Fakes: STT {ms(lat.stt)} ms after the audio ends, LLM first token {ms(lat.llm_first_token)} ms "
         f"then {lat.tokens_per_second:g} tokens/s, TTS first audio {ms(lat.tts_first_audio)} ms then "
-        f"{lat.tts_realtime_factor:g}x real time: {ms(lat.providers_total)} ms no pipeline can beat.",
+        f"{lat.tts_realtime_factor:g}x real time: {ms(lat.providers_total)} ms no pipeline can beat. "
+        f"Every transcript: {lat.transcript!r}.",
         f"Callers: espeak-ng, real-time paced, Media Stream protocol; {len(opts.utterances)} utterance(s) "
         f"per call{f'; soak of {opts.soak_seconds:.0f} s' if opts.soak_seconds else ''}. "
         "LLM replies: four shapes by caller turn (below).",

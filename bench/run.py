@@ -104,6 +104,8 @@ class ProviderProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_target(name: str, urls: dict[str, str], workers: int = 1, cpus: str | None = None) -> Target:
