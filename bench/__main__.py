@@ -58,17 +58,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     parser.add_argument("--stagger", type=float, default=0.3, help="seconds between caller starts")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     parser.add_argument("--label", default="latest", help="report file name (without extension)")
-    defaults = Latencies()
-    parser.add_argument("--stt", type=float, default=defaults.stt, help="fake STT latency (s)")
-    parser.add_argument("--llm-first-token", type=float, default=defaults.llm_first_token)
-    parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
-    parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
-    parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
-    parser.add_argument(
-        "--transcript",
-        default=defaults.transcript,
-        help="what the STT fakes hear every caller say (no sentence mark: smart-turn runs on every turn)",
-    )
+    Latencies.add_arguments(parser)
     args = parser.parse_args(argv)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     unknown = [t for t in targets if t not in TARGETS]
@@ -77,14 +67,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[Options, Path, str]:
     calls = tuple(int(n) for n in args.calls.split(","))
     capacity = () if args.quick else tuple(int(n) for n in args.capacity.split(",") if n.strip())
     soak = args.soak if args.soak is not None else (DEFAULT_SOAK if capacity else 0.0)
-    latencies = Latencies(
-        args.stt,
-        args.llm_first_token,
-        args.tokens_per_second,
-        args.tts_first_audio,
-        args.tts_realtime_factor,
-        args.transcript,
-    )
+    latencies = Latencies.from_arguments(args)
     options = Options(
         targets=targets,
         calls=(1,) if args.quick else calls,

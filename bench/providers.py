@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from tests.fakes.deepgram import FakeDeepgram
@@ -43,6 +43,25 @@ class Latencies:
     tts_first_audio: float = 0.15
     tts_realtime_factor: float = 5.0
     transcript: str = DEFAULT_TRANSCRIPT
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """The options that set each field (``from_arguments`` reads them back)."""
+        defaults = Latencies()
+        parser.add_argument("--stt", type=float, default=defaults.stt, help="fake STT latency (s)")
+        parser.add_argument("--llm-first-token", type=float, default=defaults.llm_first_token)
+        parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
+        parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
+        parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
+        parser.add_argument(
+            "--transcript",
+            default=defaults.transcript,
+            help="what the STT fakes hear every caller say (no sentence mark: smart-turn runs on every turn)",
+        )
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> Latencies:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     @property
     def providers_total(self) -> float:
@@ -121,22 +140,8 @@ class Providers:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Provider fakes with fixed latencies.")
-    defaults = Latencies()
-    parser.add_argument("--stt", type=float, default=defaults.stt)
-    parser.add_argument("--llm-first-token", type=float, default=defaults.llm_first_token)
-    parser.add_argument("--tokens-per-second", type=float, default=defaults.tokens_per_second)
-    parser.add_argument("--tts-first-audio", type=float, default=defaults.tts_first_audio)
-    parser.add_argument("--tts-realtime-factor", type=float, default=defaults.tts_realtime_factor)
-    parser.add_argument("--transcript", default=defaults.transcript)
-    args = parser.parse_args(argv)
-    latencies = Latencies(
-        args.stt,
-        args.llm_first_token,
-        args.tokens_per_second,
-        args.tts_first_audio,
-        args.tts_realtime_factor,
-        args.transcript,
-    )
+    Latencies.add_arguments(parser)
+    latencies = Latencies.from_arguments(parser.parse_args(argv))
     providers = Providers(latencies).start()
     _emit({"urls": providers.urls(), "latencies": asdict(latencies)})
     try:

@@ -228,7 +228,7 @@ async def play_call(caller: MediaStreamCaller, stage: str, result: CellResult) -
                 raise
             # every voice failed at the greeting (the fallback voice too slow as well): the call was
             # handed over with Twilio's <Say>, which is then the useful sentence; no question is asked
-            said = [at for at, update in caller_updates(caller) if "<Say>" in str(update.get("Twiml", ""))]
+            said = twilio_says(caller)
             result.useful_after = min(said) - caller.started_at if said else None
             return
         assert caller.started_at is not None
@@ -252,10 +252,13 @@ async def play_call(caller: MediaStreamCaller, stage: str, result: CellResult) -
                 pass
         if stage not in AT_CALL_START:
             candidates = [heard_at] if heard_at is not None else []
-            candidates += [
-                at for at, update in caller_updates(caller) if "<Say>" in str(update.get("Twiml", ""))
-            ]
+            candidates += twilio_says(caller)
             result.useful_after = min(candidates) - fault_at if candidates else None
+
+
+def twilio_says(caller: MediaStreamCaller) -> list[float]:
+    """When each Twilio update that speaks to the caller (``<Say>``) was made."""
+    return [at for at, update in caller_updates(caller) if "<Say>" in str(update.get("Twiml", ""))]
 
 
 def caller_updates(caller: MediaStreamCaller) -> list[tuple[float, dict[str, Any]]]:

@@ -127,7 +127,6 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._segments = segments or SegmentCounter()  # the streaming STT's commits (none when segmented)
         self._silence: float | None = None  # seconds of caller audio since their speech ended
         self._smart_turn_task: asyncio.Task[None] | None = None  # smart-turn's verdict on the last pause
-        self.verdicts_skipped = 0  # pauses whose transcript ended a sentence: no inference (tests, bench)
         self._transcribed = False  # a transcript came since the caller last started speaking
         self._transcript_news = asyncio.Event()  # a transcript or a settled segment came in
 
@@ -135,10 +134,7 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if isinstance(frame, SegmentSettledFrame):
             self._segments.settle_one()
             self._transcript_news.set()
-        elif isinstance(frame, TranscriptionFrame):
-            self._transcribed = True
-            self._transcript_news.set()
-        if isinstance(frame, EagerEndOfTurnCancelFrame):
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
             self._speculation = None  # withdrawn by the LLM (it wanted a tool): the turn end asks again
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._silence = frame.stop_secs  # the silence VAD waited for
@@ -146,8 +142,11 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._silence = None
             self._transcribed = False  # words to come that no transcript holds yet
             await self._withdraw()  # the caller goes on: nothing of the prepared reply is said
-        elif isinstance(frame, TranscriptionFrame) and self._speculation is not None:
-            await self._withdraw()  # more words: the prepared reply answers less than was said
+        elif isinstance(frame, TranscriptionFrame):
+            self._transcribed = True
+            self._transcript_news.set()
+            if self._speculation is not None:
+                await self._withdraw()  # more words: the prepared reply answers less than was said
         result = await super().process_frame(frame)
         if isinstance(frame, InputAudioRawFrame) and self._silence is not None and frame.sample_rate:
             # silence is counted in caller audio, not wall time: a busy event loop that falls behind
@@ -182,7 +181,6 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._turn_analyzer.hold_audio()  # judged as it is at the VAD stop, if judged at all
         if await self._transcript_in() and ends_sentence(self.turn_text()):
             self._smart_turn_task = None  # the sentence-end rule ends this turn: no inference
-            self.verdicts_skipped += 1
             return
         state, prediction = await self._turn_analyzer.analyze_end_of_turn()
         self._smart_turn_task = None
