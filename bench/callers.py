@@ -177,10 +177,14 @@ async def run_calls(
         results, k = [], 0
         while True:
             index = i + k * n
-            plan = await plan_call(index)
-            pause = 0.5 + 0.1 * (i % 5)
-            said = rotated(utterances, index)
-            results.append(await run_call(index, plan, said, pause=pause, linger=linger))
+            try:
+                plan = await plan_call(index)
+            except Exception as exc:  # noqa: BLE001 - any webhook failure is a failed call in the report
+                results.append(CallResult(index, error=f"webhook: {type(exc).__name__}: {exc}"))
+            else:
+                pause = 0.5 + 0.1 * (i % 5)
+                said = rotated(utterances, index)
+                results.append(await run_call(index, plan, said, pause=pause, linger=linger))
             k += 1
             if (until is None and k >= rounds) or (until is not None and time.monotonic() >= until):
                 return results

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from bench.callers import CallPlan, run_calls
 from bench.capacity import largest_holding, shortfalls, soak_drift, soak_rss_per_call
-from bench.metrics import RunFigures
+from bench.metrics import RunFigures, figures
+from bench.providers import Latencies
 
 MB = 1 << 20
 
@@ -36,3 +39,13 @@ def test_soak_drift_compares_minute_two_with_the_last_full_minute() -> None:
     assert (early, late) == (301 * MB, 309 * MB)  # minute 2 = [60, 120); last full = [540, 600)
     assert soak_rss_per_call(run, 600) == pytest.approx(10.9 * MB)
     assert soak_drift(run, 120) is None  # too short to tell minute 2 from the last
+
+
+async def test_a_webhook_that_fails_is_a_failed_call_not_the_end_of_the_run() -> None:
+    async def plan_call(index: int) -> CallPlan:
+        raise httpx.ReadTimeout("the agent did not answer the webhook")
+
+    results = await run_calls(3, plan_call, [], stagger=0.0, linger=False)
+    assert [r.error for r in results] == ["webhook: ReadTimeout: the agent did not answer the webhook"] * 3
+    run = figures("ours", 3, results, {}, Latencies(), [], None)
+    assert run.failed_calls == 3
