@@ -1,4 +1,5 @@
-"""Audio frames stop after the last processor that reads them: 3 hops per 20 ms of caller audio."""
+"""Frames stop after the last processor that reads them: 3 hops per frame of caller audio, and the
+output transport's "agent still speaking" one hop each way; Twilio's mark echoes make none."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import collections
 from typing import Any
 
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     InputAudioRawFrame,
     OutputAudioRawFrame,
     TextFrame,
     TTSAudioRawFrame,
+    UserSpeakingFrame,
     UserStartedSpeakingFrame,
 )
 from pipecat.observers.base_observer import FramePushed
@@ -48,10 +51,16 @@ async def test_in_a_call_caller_audio_makes_three_hops_and_agent_audio_stops_aft
     hops: collections.Counter[tuple[str, str]] = collections.Counter()
     frames: collections.Counter[str] = collections.Counter()
     seen: set[int] = set()
+    speaking: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    pushed_types: set[str] = set()
     observe = FrameTap.on_push_frame  # every push of every processor reaches the call's tap
 
     async def counting(self: FrameTap, data: FramePushed) -> None:
         await observe(self, data)
+        pushed_types.add(type(data.frame).__name__)
+        if isinstance(data.frame, BotSpeakingFrame | UserSpeakingFrame):
+            where = (type(data.frame).__name__, data.direction.name, type(data.destination).__name__)
+            speaking[where] += 1
         kind = "caller" if isinstance(data.frame, InputAudioRawFrame) else "agent"
         if isinstance(data.frame, (InputAudioRawFrame, OutputAudioRawFrame)):
             hops[(kind, type(data.destination).__name__)] += 1
@@ -75,3 +84,11 @@ async def test_in_a_call_caller_audio_makes_three_hops_and_agent_audio_stops_aft
     agent_ends = {dest for (kind, dest), _ in hops.items() if kind == "agent"}
     assert "DropFrames" in agent_ends and "InterruptedContextFilter" not in agent_ends
     assert agent.openai.chat_requests  # the call still worked: the caller was heard and answered
+    # "agent still speaking" (5 a second while it talks) stops at once both ways: nothing reads it
+    bot_speaking = {(d, dest) for (kind, d, dest) in speaking if kind == "BotSpeakingFrame"}
+    assert bot_speaking == {("UPSTREAM", "PlayoutTracker"), ("DOWNSTREAM", "DropFrames")}, speaking
+    caller_down = {dest for (kind, d, dest) in speaking if kind == "UserSpeakingFrame" and d == "DOWNSTREAM"}
+    assert caller_down == {"DropFrames"}, speaking
+    # the phone echoed the agent's marks (the heard-tracking: tests/voice/test_barge_in.py) and no
+    # frame carried them down the pipeline
+    assert len(caller.marks_sent_back) > 5 and "PlayedMarkFrame" not in pushed_types

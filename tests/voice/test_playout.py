@@ -29,7 +29,6 @@ from pipecat.services.elevenlabs.tts_base import calculate_word_times
 from pipecat.utils.text.base_text_aggregator import TextType
 
 from phone_agent.voice.playout import PlayoutTracker
-from phone_agent.voice.serializer import PlayedMarkFrame
 from tests.fakes.audio import MS_PER_CHAR, tone_pcm16
 from tests.fakes.elevenlabs_ws import chunk_text
 
@@ -133,7 +132,7 @@ async def play_and_listen(reply: list[SpokenContext]) -> list[tuple[float, list[
     ends = [start for _, start in starts[1:]] + [context_start]
     heard_at = []
     for name in sink.marks[marks_before:]:
-        await tracker.process_frame(PlayedMarkFrame(mark=name), FrameDirection.UPSTREAM)
+        tracker.on_mark(name)
         played = tracker.played_ms
         heard = tracker.reply_text(heard_only=True).split()
         played_in_full = [word for (word, _), end in zip(starts, ends, strict=True) if end <= played]

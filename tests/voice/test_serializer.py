@@ -11,6 +11,7 @@ from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from phone_agent.voice.serializer import TwilioMediaSerializer
+from phone_agent.voice.web_leg import BrowserAudioSerializer
 from tests.fakes.audio import read_ulaw, speech_wav
 
 PARAMS = dict(stream_sid="MZ1", call_sid="CA1")
@@ -73,3 +74,18 @@ async def test_empty_or_broken_payloads_make_no_frame() -> None:
     )
     assert await ours.deserialize(media("")) is None
     assert await ours.deserialize(media("%%%not-base64%%%")) is None
+
+
+async def test_a_mark_echo_goes_straight_to_the_listener_and_makes_no_frame() -> None:
+    no_hang_up = TwilioFrameSerializer.InputParams(auto_hang_up=False)
+    twilio = await ready(TwilioMediaSerializer(**PARAMS, params=no_hang_up), 8000)
+    browser = BrowserAudioSerializer()
+    played: list[str] = []
+    mark = {"event": "mark", "streamSid": "MZ1", "mark": {"name": "pa:3:600"}}
+    assert await twilio.deserialize(json.dumps(mark)) is None  # no listener: nothing breaks
+    twilio.on_played_mark = browser.on_played_mark = played.append
+    assert await twilio.deserialize(json.dumps(mark)) is None
+    assert await twilio.deserialize(json.dumps({"event": "mark", "mark": {"name": 3}})) is None
+    assert await browser.deserialize(json.dumps({"event": "mark", "name": "pa:4:800"})) is None
+    assert played == ["pa:3:600", "pa:4:800"]  # the nameless one is counted, not told
+    assert twilio.limits.ignored == {"mark without a name": 1}

@@ -25,7 +25,15 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import EndFrame, InputAudioRawFrame, OutputAudioRawFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    BotSpeakingFrame,
+    EndFrame,
+    InputAudioRawFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    TTSSpeakFrame,
+    UserSpeakingFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.service_switcher import ServiceSwitcher
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -221,6 +229,7 @@ async def build_call(
         tasks=runtime.tasks,
     )
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    serializer.on_played_mark = tracker.on_mark  # Twilio's mark echoes: straight to the tracker
     brain = build_call_brain(
         tool_ctx,
         chain=services.llm,
@@ -336,14 +345,16 @@ async def build_call(
             *([DigitGate(router)] if router.rules else []),  # key presses for the routing rules
             *stt_stage,
             aggregators.user(),
-            # caller audio: only STT, VAD and smart-turn read it; STT segments: only the turn end
-            DropFrames(InputAudioRawFrame, SegmentSettledFrame),
+            # caller audio: only STT, VAD and smart-turn read it; STT segments: only the turn end;
+            # the aggregator's "caller still speaking" (5 a second): nothing after it reads it
+            DropFrames(InputAudioRawFrame, SegmentSettledFrame, UserSpeakingFrame),
             *([SentenceGate(router)] if router.rules else []),  # a sentence a rule acts on
             llm,
             *tts_stage,
             tracker,
             transport.output(),
-            DropFrames(OutputAudioRawFrame),  # agent audio: nothing reads it once it is sent
+            # agent audio, the marks sent with it, "agent still speaking": nothing reads them once sent
+            DropFrames(OutputAudioRawFrame, OutputTransportMessageFrame, BotSpeakingFrame),
             InterruptedContextFilter(tracker=tracker),  # words of a cut-off reply released late
             aggregators.assistant(),
         ]

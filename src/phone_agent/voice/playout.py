@@ -35,6 +35,7 @@ from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
     InterruptionFrame,
@@ -48,7 +49,6 @@ from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from phone_agent.voice.frame_tap import TapObserver
-from phone_agent.voice.serializer import PlayedMarkFrame
 
 MARK_PREFIX = "pa"
 QUIET_AFTER_SPEECH_SECS = 0.3  # no new agent audio for this long = the agent has finished
@@ -131,9 +131,8 @@ class PlayoutTracker(FrameProcessor):
     # -- frames -----------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, PlayedMarkFrame):
-            self._on_mark(frame.mark)
-            return  # consumed here
+        if direction == FrameDirection.UPSTREAM and isinstance(frame, BotSpeakingFrame):
+            return  # the output transport's 5 a second while talking: nothing before it reads them
         if direction == FrameDirection.DOWNSTREAM and isinstance(frame, _CONTEXT_FRAMES) and frame.context_id:
             if frame.context_id in self._interrupted_contexts:
                 logger.debug("dropping a late {} of an interrupted reply", type(frame).__name__)
@@ -225,7 +224,8 @@ class PlayoutTracker(FrameProcessor):
         message = {"event": "mark", "streamSid": self._stream_sid, "mark": {"name": name}}
         await self.push_frame(OutputTransportMessageFrame(message=message))
 
-    def _on_mark(self, name: str) -> None:
+    def on_mark(self, name: str) -> None:
+        """Twilio played every byte queued before the mark ``name`` (told by the serializer)."""
         parts = name.split(":")
         if len(parts) != 3 or parts[0] != MARK_PREFIX:
             logger.debug("ignoring a mark we did not send: {!r}", name[:40])

@@ -297,6 +297,7 @@ async def build_realtime_call(
     tools = register_tools(llm, registry, tool_ctx)
     apology_voice = build_fallback_tts(settings, http=services.http)  # HTTP per utterance: free until used
     tracker = PlayoutTracker(stream_sid=start.stream_sid)
+    serializer.on_played_mark = tracker.on_mark
     context = LLMContext(
         messages=[{"role": "user", "content": GREETING_REQUEST.format(greeting=greeting)}], tools=tools
     )

@@ -3,7 +3,8 @@
 Pipecat's ``TwilioFrameSerializer`` does the audio conversion (8 kHz mu-law <-> PCM), ``clear`` on
 interruption and the REST hang-up. This subclass adds what a phone call needs on top:
 
-- a ``mark`` echoed by Twilio becomes a ``PlayedMarkFrame`` (the heard-tracker reads it);
+- a ``mark`` echoed by Twilio goes straight to ``on_played_mark`` (the heard-tracker's): as a frame
+  it made ~10 hops down the pipeline to the tracker, five times a second while the agent talks;
 - ``stop`` becomes a ``CallerHungUpFrame``;
 - malformed or unknown messages of any shape or depth are counted and ignored: the transport's
   receive loop dies on the first exception a serializer raises, which would end the call;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +36,6 @@ from phone_agent.voice.stream_limits import StreamLimits
 CALLER_FRAME_MS = 40  # caller audio per InputAudioRawFrame (Twilio sends 20 ms a message)
 TWILIO_FRAME_MS = 20
 KNOWN_EVENTS = {"connected", "start", "media", "dtmf", "mark", "stop"}
-
-
-@dataclass
-class PlayedMarkFrame(SystemFrame):
-    """Twilio played every byte queued before the mark named ``mark``."""
-
-    mark: str = ""
 
 
 @dataclass
@@ -62,6 +57,7 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         self.limits = limits or StreamLimits()
         self._caller_frame_bytes = 8 * caller_frame_ms  # mu-law at 8 kHz: a byte a sample
         self._caller_ulaw = b""  # caller audio not yet a whole frame
+        self.on_played_mark: Callable[[str], None] | None = None  # told each mark Twilio echoes
 
     def keep_call_up(self) -> None:
         """Do not hang up when the pipeline ends (the call was transferred elsewhere)."""
@@ -83,8 +79,9 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
             name = mark.get("name") if isinstance(mark, dict) else None
             if not isinstance(name, str):
                 limits.ignore("mark without a name")
-                return None
-            return PlayedMarkFrame(mark=name)
+            elif self.on_played_mark is not None:
+                self.on_played_mark(name)
+            return None
         if event == "stop":
             return CallerHungUpFrame()
         if event == "media":

@@ -23,6 +23,7 @@ message must not end the call.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from pipecat.frames.frames import (
     EndFrame,
@@ -35,7 +36,6 @@ from pipecat.frames.frames import (
 )
 from pipecat.serializers.base_serializer import FrameSerializer
 
-from phone_agent.voice.serializer import PlayedMarkFrame
 from phone_agent.voice.stream_limits import StreamLimits
 
 WEB_SAMPLE_RATE = 16000
@@ -58,6 +58,7 @@ class BrowserAudioSerializer(FrameSerializer):
     def __init__(self, *, limits: StreamLimits | None = None) -> None:
         super().__init__()
         self.limits = limits or web_stream_limits()
+        self.on_played_mark: Callable[[str], None] | None = None  # told each mark the page echoes
 
     def keep_call_up(self) -> None:
         """Nothing to keep up: a web call has no telephone leg (the rescue calls this before acting)."""
@@ -81,7 +82,7 @@ class BrowserAudioSerializer(FrameSerializer):
         return None
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        """The caller's audio or a played mark; None (counted) for anything else."""
+        """The caller's audio; None for a played mark (told to ``on_played_mark``) or (counted) else."""
         limits = self.limits
         await limits.pace()
         if not limits.size_ok(data):
@@ -100,6 +101,8 @@ class BrowserAudioSerializer(FrameSerializer):
             return None
         event = message.get("event") if isinstance(message, dict) else None
         if event == "mark" and isinstance(message.get("name"), str):
-            return PlayedMarkFrame(mark=message["name"])
+            if self.on_played_mark is not None:
+                self.on_played_mark(message["name"])
+            return None
         limits.ignore("unknown message", repr(str(event)[:40]))
         return None
