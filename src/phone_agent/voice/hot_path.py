@@ -15,7 +15,7 @@ The same goes for the frames a call makes several times a second that nobody rea
 source, 4 down to the sink) stops at the playout tracker upstream and here downstream; the marks
 the tracker sends and the caller's ``UserSpeakingFrame`` stop here too; and a mark Twilio echoes
 goes from the serializer straight to the tracker (``on_played_mark``) instead of down ~10 hops.
-At 50 calls on one core that is about a sixth of the agent's CPU (``bench/results/capacity.md``).
+At 50 calls on one core that is about an eighth of the agent's CPU, 77 → 68 % (``bench/results/capacity.md``).
 """
 
 from __future__ import annotations
