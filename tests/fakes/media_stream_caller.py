@@ -289,6 +289,8 @@ class MediaStreamCaller:
                 self._stopped = True
                 for task in self._tasks[1:]:
                     task.cancel()
+            # the stream is over: what was still queued is never played (Twilio drops it too)
+            self._playout = deque(item for item in self._playout if isinstance(item, str))
             if self.twilio_rest is not None:
                 self.twilio_rest.network.stream_ended(self.call_sid)
             self._changed.set()

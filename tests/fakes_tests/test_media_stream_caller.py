@@ -22,9 +22,10 @@ class ScriptedAgent(FakeServer):
 
     name = "agent"
 
-    def __init__(self, *, clear_after_answer: bool = False) -> None:
+    def __init__(self, *, clear_after_answer: bool = False, close_after_greeting: bool = False) -> None:
         super().__init__()
         self.clear_after_answer = clear_after_answer
+        self.close_after_greeting = close_after_greeting
         self.inbound: list[dict[str, Any]] = []
         self.handshake_headers: dict[str, str] = {}
 
@@ -42,6 +43,9 @@ class ScriptedAgent(FakeServer):
                 if message["event"] == "start":
                     stream_sid = message["start"]["streamSid"]
                     await self._say(websocket, stream_sid, "hello caller", "greeting")
+                    if self.close_after_greeting:  # as a redirect ends the stream mid-greeting
+                        await websocket.close()
+                        return
                 elif message["event"] == "media":
                     if not is_silent(base64.b64decode(message["media"]["payload"])):
                         speech_frames, quiet_frames = speech_frames + 1, 0
@@ -148,3 +152,13 @@ async def test_agent_hangup_via_rest_ends_the_stream() -> None:
     assert caller.ended_by == "agent_hangup"
     assert agent.inbound[-1]["event"] == "stop"
     assert agent.handshake_headers["x-twilio-signature"]
+
+
+async def test_a_stream_that_ends_drops_the_audio_still_queued() -> None:
+    async with ScriptedAgent(close_after_greeting=True) as agent:
+        async with MediaStreamCaller(agent.ws_url + "/ws") as caller:
+            await caller.wait_for_close(timeout=5)
+            closed_at = caller.closed_at
+            await caller.wait_for_quiet(0.2, timeout=1)  # nothing more will play: quiet at once
+    assert closed_at is not None and caller.ended_by == "server_closed"
+    assert len(caller.played_audio) < len(pcm16_to_ulaw(tone_pcm16("hello caller", 8000)))
