@@ -98,6 +98,7 @@ class RunFigures:
     rss_series: list[tuple[float, int]] = field(default_factory=list)
     duration: float = 0.0
     load: tuple[float, float, float] | None = None  # load average when the run ended
+    loop_lag: dict[str, float] = field(default_factory=dict)  # the bot's own, bench/loop_lag.py
     errors: list[str] = field(default_factory=list)
 
     def p(self, name: str, q: float) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.capacity import P95_FACTOR, largest_holding, shortfalls, soak_drift, soak_rss_per_call
+from bench.loop_lag import THRESHOLDS
 from bench.metrics import RunFigures, percentile
 from bench.replies import SHAPE_NAMES, SHAPES
 from bench.run import BenchResult
@@ -141,10 +142,13 @@ def capacity(result: BenchResult) -> list[str]:
         f"{P95_FACTOR:g}x the p95 at N=1, no turn is missed (no reply within 12 s), none is late (reply "
         f"started > {late:g} s after the caller stopped) and no call fails; the sweep stops at the first "
         "N that does not. Core busy % = by anyone (other work on the machine shares the cores); load "
-        "average (1/5/15 min) when the run ended.",
+        "average (1/5/15 min) when the run ended. Loop late = the agent's own event-loop probes "
+        "(a 100 ms timer, ten a second) that ran more than 20 / 50 / 100 ms late, % of the run's "
+        "probes (`bench/loop_lag.py`; — for a bot without them).",
         "",
-        f"| {TURN_COLUMNS} | agent CPU % | harness CPU % | core 0 / 1 busy % | RSS MB | load | holds |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
+        f"| {TURN_COLUMNS} | agent CPU % | harness CPU % | core 0 / 1 busy % | loop late % | RSS MB | "
+        "load | holds |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     verdicts = []
     for name in dict.fromkeys(r.target for r in runs):
@@ -155,7 +159,7 @@ def capacity(result: BenchResult) -> list[str]:
             reasons = shortfalls(run, base_p95)
             lines.append(
                 f"| {_turn_cells(run)} | {_num(run.cpu_percent)} | {_num(run.harness_cpu_percent)} | "
-                f"{' / '.join(f'{b:.0f}' for b in run.cores_busy) or '—'} | "
+                f"{' / '.join(f'{b:.0f}' for b in run.cores_busy) or '—'} | {_late_cells(run)} | "
                 f"{_num(run.rss_peak and run.rss_peak / MB)} | {load_text(run.load)} | "
                 f"{'yes' if not reasons else 'no: ' + '; '.join(reasons)} |"
             )
@@ -163,6 +167,14 @@ def capacity(result: BenchResult) -> list[str]:
         verdicts.append(f"- {name}: **{best if best else '—'}** concurrent calls (tried N = "
                         f"{', '.join(str(r.n) for r in mine)})")  # fmt: skip
     return [*lines, "", "Capacity (largest N that holds):", "", *verdicts]
+
+
+def _late_cells(run: RunFigures) -> str:
+    """The shares of late event-loop probes, '20 ms / 50 ms / 100 ms' (— without them)."""
+    shares = [run.loop_lag.get(f"over_{bound * 1000:.0f}ms") for bound in THRESHOLDS]
+    if any(share is None for share in shares):
+        return "—"
+    return " / ".join(f"{share:.1f}" for share in shares if share is not None)
 
 
 def _num(value: float | None) -> str:

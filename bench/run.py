@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.callers import UTTERANCES, CallResult, run_call, run_calls, utterance_frames
+from bench.loop_lag import late_shares, read_histogram
 from bench.metrics import LATE_AFTER, RunFigures, figures
 from bench.providers import Latencies
 from bench.targets import (
@@ -138,6 +139,7 @@ async def measure_level(
         time.monotonic(),
         cores_busy_seconds(),
     )
+    lag_before = await asyncio.to_thread(read_histogram, target.port)
     sampler.start()
     calls: list[CallResult] = await run_calls(
         n,
@@ -156,6 +158,7 @@ async def measure_level(
     )
     run.phase, run.load, run.harness_cpu_percent = phase, os.getloadavg(), harness_cpu
     run.cores_busy = cores_busy_percent(cores_before, cores_busy_seconds())
+    run.loop_lag = late_shares(lag_before, await asyncio.to_thread(read_histogram, target.port))
     await asyncio.sleep(0.0 if options.quick else 1.0)  # let the bot tidy up between runs
     return run
 

@@ -43,6 +43,10 @@ def test_snapshot_contents_and_no_secrets(tmp_path: Path) -> None:
         "twilio": True,
         "llm_secondary": False,
     }
+    load = body["load"]  # the answering process takes calls: its calls and event loop
+    assert load["calls"] == 0 and load["reserved"] == 0 and load["full"] is None
+    assert load["max_calls"] == settings.max_calls_per_worker
+    assert 0 <= load["event_loop_lag_ms"] <= load["worst_lag_last_minute_ms"] + 0.1
     config = {row["name"]: row for row in body["config"]}
     assert config["elevenlabs_voice_id"]["source"] == "env"
     assert config["llm_model"]["source"] == "default"

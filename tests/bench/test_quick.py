@@ -39,6 +39,10 @@ def test_quick_run_writes_markdown_json_and_png(tmp_path: Path) -> None:
         ("ours", "latency"),
     ]
     assert all(r["summary"]["v2v_p50"] > 0 and r["summary"]["greeting_p50"] > 0 for r in runs)
+    lag = {(r["target"], r["phase"]): r["loop_lag"] for r in runs}
+    assert lag[("ours", "latency")]["samples"] > 0  # read from the agent's own /metrics
+    assert 0 <= lag[("ours", "latency")]["over_20ms"] <= 100
+    assert lag[("stock", "latency")] == {}  # stock Pipecat has no such histogram
     shapes = {s["target"]: s["shapes"] for s in data["reply_shapes"]}
     for target in ("stock", "ours"):
         assert shapes[target]["overall"]["v2v_p50"] > 0

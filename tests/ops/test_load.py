@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from phone_agent.app import create_app
-from phone_agent.ops.load import RESERVATION_SECONDS, LoadMonitor
+from phone_agent.ops.load import RESERVATION_SECONDS, WORST_LAG_WINDOW_SECONDS, LoadMonitor
 from phone_agent.ops.metrics import exposition
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import Call
@@ -72,6 +72,49 @@ async def test_a_blocked_event_loop_counts_as_full() -> None:
         assert load.full_reason() is None
     finally:
         watcher.cancel()
+
+
+def lag_samples_over(seconds: str) -> float:
+    """Event-loop lag samples later than ``seconds`` (a bucket bound), from the exposition."""
+    count = bucket = 0.0
+    for line in exposition().decode().splitlines():
+        if line.startswith("phone_agent_event_loop_lag_seconds_count"):
+            count = float(line.split()[-1])
+        if line.startswith(f'phone_agent_event_loop_lag_seconds_bucket{{le="{seconds}"}}'):
+            bucket = float(line.split()[-1])
+    return count - bucket
+
+
+async def test_a_stall_shows_as_the_worst_lag_of_the_minute_and_in_the_histogram() -> None:
+    load = LoadMonitor(max_calls=3, max_lag_ms=1000)
+    over_quarter = lag_samples_over("0.25")
+    watcher = asyncio.create_task(load.watch_lag())
+    try:
+        await asyncio.sleep(0.25)
+        assert load.worst_lag_ms() < 100  # an idle loop keeps time
+        time.sleep(0.4)  # noqa: ASYNC251 - on purpose: one stall, as a burst of work would make
+        for _ in range(5):  # the smoothed lag forgets the stall; the worst of the minute keeps it
+            await asyncio.sleep(0.1)
+        status = load.status()
+    finally:
+        watcher.cancel()
+    assert 300 <= status["worst_lag_last_minute_ms"] < 2000
+    assert status["event_loop_lag_ms"] < status["worst_lag_last_minute_ms"]
+    assert status["calls"] == 0 and status["max_calls"] == 3 and status["full"] is None
+    assert lag_samples_over("0.25") - over_quarter == 1
+
+
+def test_the_worst_lag_lapses_after_a_minute(monkeypatch: Any) -> None:
+    load = LoadMonitor(max_calls=0, max_lag_ms=0)
+    load.record_lag(450.0)
+    load.record_lag(3.0)
+    assert load.worst_lag_ms() == 450.0
+    later = time.monotonic() + WORST_LAG_WINDOW_SECONDS + 1
+    monkeypatch.setattr("phone_agent.ops.load.time.monotonic", lambda: later)
+    assert load.worst_lag_ms() == 0.0
+    load.record_lag(7.0)  # and the old samples are let go
+    assert load.worst_lag_ms() == 7.0 and len(load._recent_lags) == 1
+    assert load.status()["max_calls"] is None and load.status()["max_event_loop_lag_ms"] is None
 
 
 def test_incoming_call_beyond_capacity_gets_the_overflow_twiml(tmp_path: Path) -> None:

@@ -98,6 +98,8 @@ async def build_snapshot(runtime: Runtime, services: Services) -> dict[str, Any]
     }
     snapshot["counts"] = await counts(services) if db["ok"] else None
     snapshot["health"] = await component_health(runtime, services)
+    # this process's calls and event loop (the process that answered; None where calls are not taken)
+    snapshot["load"] = runtime.load.status() if runtime.takes_calls else None
     if db["ok"]:
         async with services.sessions() as session:
             snapshot["latency"] = await latency_summary(session)

@@ -9,18 +9,29 @@ A call counts from the moment ``/phone/incoming`` answers it with a stream (``re
 once its stream has started a second or more later: a burst of calls cannot all slip in while the
 first streams are still opening. A reservation whose stream never comes lapses after
 ``RESERVATION_SECONDS``.
+
+The lag is what an operator needs to see whether a process keeps real time: every sample goes to
+the ``phone_agent_event_loop_lag_seconds`` histogram (``/metrics``), and ``status()`` (the ``load``
+section of ``/admin-status``) gives the smoothed lag shedding uses and the worst of the last
+minute. A process can average well under a core and still stall for a moment when many calls'
+turns end together; the worst lag shows those moments, the average hides them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from phone_agent.ops import metrics
 
 LAG_PROBE_SECONDS = 0.1  # how often the loop's lateness is sampled
 LAG_SMOOTHING = 0.3  # weight of the newest sample in the moving average
 RESERVATION_SECONDS = 15.0  # Twilio opens the stream within a few seconds of the webhook's answer
+WORST_LAG_WINDOW_SECONDS = 60.0  # the worst lag reported is that of the last minute
 
 
 class LoadMonitor:
@@ -34,6 +45,7 @@ class LoadMonitor:
         self._ended_at = time.monotonic()
         self.lag_ms = 0.0
         self._reserved: dict[str, float] = {}  # call SID → when its reservation lapses (monotonic)
+        self._recent_lags: deque[tuple[float, float]] = deque()  # (monotonic, ms) of the last minute
 
     def reserve(self, call_sid: str) -> None:
         """``/phone/incoming`` took the call: it counts until its stream starts (or this lapses)."""
@@ -82,5 +94,30 @@ class LoadMonitor:
         while True:
             started = loop.time()
             await asyncio.sleep(LAG_PROBE_SECONDS)
-            late_ms = max(0.0, (loop.time() - started - LAG_PROBE_SECONDS) * 1000)
-            self.lag_ms = LAG_SMOOTHING * late_ms + (1 - LAG_SMOOTHING) * self.lag_ms
+            self.record_lag(max(0.0, (loop.time() - started - LAG_PROBE_SECONDS) * 1000))
+
+    def record_lag(self, late_ms: float) -> None:
+        """One sample: the probe's timer ran ``late_ms`` late."""
+        self.lag_ms = LAG_SMOOTHING * late_ms + (1 - LAG_SMOOTHING) * self.lag_ms
+        metrics.event_loop_lag(late_ms / 1000, self.lag_ms / 1000)
+        now = time.monotonic()
+        self._recent_lags.append((now, late_ms))
+        while self._recent_lags and self._recent_lags[0][0] < now - WORST_LAG_WINDOW_SECONDS:
+            self._recent_lags.popleft()
+
+    def worst_lag_ms(self) -> float:
+        """The latest sample's worst of the last ``WORST_LAG_WINDOW_SECONDS`` (0 with none)."""
+        since = time.monotonic() - WORST_LAG_WINDOW_SECONDS
+        return max((ms for at, ms in self._recent_lags if at >= since), default=0.0)
+
+    def status(self) -> dict[str, Any]:
+        """This process's load for ``/admin-status``: calls, capacity, lag, and whether it is full."""
+        return {
+            "calls": self.calls,
+            "reserved": self.reserved(),
+            "max_calls": self.max_calls or None,
+            "event_loop_lag_ms": round(self.lag_ms, 1),
+            "worst_lag_last_minute_ms": round(self.worst_lag_ms(), 1),
+            "max_event_loop_lag_ms": self.max_lag_ms or None,
+            "full": self.full_reason(),
+        }

@@ -67,6 +67,20 @@ FALLBACKS = Counter(
     ["component", "to"],
     registry=REGISTRY,
 )
+# seconds a 100 ms timer of the event loop ran late: under 5 ms is a loop keeping real time (a
+# caller's audio frame is 20 ms), 50 ms and more is audio that stutters
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+EVENT_LOOP_LAG = Histogram(
+    "phone_agent_event_loop_lag_seconds",
+    "How late this process's event loop ran a 100 ms timer (sampled ten times a second).",
+    buckets=LAG_BUCKETS,
+    registry=REGISTRY,
+)
+EVENT_LOOP_LAG_SMOOTHED = Gauge(
+    "phone_agent_event_loop_lag_smoothed_seconds",
+    "The event loop's smoothed lateness, as new calls are refused on (max_event_loop_lag_ms).",
+    registry=REGISTRY,
+)
 
 
 def call_started(direction: str = "inbound") -> None:
@@ -109,6 +123,12 @@ def provider_error(provider: str, kind: str = "error") -> None:
 def fallback_used(component: str, to: str) -> None:
     """A fallback took over (component llm/tts/stt; ``to`` names the fallback)."""
     FALLBACKS.labels(component=component, to=to).inc()
+
+
+def event_loop_lag(late: float, smoothed: float) -> None:
+    """One sample of the event loop's lateness (seconds), and the smoothed value after it."""
+    EVENT_LOOP_LAG.observe(late)
+    EVENT_LOOP_LAG_SMOOTHED.set(smoothed)
 
 
 def exposition() -> bytes:
