@@ -13,8 +13,9 @@ first streams are still opening. A reservation whose stream never comes lapses a
 The lag is what an operator needs to see whether a process keeps real time: every sample goes to
 the ``phone_agent_event_loop_lag_seconds`` histogram (``/metrics``), and ``status()`` (the ``load``
 section of ``/admin-status``) gives the smoothed lag shedding uses and the worst of the last
-minute. A process can average well under a core and still stall for a moment when many calls'
-turns end together; the worst lag shows those moments, the average hides them.
+minute: a single stall (a synchronous parse, a burst of work) that the smoothed value averages
+away. The histogram tells the two kinds of lateness apart: a saturated process has many probes a
+little late, a stalling one a few probes very late.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class LoadMonitor:
             self._recent_lags.popleft()
 
     def worst_lag_ms(self) -> float:
-        """The latest sample's worst of the last ``WORST_LAG_WINDOW_SECONDS`` (0 with none)."""
+        """The worst lag (ms) of the last ``WORST_LAG_WINDOW_SECONDS`` (0 without a sample)."""
         since = time.monotonic() - WORST_LAG_WINDOW_SECONDS
         return max((ms for at, ms in self._recent_lags if at >= since), default=0.0)
 
