@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from phone_agent.app import create_app
 from phone_agent.ops.load import RESERVATION_SECONDS, WORST_LAG_WINDOW_SECONDS, LoadMonitor
-from phone_agent.ops.metrics import exposition
+from phone_agent.ops.metrics import REGISTRY, exposition
 from phone_agent.runtime import Runtime
 from phone_agent.storage.tables import Call
 from tests.api.test_phone import AUTH_TOKEN, FORM, PUBLIC, VOICE_KEYS, sign
@@ -75,14 +75,10 @@ async def test_a_blocked_event_loop_counts_as_full() -> None:
 
 
 def lag_samples_over(seconds: str) -> float:
-    """Event-loop lag samples later than ``seconds`` (a bucket bound), from the exposition."""
-    count = bucket = 0.0
-    for line in exposition().decode().splitlines():
-        if line.startswith("phone_agent_event_loop_lag_seconds_count"):
-            count = float(line.split()[-1])
-        if line.startswith(f'phone_agent_event_loop_lag_seconds_bucket{{le="{seconds}"}}'):
-            bucket = float(line.split()[-1])
-    return count - bucket
+    """Event-loop lag samples later than ``seconds`` (a bucket bound), from this process's registry."""
+    name = "phone_agent_event_loop_lag_seconds"
+    count = REGISTRY.get_sample_value(f"{name}_count") or 0.0
+    return count - (REGISTRY.get_sample_value(f"{name}_bucket", {"le": seconds}) or 0.0)
 
 
 async def test_a_stall_shows_as_the_worst_lag_of_the_minute_and_in_the_histogram() -> None:

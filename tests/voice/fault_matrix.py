@@ -395,10 +395,9 @@ async def run_matrix(
     results = list(await asyncio.gather(*(one(i, s, f) for i, (s, f) in enumerate(cells))))
     for n, first in enumerate(results):
         if first.only_late:  # a moment of contention among the concurrent cells: once more, alone
-            index = cells.index((first.stage, first.fault))
             folder = tmp_path / f"{first.stage}-{first.fault}-again"
             folder.mkdir()
-            again = await run_cell(first.stage, first.fault, folder, index, starting)
+            again = await run_cell(first.stage, first.fault, folder, n, starting)  # gather keeps order
             again.first_try = first.problems
             results[n] = again
     return results, time.monotonic() - started
