@@ -14,8 +14,8 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
 from phone_agent.voice.shared_models import SILERO_MODEL, _one_thread_options, _session
-from phone_agent.voice.vad_batch import BatchedSileroVADAnalyzer, SileroBatcher
-from tests.fakes.audio import read_ulaw, speech_wav, ulaw_to_pcm16
+from phone_agent.voice.vad_batch import QUIET_RATIO, BatchedSileroVADAnalyzer, SileroBatcher
+from tests.fakes.audio import pcm16_rms, read_ulaw, speech_wav, ulaw_to_pcm16
 
 UTTERANCES = (
     "Hi there, I would like to book an appointment for next Tuesday.",
@@ -191,3 +191,52 @@ async def test_after_a_long_quiet_the_model_starts_afresh(batcher: SileroBatcher
         await analyzer.analyze_audio(f)
     assert batcher.rows - scored <= 5  # scored only while the smoothed volume decays below the gate
     assert not analyzer.call_model._state.any()  # Pipecat's periodic reset fired on the skipped quiet
+
+
+def speech_end_secs(audio: bytes) -> float:
+    """The end of the last 20 ms of ``audio`` not near-silent (RMS above 200, as the bench's caller)."""
+    loud = [i for i, f in enumerate(frames(audio, 20)) if pcm16_rms(f) > 200]
+    return (loud[-1] + 1) * 0.020
+
+
+async def first_pause(
+    analyzer: BatchedSileroVADAnalyzer, audio: bytes, end: float
+) -> tuple[float, float]:
+    """(end of the frame, in seconds, where Silero first scores the speech ending at ``end`` low;
+    silent_secs there)."""
+    seen_speech, at = False, 0.0
+    for f in frames(audio, 20):
+        state = await analyzer.analyze_audio(f)
+        at += len(f) / 16000
+        seen_speech = seen_speech or state == VADState.SPEAKING
+        if seen_speech and state == VADState.STOPPING and at > end:
+            return at, analyzer.silent_secs
+    raise AssertionError("no pause after the speech")
+
+
+async def test_a_pause_is_dated_from_the_callers_last_loud_window_not_from_silero_s_first_low_score(
+    batcher: SileroBatcher,
+) -> None:
+    late = []  # how long after the words Silero first scores the pause low
+    for text in UTTERANCES:
+        audio = call_audio(text, tail_ms=1000)
+        end = speech_end_secs(audio)
+        at, silent = await first_pause(batched(batcher, volume_gate=True), audio, end)
+        late.append(at - end)
+        assert -0.032 <= (at - silent) - end <= 0.032, text  # dated within a window of the words' end
+    # Silero's recurrent state goes on scoring the digital silence after most of them as speech
+    assert sorted(late)[1] >= 0.064, late
+
+
+async def test_in_noise_near_the_voice_s_level_a_pause_is_counted_as_pipecat_counts_it(
+    batcher: SileroBatcher,
+) -> None:
+    clean = call_audio(UTTERANCES[1], tail_ms=1000)
+    speech = np.frombuffer(clean, np.int16).astype(np.float64)
+    peak = max(pcm16_rms(w) for w in frames(speech.astype(np.int16).tobytes(), 32))
+    hiss = np.random.default_rng(3).normal(0.0, 2 * QUIET_RATIO * peak, len(speech))
+    noisy = np.clip(speech + hiss, -32768, 32767).astype(np.int16).tobytes()
+    analyzer = batched(batcher, volume_gate=True)
+    _, silent = await first_pause(analyzer, noisy, speech_end_secs(clean))
+    assert silent == pytest.approx(0.032)  # one window: no lead, Pipecat's count
+    assert analyzer.pause_lead_secs == 0.0

@@ -364,6 +364,7 @@ async def build_call(
         call_id=call_id,
         started_at=start.started_at,
         vad_stop_secs=VAD_STOP_SECS,
+        pause_lead=lambda: vad.pause_lead_secs,
         llm=llm,
         tts=tts_services,
         output=transport.output(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,11 +83,13 @@ class CallRecorder(TapObserver):
         tts: list[FrameProcessor],
         output: FrameProcessor,
         tasks: TaskOwner | None = None,
+        pause_lead: Callable[[], float] = lambda: 0.0,
     ) -> None:
         super().__init__()  # each frame once, where it was made
         self._tasks = tasks  # owns the writer (it must outlive the pipeline until ``flush``)
         self._sessions, self._call_id = sessions, call_id
         self._started_at, self._vad_stop_secs = started_at, vad_stop_secs
+        self._pause_lead = pause_lead  # the pause before Silero scored it as one (voice/vad_batch.py)
         self._llm, self._tts, self._output = llm, tts, output
         self._exchange = _Exchange()
         self._awaiting_audio = False
@@ -104,7 +107,8 @@ class CallRecorder(TapObserver):
     async def on_push_frame(self, data: FramePushed) -> None:
         frame, source = data.frame, data.source
         if isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._exchange.marks["caller_stopped"] = round(self._now_ms() - 1000 * self._vad_stop_secs, 1)
+            silence = self._vad_stop_secs + self._pause_lead()
+            self._exchange.marks["caller_stopped"] = round(self._now_ms() - 1000 * silence, 1)
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._mark("turn_detected")
         elif isinstance(frame, TranscriptionFrame):

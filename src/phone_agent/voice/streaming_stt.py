@@ -51,7 +51,7 @@ from phone_agent.voice.stt_ladder import LadderSTTService, STTExhausted
 
 PRE_ROLL_SECS = 0.3  # audio before Silero's first speech window (start of the first word)
 SEND_EVERY_SECS = 0.06  # one append message per this much audio (3 phone frames)
-COMMIT_AFTER_SECS = 0.096  # three Silero windows of silence: the caller paused
+COMMIT_AFTER_SECS = 0.096  # three windows of silence (from the last loud one): the caller paused
 MIN_COMMIT_SECS = 0.1  # OpenAI refuses a commit of less audio
 STREAM_DEADLINE_SECS = 1.0  # a commit unanswered this long goes to the ladder
 CONNECT_TIMEOUT_SECS = 5.0

@@ -45,6 +45,10 @@ smart-turn, then the transcript) with three changes:
   caller speaks again, or the turn ends (the sentence-end rule, the fallback). A request withdrawn
   before a model thread takes it costs no inference, so under load the model runs less.
 
+Silence is counted from the caller's last loud window, not from Silero's first low score (its
+recurrent state scores 64-128 ms of silence after a word as speech: ``pause_lead_secs`` in
+voice/vad_batch.py), so "after 0.7 s of silence" is 0.7 s after the caller stopped.
+
 Silence is counted in the caller's audio frames as the aggregator processes them (VAD has scored
 each one by then), not in wall time: when smart-turn or a busy event loop holds the aggregator up,
 the frames queued behind it are still looked at before a pause can end the turn. That holds for
@@ -80,7 +84,7 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from phone_agent.voice.streaming_stt import SegmentCounter, SegmentSettledFrame
 from phone_agent.voice.turn_pool import PooledSmartTurnAnalyzer
 
-SPECULATE_AFTER_SECS = 0.3  # caller silence before the LLM request may start (no request at a comma)
+SPECULATE_AFTER_SECS = 0.25  # caller silence before the LLM request may start (no request at a comma)
 CONFIRM_SECS = 0.5  # caller silence before a turn smart-turn judged complete is over
 SENTENCE_END_SECS = 0.7  # ... judged incomplete, but whose transcript ends a sentence
 SENTENCE_ENDS = (".", "?", "!")
@@ -137,7 +141,8 @@ class CallTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             self._speculation = None  # withdrawn by the LLM (it wanted a tool): the turn end asks again
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._silence = frame.stop_secs  # the silence VAD waited for
+            # the silence VAD waited for, from the caller's last loud window (vad_batch.py)
+            self._silence = frame.stop_secs + float(getattr(self._vad, "pause_lead_secs", 0.0))
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._silence = None
             self._transcribed = False  # words to come that no transcript holds yet

@@ -36,6 +36,17 @@ windows after a quiet are thus judged from a slightly different state: on espeak
 same speech segments start at most 0.16 s earlier or 0.04 s later and stop at most 0.04 s later
 (tests/voice/test_vad_batch.py); ``volume_gate=False`` scores every window, exactly as Pipecat.
 
+**When the pause began.** Silero's recurrent state keeps a word's confidence above the threshold
+for two to four windows (64-128 ms) of what is already silence: on the bench's speech its score is
+0.9-1.0 in windows of digital silence right after the last word. Pipecat counts the pause from the
+first window it scores low, so every decision taken "after so much silence" (the streaming STT's
+commit, the end of turn) comes that much later than the caller's pause. Here the windows Silero
+still called speech that were already quiet (``QUIET_RATIO`` below the loudest window of the
+speech, at most ``MAX_LEAD_WINDOWS``) count as the pause's lead once Silero says the speech
+stopped: ``silent_secs`` and ``pause_lead_secs`` include them. Silero still decides whether there
+is a pause at all; the energy only dates its start. A caller in a noise within ``QUIET_RATIO`` of
+their voice gets no lead (the pause is counted as Pipecat counts it).
+
 Per-call state is Silero's state and context (~1 KB) plus Pipecat's counters, dropped with the
 analyzer when its call ends; the batcher keeps nothing of a call between ticks.
 """
@@ -59,6 +70,9 @@ from phone_agent.voice.model_threads import Answer, answer
 TICK_SECS = 0.010  # a third of a Silero window (256 samples at 8 kHz, 512 at 16 kHz)
 CLOSE_TIMEOUT_SECS = 5.0
 QUIET_SCORE = np.zeros((1, 1), dtype=np.float32)  # a window's speech probability when it is not scored
+QUIET_RATIO = 0.05  # a window this far below the speech's loudest (-26 dB in RMS) holds no words
+MAX_LEAD_WINDOWS = 4  # the most of a pause Silero's hangover is taken to hide (128 ms)
+SPEECH_STATES = (VADState.STARTING, VADState.SPEAKING)
 
 
 class CallSileroModel(SileroOnnxModel):
@@ -224,6 +238,9 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         self._low_confidence_windows = 0
         self.volume_gate = volume_gate  # windows below ``min_volume`` are not scored (module docstring)
         self._window_volume: float | None = None  # the gate's volume of the window it has just let pass
+        self._speech_peak = 0.0  # RMS of the loudest window since the caller started speaking
+        self._quiet_run = 0  # windows Silero still calls speech that are quiet, up to the last one
+        self._pause_lead = 0  # ... of them before the pause Silero has found (module docstring)
         self.skipped = 0  # windows below the volume gate: not scored (tests, bench)
         # given every frame with the state after it (the streaming STT: speech is sent, a pause commits)
         self.listeners: list[Callable[[VADState, float, bytes], Awaitable[None]]] = []
@@ -237,12 +254,15 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
             missing = needed - len(self._vad_buffer)
             piece, rest = rest[:missing], rest[missing:]
             window = self._vad_buffer + piece
-            if self.volume_gate and self._below_volume_gate(window):
+            scored = not (self.volume_gate and self._below_volume_gate(window))
+            if scored:
+                await self._batcher.score(self.call_model, window, self.sample_rate)
+            else:
                 self.call_model.skip()
                 self.skipped += 1
-            else:
-                await self._batcher.score(self.call_model, window, self.sample_rate)
+            before, quiet = self._vad_state, self._quiet_window(window, scored)
             state = self._run_analyzer(piece)  # Pipecat's analysis of exactly this (scored) window
+            self._date_pause(before, state, quiet)
         self._vad_buffer += rest
         for listener in self.listeners:
             await listener(state, self.silent_secs, buffer)
@@ -258,9 +278,35 @@ class BatchedSileroVADAnalyzer(SileroVADAnalyzer):
         volume, self._window_volume = self._window_volume, None
         return super()._get_smoothed_volume(audio) if volume is None else volume
 
+    def _quiet_window(self, window: bytes, scored: bool) -> bool:
+        """Whether ``window`` is quiet next to the speech so far (it raises the speech's peak if not)."""
+        if self._vad_state == VADState.QUIET:
+            self._speech_peak = 0.0  # speech may start here: its loudness is measured afresh
+            if not scored:
+                return True  # below the volume gate: no speech starts here, nothing to measure
+        samples = np.frombuffer(window, np.int16).astype(np.float32)
+        rms = float(np.sqrt(samples.dot(samples) / len(samples)))
+        quiet = rms < QUIET_RATIO * self._speech_peak
+        self._speech_peak = max(self._speech_peak, rms)
+        return quiet
+
+    def _date_pause(self, before: VADState, after: VADState, quiet: bool) -> None:
+        """Follow the quiet windows Silero still calls speech; when it finds the pause, they lead it."""
+        if after in SPEECH_STATES:
+            self._pause_lead = 0
+            self._quiet_run = self._quiet_run + 1 if quiet else 0
+        elif after == VADState.STOPPING and before == VADState.SPEAKING:
+            self._pause_lead, self._quiet_run = min(self._quiet_run, MAX_LEAD_WINDOWS), 0
+
+    @property
+    def pause_lead_secs(self) -> float:
+        """Seconds of the caller's pause before Silero scored it as one (kept until speech starts again)."""
+        return self._pause_lead * self._vad_frames / self.sample_rate if self.sample_rate else 0.0
+
     @property
     def silent_secs(self) -> float:
-        """Seconds of silence since the caller's last speech window, while VAD waits to call it a stop."""
+        """Seconds of silence since the caller's last speech window, while VAD waits to call it a stop
+        (from the caller's last loud window, not from Silero's first low score)."""
         if self._vad_state != VADState.STOPPING or not self.sample_rate:
             return 0.0
-        return self._vad_stopping_count * self._vad_frames / self.sample_rate
+        return (self._vad_stopping_count + self._pause_lead) * self._vad_frames / self.sample_rate
