@@ -183,6 +183,7 @@ def test_owner_session_in_chromium(tmp_path: Path) -> None:
             page.goto(server.url + "/admin#system")
             system = page.locator("#system")
             assert "OK" in system.locator("#health").inner_text()
+            assert "calls in this process" in system.locator("#load").inner_text()  # and its event loop
             config = system.locator("#config-table").inner_text()
             assert "tts_stability\t0.8\tadmin" in config and "elevenlabs_api_key\t…****" in config
             audit = system.locator("#audit-log").inner_text()

@@ -114,3 +114,23 @@ async def test_snapshot_reports_redis_and_a_down_memory_service(tmp_path: Path) 
         await rt.close()
     assert health["redis"] == {"ok": True, "detail": "ping ok"}
     assert health["memory"]["ok"] is False and "unreachable" in health["memory"]["detail"]
+
+
+def load_row(page: str) -> str:
+    return page.split('<tr id="load">', 1)[1].split("</tr>", 1)[0]
+
+
+def test_the_admin_page_shows_this_process_s_calls_and_event_loop(admin: tuple[TestClient, str]) -> None:
+    client, _csrf = admin
+    load = client.app.state.runtime.load
+    row = load_row(client.get("/admin").text)
+    assert ">OK<" in row and f"0 of {load.max_calls} calls in this process" in row
+    assert "worst in the last minute" in row and "New calls are turned away" not in row
+
+    load.record_lag(420.0)  # a stall: the worst of the minute
+    with load.call("CA-a"), load.call("CA-b"):
+        load.max_calls = 2
+        row = load_row(client.get("/admin").text)
+    assert ">FULL<" in row and "2 of 2 calls in this process" in row
+    assert "worst in the last minute 420 ms" in row
+    assert "New calls are turned away: at capacity (2 of 2 calls)" in row

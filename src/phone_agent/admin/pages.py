@@ -208,6 +208,7 @@ async def admin_context(
         "call_log": log,
         "phone_filter": phone,
         "health": await component_health(runtime, services),
+        "load": runtime.load.status() if runtime.takes_calls else None,  # this process's calls and loop
         "config": settings.public_view(),
         "audit": audit,
         **await _knowledge(store, knowledge_query),
