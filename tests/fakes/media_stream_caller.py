@@ -98,6 +98,7 @@ class MediaStreamCaller:
         self.agent_audio: list[AgentAudio] = []
         self.marks_received: list[tuple[float, str]] = []
         self.marks_sent_back: list[tuple[float, str]] = []
+        self.echoes_lost = 0  # mark echoes the agent had closed the stream before (not errors)
         self.clears: list[float] = []
         self.protocol_errors: list[str] = []
         self.played_audio = bytearray()  # what the caller actually heard
@@ -343,9 +344,15 @@ class MediaStreamCaller:
     def _echo_mark(self, name: str) -> None:
         self.marks_sent_back.append((time.monotonic(), name))
         if self._ws is not None and not self._stopped:
-            asyncio.ensure_future(
-                self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
-            )
+            asyncio.ensure_future(self._send_echo(name))
+
+    async def _send_echo(self, name: str) -> None:
+        """A mark's echo, sent on its own: an agent that has just closed the stream gets none (the
+        close may reach the socket between the mark and its echo, as on a real line)."""
+        try:
+            await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+        except ConnectionClosed:
+            self.echoes_lost += 1
 
     async def _playout_loop(self) -> None:
         """Play queued agent audio in real time; echo marks as the audio before them finishes."""

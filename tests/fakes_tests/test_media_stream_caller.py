@@ -22,10 +22,17 @@ class ScriptedAgent(FakeServer):
 
     name = "agent"
 
-    def __init__(self, *, clear_after_answer: bool = False, close_after_greeting: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        clear_after_answer: bool = False,
+        close_after_greeting: bool = False,
+        close_after_mark: bool = False,
+    ) -> None:
         super().__init__()
         self.clear_after_answer = clear_after_answer
         self.close_after_greeting = close_after_greeting
+        self.close_after_mark = close_after_mark
         self.inbound: list[dict[str, Any]] = []
         self.handshake_headers: dict[str, str] = {}
 
@@ -42,6 +49,11 @@ class ScriptedAgent(FakeServer):
                 self.inbound.append(message)
                 if message["event"] == "start":
                     stream_sid = message["start"]["streamSid"]
+                    if self.close_after_mark:  # a mark with nothing to play, then the agent hangs up
+                        mark = {"event": "mark", "streamSid": stream_sid, "mark": {"name": "bye"}}
+                        await websocket.send_text(json.dumps(mark))
+                        await websocket.close()
+                        return
                     await self._say(websocket, stream_sid, "hello caller", "greeting")
                     if self.close_after_greeting:  # as a redirect ends the stream mid-greeting
                         await websocket.close()
@@ -162,3 +174,14 @@ async def test_a_stream_that_ends_drops_the_audio_still_queued() -> None:
             await caller.wait_for_quiet(0.2, timeout=1)  # nothing more will play: quiet at once
     assert closed_at is not None and caller.ended_by == "server_closed"
     assert len(caller.played_audio) < len(pcm16_to_ulaw(tone_pcm16("hello caller", 8000)))
+
+
+async def test_a_mark_echo_the_agent_closed_the_stream_before_is_lost_quietly() -> None:
+    for _ in range(5):  # the close reaches the socket before the echo's task runs, or just after
+        async with ScriptedAgent(close_after_mark=True) as agent:
+            async with MediaStreamCaller(agent.ws_url + "/ws") as caller:
+                await caller.wait_for_close(timeout=5)
+                await asyncio.sleep(0.05)  # the echo's task has run
+        assert [name for _, name in caller.marks_received] == ["bye"]
+        assert [name for _, name in caller.marks_sent_back] == ["bye"]
+        assert caller.echoes_lost <= 1 and not caller.protocol_errors
