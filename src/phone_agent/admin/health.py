@@ -81,6 +81,11 @@ async def _memory(settings: Settings, database: dict[str, Any]) -> dict[str, Any
     return {"ok": response.status_code == 200, "detail": f"HTTP {response.status_code}"}
 
 
+def process_load(runtime: Runtime) -> dict[str, Any] | None:
+    """The answering process's calls and event loop (None where this process takes no calls)."""
+    return runtime.load.status() if runtime.takes_calls else None
+
+
 async def component_health(runtime: Runtime, services: Services) -> dict[str, Any]:
     """{database, memory, redis (when used), providers} each with ok + detail."""
     settings = services.settings

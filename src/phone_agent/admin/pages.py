@@ -21,7 +21,7 @@ from phone_agent.admin import auth, throttle
 from phone_agent.admin.auth import AdminDep
 from phone_agent.admin.callers import search_callers
 from phone_agent.admin.calls import call_detail, call_log, live_calls
-from phone_agent.admin.health import component_health
+from phone_agent.admin.health import component_health, process_load
 from phone_agent.admin.owner import header_counts
 from phone_agent.admin.recordings import call_recordings
 from phone_agent.admin.routing_view import routing_context
@@ -208,7 +208,7 @@ async def admin_context(
         "call_log": log,
         "phone_filter": phone,
         "health": await component_health(runtime, services),
-        "load": runtime.load.status() if runtime.takes_calls else None,  # this process's calls and loop
+        "load": process_load(runtime),
         "config": settings.public_view(),
         "audit": audit,
         **await _knowledge(store, knowledge_query),

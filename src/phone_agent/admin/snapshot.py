@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from phone_agent import __version__
 from phone_agent.admin.calls import latency_summary
-from phone_agent.admin.health import component_health, providers_configured
+from phone_agent.admin.health import component_health, process_load, providers_configured
 from phone_agent.runtime import Runtime
 from phone_agent.services import Services
 from phone_agent.storage.db import ping
@@ -98,8 +98,7 @@ async def build_snapshot(runtime: Runtime, services: Services) -> dict[str, Any]
     }
     snapshot["counts"] = await counts(services) if db["ok"] else None
     snapshot["health"] = await component_health(runtime, services)
-    # this process's calls and event loop (the process that answered; None where calls are not taken)
-    snapshot["load"] = runtime.load.status() if runtime.takes_calls else None
+    snapshot["load"] = process_load(runtime)
     if db["ok"]:
         async with services.sessions() as session:
             snapshot["latency"] = await latency_summary(session)
